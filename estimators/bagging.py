@@ -1,0 +1,59 @@
+"""Bagged decision trees on handcrafted features."""
+
+from sklearn.ensemble import BaggingClassifier
+from sklearn.tree import DecisionTreeClassifier
+
+from .base import FeatureClassifier
+from .registry import register
+
+
+class BaggedTreesClassifier(FeatureClassifier):
+    """`BaggingClassifier` over `DecisionTreeClassifier(max_depth)`.
+
+    Each of `n_estimators` trees sees a bootstrap sample of `max_samples` of the training
+    images and a random `max_features` share of the features. `n_jobs` trains trees in parallel
+    and does not change the result.
+    """
+
+    def __init__(
+        self,
+        features="hog+color-moments+color-hist+lbp",
+        n_estimators=100,
+        max_depth=None,
+        max_samples=1.0,
+        max_features=0.5,
+        random_state=0,
+        n_jobs=None,
+    ):
+        self.features = features
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.max_samples = max_samples
+        self.max_features = max_features
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def _make_head(self):
+        return BaggingClassifier(
+            DecisionTreeClassifier(max_depth=self.max_depth),
+            n_estimators=self.n_estimators,
+            max_samples=self.max_samples,
+            max_features=self.max_features,
+            random_state=self.random_state,
+            n_jobs=self.n_jobs,
+        )
+
+
+@register(
+    "bagged-trees-art-moments",
+    description="21 bagged trees (depth 7, 30% samples, 70% features) on colour moments, as in the art study",
+)
+def bagged_trees_art_moments():
+    return BaggedTreesClassifier(
+        features="color-moments", n_estimators=21, max_depth=7, max_samples=0.3, max_features=0.7
+    )
+
+
+@register("bagged-trees-hog-color", description="100 bagged full-depth trees on HOG, colour and LBP features")
+def bagged_trees_hog_color():
+    return BaggedTreesClassifier()

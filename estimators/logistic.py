@@ -1,0 +1,33 @@
+"""Logistic regression on handcrafted features or raw pixels."""
+
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from .base import FeatureClassifier
+from .registry import register
+
+
+class LogisticRegressionClassifier(FeatureClassifier):
+    """Multinomial logistic regression on standardised features.
+
+    `C` is the inverse L2 regularisation strength; the scaler is fitted on the training fold.
+    """
+
+    def __init__(self, features="hog+color-moments+color-hist", C=0.1, max_iter=500):
+        self.features = features
+        self.C = C
+        self.max_iter = max_iter
+
+    def _make_head(self):
+        return make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=self.max_iter))
+
+
+@register("logreg-pixels", description="logistic regression on raw pixels (the garbage study's baseline)")
+def logreg_pixels():
+    return LogisticRegressionClassifier(features="pixels", C=0.01)
+
+
+@register("logreg-hog-color", description="logistic regression on HOG, colour moments and colour histograms")
+def logreg_hog_color():
+    return LogisticRegressionClassifier(features="hog+color-moments+color-hist", C=0.1)

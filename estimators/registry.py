@@ -1,0 +1,105 @@
+"""The one registry of estimators, filled by the `register` decorator and by plug-in packages.
+
+    @register("knn-hog", description="k-nearest neighbours on HOG features")
+    class KNNOnHOG(ClassifierMixin, BaseEstimator): ...
+
+A name may also be given to a function that returns a configured estimator, so one class can
+serve several entries with different defaults. Out-of-tree packages add estimators through the
+entry-point group ``image_benchmark.estimators``: each entry point names a module (importing it
+runs its `register` calls) or an estimator class or factory (registered under the entry point's
+name).
+"""
+
+import difflib
+import fnmatch
+import importlib
+import inspect
+import pkgutil
+import warnings
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+
+ENTRY_POINT_GROUP = "image_benchmark.estimators"
+FAMILIES = ("classical", "cnn")
+
+
+@dataclass(frozen=True)
+class EstimatorSpec:
+    name: str
+    factory: object  # a class or a function returning an unfitted estimator
+    description: str
+    family: str
+
+    def create(self, **params):
+        """An unfitted estimator; `params` override the entry's defaults via set_params."""
+        estimator = self.factory()
+        return estimator.set_params(**params) if params else estimator
+
+
+_REGISTRY = {}
+_loaded = False
+
+
+def register(name, *, description=None, family="classical"):
+    """Class or factory decorator: make the estimator available as `name`."""
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}; got {family!r}")
+
+    def decorator(factory):
+        doc = description or (inspect.getdoc(factory) or name).splitlines()[0]
+        existing = _REGISTRY.get(name)
+        if existing is not None and existing.factory is not factory:
+            raise ValueError(f"estimator name {name!r} is already registered by {existing.factory}")
+        _REGISTRY[name] = EstimatorSpec(name, factory, doc, family)
+        return factory
+
+    return decorator
+
+
+def _load_all():
+    """Import every module of this package, then the plug-ins' entry points (once)."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    package = importlib.import_module(__package__)
+    for module in pkgutil.iter_modules(package.__path__):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{__package__}.{module.name}")
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            loaded = ep.load()
+        except Exception as exc:  # a broken plug-in must not take the benchmark down
+            warnings.warn(f"could not load estimator plug-in {ep.name!r} ({ep.value}): {exc}")
+            continue
+        if callable(loaded) and ep.name not in _REGISTRY:
+            register(ep.name)(loaded)
+
+
+def list_estimators(pattern="*", family=None):
+    """Registered names matching the fnmatch `pattern` (and `family`), sorted."""
+    _load_all()
+    return sorted(
+        name
+        for name, spec in _REGISTRY.items()
+        if fnmatch.fnmatch(name, pattern) and (family is None or spec.family == family)
+    )
+
+
+def estimator_spec(name):
+    _load_all()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(unknown_name_message("estimator", name, _REGISTRY)) from None
+
+
+def create_estimator(name, **params):
+    """A new unfitted estimator registered as `name`."""
+    return estimator_spec(name).create(**params)
+
+
+def unknown_name_message(kind, name, valid):
+    close = difflib.get_close_matches(name, list(valid), n=3, cutoff=0.5)
+    hint = f"did you mean {' or '.join(close)}?" if close else f"valid: {', '.join(sorted(valid))}"
+    return f"unknown {kind} {name!r}; {hint}"

@@ -1,0 +1,140 @@
+"""Compute each dataset's features once, and keep them on disk for the next run.
+
+Features are deterministic per image (see `ImageFeatures`), so a (dataset, extractor) pair has
+one feature matrix, whatever the fold or the estimator. The key is the dataset's content
+fingerprint plus the extractor's class, parameters and `feature_version`: different images or
+parameters give a different key, so stale features are never served.
+
+Written by hand rather than with `joblib.Memory`, which would hash the whole image array again
+on every call and does not tell whether a call was computed or loaded; the runner reports both.
+"""
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.pipeline import FeatureUnion
+
+from .base import ImageFeatures
+
+
+@dataclass
+class FeatureTiming:
+    """How a feature matrix was obtained: computed now, loaded from disk, or already in memory."""
+
+    source: str  # "computed" | "disk" | "memory"
+    seconds: float  # time spent in this call
+    compute_seconds: float  # what computing it once cost (stored with the cached features)
+
+
+def default_cache_dir():
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(os.environ.get("BENCHMARK_CACHE_DIR") or os.path.join(root, "image-benchmark"))
+
+
+def cache_key(extractor, fingerprint):
+    described = {
+        "class": f"{type(extractor).__module__}.{type(extractor).__qualname__}",
+        "version": extractor.feature_version,
+        "params": {k: repr(v) for k, v in sorted(extractor.cache_params().items())},
+        "images": fingerprint,
+    }
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def is_cacheable(extractor):
+    """True for our deterministic extractors and unions of them (with no weights)."""
+    if isinstance(extractor, FeatureUnion):
+        return extractor.transformer_weights is None and all(
+            is_cacheable(t) for _, t in extractor.transformer_list if t not in ("drop", None)
+        )
+    return isinstance(extractor, ImageFeatures)
+
+
+class FeatureCache:
+    """In-memory and (when `directory` is given) on-disk store of feature matrices."""
+
+    def __init__(self, directory=None):
+        self.directory = Path(directory) if directory is not None else None
+        self._memory = {}
+
+    def transform(self, extractor, images, fingerprint):
+        """Features of `images` (whose content hash is `fingerprint`) and how they were had."""
+        if isinstance(extractor, FeatureUnion):
+            parts = [
+                self.transform(t, images, fingerprint)
+                for _, t in extractor.transformer_list
+                if t not in ("drop", None)
+            ]
+            features = np.hstack([f for f, _ in parts])
+            timings = [t for _, t in parts]
+            sources = {t.source for t in timings}
+            return features, FeatureTiming(
+                source=sources.pop() if len(sources) == 1 else "mixed",
+                seconds=sum(t.seconds for t in timings),
+                compute_seconds=sum(t.compute_seconds for t in timings),
+            )
+        key = cache_key(extractor, fingerprint)
+        if key in self._memory:
+            features, compute_seconds = self._memory[key]
+            return features, FeatureTiming("memory", 0.0, compute_seconds)
+        start = time.perf_counter()
+        loaded = self._load(key)
+        if loaded is not None:
+            features, compute_seconds = loaded
+            source = "disk"
+        else:
+            features = extractor.transform(images)
+            compute_seconds = time.perf_counter() - start
+            source = "computed"
+            self._save(key, features, compute_seconds)
+        self._memory[key] = (features, compute_seconds)
+        return features, FeatureTiming(source, time.perf_counter() - start, compute_seconds)
+
+    def _paths(self, key):
+        return self.directory / f"{key}.npy", self.directory / f"{key}.json"
+
+    def _load(self, key):
+        if self.directory is None:
+            return None
+        array_path, meta_path = self._paths(key)
+        try:
+            meta = json.loads(meta_path.read_text())
+            features = np.load(array_path, allow_pickle=False)
+        except (OSError, ValueError):  # absent, or damaged: compute again
+            return None
+        if list(features.shape) != meta.get("shape"):
+            return None
+        return features, float(meta["compute_seconds"])
+
+    def _save(self, key, features, compute_seconds):
+        if self.directory is None:
+            return
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            array_path, meta_path = self._paths(key)
+            # Write to a temporary file and rename: a reader never sees a half-written file.
+            atomic_write(array_path, lambda f: np.save(f, features, allow_pickle=False))
+            meta = {"shape": list(features.shape), "compute_seconds": compute_seconds}
+            atomic_write(meta_path, lambda f: f.write(json.dumps(meta).encode()))
+        except OSError:
+            # A cache that cannot be written costs speed, never results.
+            pass
+
+
+def atomic_write(path, write):
+    """Call `write(binary_file)` into a temporary file beside `path`, then rename it to `path`."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -32,6 +32,8 @@ def build_parser():
     run.add_argument("--estimators", help="comma-separated estimator names or patterns (e.g. 'knn-*'); default: all")
     run.add_argument("--folds", type=int, default=5, help="stratified folds (default 5)")
     run.add_argument("--seed", type=int, default=0, help="seed of the splits and estimators (default 0)")
+    run.add_argument("--jobs", type=int, default=-1,
+                     help="worker processes for the cells (default -1: all cores); scores do not depend on it")
     run.add_argument("--out", type=Path,
                      help="directory for this run's results (default results/<run-id>)")
     run.add_argument("--image-size", type=int,
@@ -111,6 +113,8 @@ def _run(args, argv):
 
     if args.folds < 2:
         raise UsageError(f"--folds must be at least 2; got {args.folds}")
+    if args.jobs == 0:
+        raise UsageError("--jobs must be a positive number of processes, or -1 for all cores")
     if args.image_size is not None and args.image_size < 1:
         raise UsageError(f"--image-size must be a positive number of pixels; got {args.image_size}")
     datasets = resolve_datasets(args)
@@ -118,7 +122,7 @@ def _run(args, argv):
     run_dir = prepare_run_dir(args.out or Path("results") / new_run_id())
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir() / "features")
     config = RunConfig(datasets, estimators, folds=args.folds, seed=args.seed,
-                       image_size=args.image_size, cache_dir=str(cache_dir) if cache_dir else None)
+                       image_size=args.image_size, n_jobs=args.jobs, cache_dir=str(cache_dir) if cache_dir else None)
 
     def on_dataset(name, summary, skip_reason):
         if skip_reason:

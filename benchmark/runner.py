@@ -7,6 +7,7 @@ most the cells that were running.
 """
 
 import hashlib
+import itertools
 import json
 import re
 import time
@@ -15,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from joblib import Parallel, delayed
 from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold
 
@@ -33,6 +35,7 @@ class RunConfig:
     seed: int = 0
     image_size: int = None
     cache_dir: str = None  # None: features are cached in memory for this run only
+    n_jobs: int = 1  # worker processes for the cells (-1: all cores)
 
 
 @dataclass
@@ -101,73 +104,98 @@ def run(config, run_dir, *, on_cell=None, on_dataset=None):
     """Run every cell of `config`, writing cells under `run_dir`; return the RunResult.
 
     `on_dataset(name, summary_or_None, skip_reason_or_None)` and `on_cell(cell)` are called
-    as the run goes (for progress display).
+    as the run goes (for progress display). Cells run in `config.n_jobs` worker processes
+    (joblib); every cell is deterministic, so the scores do not depend on `n_jobs`.
     """
     run_dir = Path(run_dir)
     cache = FeatureCache(config.cache_dir)
     cells, summaries, skipped = [], {}, {}
-    for dataset_name in config.datasets:
-        try:
-            dataset = load_dataset(dataset_name, image_size=config.image_size, seed=config.seed)
-            summaries[dataset_name] = dataset.summary()
-            validate_for_cv(dataset, config.folds)
-        except DatasetError as exc:
-            skipped[dataset_name] = str(exc)
-        except Exception as exc:  # a loader bug must not end the run
-            skipped[dataset_name] = _failure(exc)[0]
-        if on_dataset is not None:
-            on_dataset(dataset_name, summaries.get(dataset_name), skipped.get(dataset_name))
-        if dataset_name in skipped:
-            continue
-        splits = make_splits(dataset.labels, config.folds, config.seed)
-        for estimator_name in config.estimators:
-            for cell in _run_estimator(dataset, estimator_name, splits, cache):
+    with Parallel(n_jobs=config.n_jobs, return_as="generator_unordered") as parallel:
+        for dataset_name in config.datasets:
+            try:
+                dataset = load_dataset(dataset_name, image_size=config.image_size, seed=config.seed)
+                summaries[dataset_name] = dataset.summary()
+                validate_for_cv(dataset, config.folds)
+            except DatasetError as exc:
+                skipped[dataset_name] = str(exc)
+            except Exception as exc:  # a loader bug must not end the run
+                skipped[dataset_name] = _failure(exc)[0]
+            if on_dataset is not None:
+                on_dataset(dataset_name, summaries.get(dataset_name), skipped.get(dataset_name))
+            if dataset_name in skipped:
+                continue
+            splits = make_splits(dataset.labels, config.folds, config.seed)
+            tasks, failed = [], []
+            for estimator_name in config.estimators:
+                prepared = _prepare(dataset, estimator_name, len(splits), cache)
+                if isinstance(prepared, list):  # its features could not be computed
+                    failed += prepared
+                    continue
+                template, features, timing = prepared
+                for fold, (train, test) in enumerate(splits):
+                    tasks.append(delayed(_run_cell)(
+                        dataset.name, estimator_name, template, fold, train, test,
+                        dataset.images if features is None else features,
+                        dataset.images.shape[1:] if features is not None else None,
+                        dataset.labels, timing,
+                    ))
+            for cell in itertools.chain(failed, parallel(tasks)):
                 save_cell(run_dir, cell)
                 cells.append(cell)
                 if on_cell is not None:
                     on_cell(cell)
+    order = {name: i for i, name in enumerate(config.estimators)}
+    cells.sort(key=lambda c: (config.datasets.index(c.dataset), order[c.estimator], c.fold))
     return RunResult(run_dir, config, cells, summaries, skipped)
 
 
-def _run_estimator(dataset, estimator_name, splits, cache):
-    """Yield one Cell per fold for `estimator_name` on `dataset`."""
-    template = create_estimator(estimator_name)
-    features, feature_seconds, feature_source = None, None, "in-fit"
-    if isinstance(template, FeatureClassifier):
-        extractor = template.feature_extractor()
-        if is_cacheable(extractor):
-            try:
+def _prepare(dataset, estimator_name, n_folds, cache):
+    """(template estimator, features or None, (seconds, source)), or failed cells for every fold.
+
+    Estimators built on a deterministic extractor get the dataset's features from the cache:
+    computed once, shared by every fold and by every estimator that uses the same extractor.
+    """
+    try:
+        template = create_estimator(estimator_name)
+        if isinstance(template, FeatureClassifier):
+            extractor = template.feature_extractor()
+            if is_cacheable(extractor):
                 features, timing = cache.transform(extractor, dataset.images, dataset.fingerprint)
-                feature_seconds, feature_source = timing.compute_seconds, timing.source
-            except Exception as exc:
-                error, trace = _failure(exc)
-                for fold in range(len(splits)):
-                    yield Cell(dataset.name, estimator_name, fold, "failed", error=error, traceback=trace)
-                return
-    for fold, (train, test) in enumerate(splits):
-        cell = Cell(
-            dataset.name, estimator_name, fold, "ok", n_train=len(train), n_test=len(test),
-            feature_seconds=feature_seconds, feature_source=feature_source,
-        )
-        try:
-            estimator = clone(template)
-            y_train = dataset.labels[train]
-            start = time.perf_counter()
-            if features is not None:
-                estimator.fit_features(features[train], y_train, dataset.images.shape[1:])
-                cell.fit_seconds = time.perf_counter() - start
-                start = time.perf_counter()
-                y_pred = estimator.predict_features(features[test])
-            else:
-                estimator.fit(dataset.images[train], y_train)
-                cell.fit_seconds = time.perf_counter() - start
-                start = time.perf_counter()
-                y_pred = estimator.predict(dataset.images[test])
-            cell.predict_seconds = time.perf_counter() - start
-            cell.scores = score_predictions(dataset.labels[test], y_pred)
-            cell.test_index = test.tolist()
-            cell.y_pred = np.asarray(y_pred).astype(str).tolist()
-        except Exception as exc:  # one failing cell must not end the run
-            cell.status = "failed"
-            cell.error, cell.traceback = _failure(exc)
-        yield cell
+                return template, features, (timing.compute_seconds, timing.source)
+        return template, None, (None, "in-fit")
+    except Exception as exc:
+        error, trace = _failure(exc)
+        return [
+            Cell(dataset.name, estimator_name, fold, "failed", error=error, traceback=trace)
+            for fold in range(n_folds)
+        ]
+
+
+def _run_cell(dataset_name, estimator_name, template, fold, train, test, X, image_shape, labels, timing):
+    """Fit a fresh clone of `template` on the training rows of X and score it on the test rows.
+
+    X holds the images, or, when `image_shape` is given, the images' precomputed features.
+    """
+    precomputed = image_shape is not None
+    cell = Cell(
+        dataset_name, estimator_name, fold, "ok", n_train=len(train), n_test=len(test),
+        feature_seconds=timing[0], feature_source=timing[1],
+    )
+    try:
+        estimator = clone(template)
+        start = time.perf_counter()
+        if precomputed:
+            estimator.fit_features(X[train], labels[train], image_shape)
+        else:
+            estimator.fit(X[train], labels[train])
+        cell.fit_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        y_pred = estimator.predict_features(X[test]) if precomputed else estimator.predict(X[test])
+        cell.predict_seconds = time.perf_counter() - start
+        cell.scores = score_predictions(labels[test], y_pred)
+        cell.test_index = test.tolist()
+        cell.y_pred = np.asarray(y_pred).astype(str).tolist()
+    except Exception as exc:  # one failing cell must not end the run
+        cell.status = "failed"
+        cell.error, cell.traceback = _failure(exc)
+    return cell

@@ -12,7 +12,9 @@ def check_images_and_labels(X, y):
     """Validated (images, labels) for `fit`; one-line ValueErrors say what is wrong."""
     X = as_image_batch(X)
     if y is None:
-        raise ValueError("y is required: pass one label per image")
+        raise ValueError(
+            "requires y to be passed, but the target y is None: pass one label per image"
+        )
     y = column_or_1d(y, warn=True)
     if len(y) != len(X):
         raise ValueError(f"X has {len(X)} images but y has {len(y)} labels; pass one label per image")
@@ -58,9 +60,9 @@ class FeatureClassifier(ClassifierMixin, BaseEstimator):
         if X.shape[1:] != self.image_shape_:
             n_features = int(np.prod(X.shape[1:]))
             raise ValueError(
-                f"X has {n_features} features (images of shape {X.shape[1:]}), but "
-                f"{type(self).__name__} is expecting {self.n_features_in_} features as input "
-                f"(images of shape {self.image_shape_}); resize the images to match"
+                f"X has {n_features} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input: images of shape {X.shape[1:]} instead "
+                f"of {self.image_shape_}; resize the images to match"
             )
         return self.feature_extractor().transform(X)
 
@@ -72,7 +74,8 @@ class FeatureClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
             raise ValueError(
-                f"need images of at least 2 classes to fit a classifier; got only {self.classes_[0]!r}"
+                f"need images of at least 2 classes to fit a classifier; got one class, "
+                f"{self.classes_[0]!r}"
             )
         self.head_ = self._make_head().fit(features, y)
         self.image_shape_ = tuple(image_shape)

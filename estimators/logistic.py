@@ -19,6 +19,11 @@ class LogisticRegressionClassifier(FeatureClassifier):
         self.C = C
         self.max_iter = max_iter
 
+    def fit_features(self, features, y, image_shape):
+        super().fit_features(features, y, image_shape)
+        self.n_iter_ = self.head_[-1].n_iter_
+        return self
+
     def _make_head(self):
         return make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=self.max_iter))
 

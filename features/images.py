@@ -8,23 +8,24 @@ floating-point images on the 0..1 scale (scikit-image's convention).
 """
 
 import numpy as np
+from sklearn.utils import check_array
 
 
 def as_image_batch(X, *, name="X"):
-    """Return X as a 4-D (n, height, width, channels) array, or raise a ValueError saying why not."""
-    if hasattr(X, "__array__") or isinstance(X, (list, tuple)):
-        X = np.asarray(X)
-    else:
-        raise TypeError(
-            f"{name} must be a numpy array of images of shape (n, height, width, channels); "
-            f"got {type(X).__name__}"
-        )
-    if X.dtype == object or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
-        raise ValueError(
-            f"{name} must hold numbers (uint8 pixels or floats in [0, 1]); got dtype {X.dtype}"
-        )
-    if np.iscomplexobj(X):
-        raise ValueError(f"{name} must hold real numbers; got complex dtype {X.dtype}")
+    """Return X as a 4-D (n, height, width, channels) array, or raise a ValueError saying why not.
+
+    Validation is scikit-learn's `check_array` (so messages for sparse, complex, object, empty
+    or non-finite input are the ones scikit-learn users know), keeping integer pixels as they are.
+    """
+    X = check_array(
+        X,
+        accept_sparse=False,
+        dtype="numeric",
+        allow_nd=True,
+        ensure_all_finite=True,
+        ensure_min_features=1,
+        input_name=name,
+    )
     if X.ndim == 2:
         X = X[:, np.newaxis, :, np.newaxis]
     elif X.ndim == 3:
@@ -34,16 +35,10 @@ def as_image_batch(X, *, name="X"):
             f"{name} must be a batch of images of shape (n, height, width[, channels]); "
             f"got an array of shape {X.shape}"
         )
-    if X.shape[0] == 0:
-        raise ValueError(f"{name} is empty: 0 images (shape {X.shape}); at least 1 is required")
     if 0 in X.shape[1:]:
         raise ValueError(f"{name} has images with no pixels (shape {X.shape})")
     if X.dtype == bool:
         X = X.astype(np.uint8) * 255
-    if np.issubdtype(X.dtype, np.floating) and not np.isfinite(X).all():
-        raise ValueError(
-            f"{name} contains NaN or infinite pixel values; clean or impute them first"
-        )
     return X
 
 

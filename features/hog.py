@@ -74,7 +74,8 @@ class HOG(ImageFeatures):
 
     def _extract(self, images):
         n, h, w, _ = images.shape
-        if np.issubdtype(images.dtype, np.integer) and images.dtype.itemsize <= 2:
+        exact_in_float32 = np.issubdtype(images.dtype, np.integer) and images.dtype.itemsize <= 2
+        if exact_in_float32 and not self.transform_sqrt:
             # Differences of 8/16-bit integers are exact in float32, and so are the squared
             # magnitudes that pick the strongest channel: same result as skimage's float64,
             # at a third of the cost.

@@ -1,0 +1,25 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def write_image(path, array, fmt=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path, format=fmt)
+
+
+@pytest.fixture
+def tiny_folder(tmp_path):
+    """An image folder with two easily separated classes: dark and bright noisy squares."""
+    rng = np.random.default_rng(1)
+    root = tmp_path / "tiny"
+    for label, level in (("dark", 40), ("bright", 200)):
+        for i in range(12):
+            pixels = np.clip(rng.normal(level, 20, size=(16, 16, 3)), 0, 255).astype(np.uint8)
+            write_image(root / label / f"{i}.png", pixels)
+    return root

@@ -1,0 +1,89 @@
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import estimators.registry as registry
+from benchmark.cli import main
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_list_shows_estimators_and_datasets(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"knn-hog\s+classical\s+5-nearest neighbours on HOG", out)
+    assert "textures" in out and "folder:PATH" in out
+
+
+def test_run_end_to_end_writes_leaderboard_scores_and_metadata(tmp_path, tiny_folder, capsys):
+    out_dir = tmp_path / "run"
+    code = main(["run", "--datasets", f"folder:{tiny_folder}", "--estimators", "knn-pixels,logreg-pixels",
+                 "--folds", "3", "--seed", "0", "--out", str(out_dir), "--no-cache", "--jobs", "1"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "knn-pixels" in printed and "Overall" in printed
+    board = (out_dir / "leaderboard.md").read_text()
+    rows = [line for line in board.splitlines() if re.match(r"\| +\d+ +\| +(knn|logreg)-pixels", line)]
+    assert len(rows) == 4  # 2 in the dataset table, 2 in the overall table
+    assert all("1.000 ± 0.000" in row for row in rows[:2])  # trivially separable classes
+    scores = pd.read_csv(out_dir / "scores.csv")
+    assert len(scores) == 6 and set(scores["status"]) == {"ok"}
+    assert (scores["accuracy"] == 1.0).all()
+    meta = (out_dir / "run.json").read_text()
+    assert '"folds": 3' in meta and "scikit-learn" in meta and '"images": 24' in meta
+    assert (out_dir.parent / "latest").resolve() == out_dir.resolve()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--datasets", "digts"], "unknown dataset 'digts'; did you mean digits"),
+    (["run", "--datasets", "digits", "--estimators", "knn-hgo"], "unknown estimator 'knn-hgo'; did you mean knn-hog"),
+    (["run"], "choose datasets with --datasets"),
+    (["run", "--datasets", "folder:/no/such/dir"], "does not exist"),
+    (["run", "--datasets", "digits", "--folds", "1"], "--folds must be at least 2"),
+])
+def test_usage_errors_are_one_line_with_exit_code_2(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_unwritable_output_directory_is_a_usage_error(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["run", "--datasets", "faces", "--out", str(blocker / "run")]) == 2
+    assert "cannot write results to" in capsys.readouterr().err
+
+
+def test_bad_folder_is_skipped_and_listed_while_other_datasets_run(tmp_path, tiny_folder, capsys):
+    for image in sorted((tiny_folder / "dark").iterdir())[2:]:
+        image.unlink()  # 2 dark images left: fewer than 3 folds
+    (tiny_folder / "bright" / "zero.png").write_bytes(b"")
+    out_dir = tmp_path / "run"
+    code = main(["run", "--datasets", f"folder:{tiny_folder},faces", "--estimators", "knn-pixels",
+                 "--folds", "3", "--out", str(out_dir), "--no-cache", "--quiet"])
+    assert code == 1
+    assert "class 'dark' has 2 image(s), fewer than the 3 folds; use --folds 2" in capsys.readouterr().err
+    board = (out_dir / "leaderboard.md").read_text()
+    assert "Dataset: faces" in board and "## Problems" in board and "zero.png" in board
+
+
+def test_readme_example_estimator_appears_in_the_leaderboard(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    text = README.read_text()
+    section = text[text.index("## Add your own estimator"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    command = re.search(r"```bash\n(python -m benchmark run .*?)\n```", section, re.S).group(1)
+    exec(compile(code, "README example", "exec"), {})
+    argv = command.split()[3:] + ["--folds", "3", "--out", str(tmp_path / "run"), "--no-cache"]
+    assert main(argv) == 0
+    board = (tmp_path / "run" / "leaderboard.md").read_text()
+    row = next(line for line in board.splitlines() if "centroid-hog" in line)
+    assert float(re.search(r"\| (\d\.\d+) ±", row).group(1)) > 0.7
+
+
+def test_hostile_names_are_escaped_in_markdown():
+    from benchmark.results import escape_markdown
+
+    assert escape_markdown("a|b*c_`<script>\nx") == "a\\|b\\*c\\_\\`&lt;script&gt; x"

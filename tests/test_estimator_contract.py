@@ -1,0 +1,120 @@
+"""The estimator contract, tested with scikit-learn's own checks over the whole registry."""
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_validate
+from sklearn.pipeline import FeatureUnion
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from estimators import create_estimator, list_estimators
+from features import HOG
+
+# scikit-learn's checks feed tabular data X of shape (n, d); our estimators read it as n images
+# of 1 x d pixels. HOG needs at least two cells in each direction, so on such 1-pixel-high
+# "images" it refuses to run (with a message naming the minimum size). These are the checks
+# that therefore cannot pass for an estimator whose features include HOG; every other check
+# must pass, for every estimator.
+HOG_REASON = "tabular X is read as 1-pixel-high images, too small for HOG's cells"
+HOG_CANNOT_RUN = [
+    "check_classifier_data_not_an_array", "check_classifiers_classes",
+    "check_classifiers_one_label", "check_classifiers_train", "check_dict_unchanged",
+    "check_dont_overwrite_parameters", "check_dtype_object", "check_estimators_dtypes",
+    "check_estimators_fit_returns_self", "check_estimators_nan_inf",
+    "check_estimators_overwrite_params", "check_estimators_pickle",
+    "check_f_contiguous_array_estimator", "check_fit2d_1feature", "check_fit2d_1sample",
+    "check_fit2d_predict1d", "check_fit_check_is_fitted", "check_fit_idempotent",
+    "check_fit_score_takes_y", "check_methods_sample_order_invariance",
+    "check_methods_subset_invariance", "check_n_features_in",
+    "check_n_features_in_after_fitting", "check_pipeline_consistency",
+    "check_positive_only_tag_during_fit", "check_readonly_memmap_input",
+    "check_supervised_y_2d",
+]
+
+
+def uses_hog(estimator):
+    extractor = estimator.feature_extractor() if hasattr(estimator, "feature_extractor") else None
+    if isinstance(extractor, FeatureUnion):
+        return any(isinstance(t, HOG) for _, t in extractor.transformer_list)
+    return isinstance(extractor, HOG)
+
+
+def expected_failed_checks(estimator):
+    if not uses_hog(estimator):
+        return {}
+    failing = {name: HOG_REASON for name in HOG_CANNOT_RUN}
+    if "max_iter" in estimator.get_params():  # this check fits on tabular data too
+        failing["check_non_transformer_estimators_n_iter"] = HOG_REASON
+    return failing
+
+
+@parametrize_with_checks(
+    [create_estimator(name) for name in list_estimators(family="classical")],
+    expected_failed_checks=expected_failed_checks,
+)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def images_and_labels(n=60, seed=0):
+    """Two classes of 16x16 RGB images told apart by brightness and a vertical edge."""
+    rng = np.random.default_rng(seed)
+    y = np.array(["cat", "dog"] * (n // 2))
+    X = rng.integers(0, 120, (n, 16, 16, 3)).astype(np.uint8)
+    X[y == "dog", :, 8:] += 120
+    return X, y
+
+
+@pytest.mark.parametrize("name", list_estimators(family="classical"))
+def test_fit_predict_on_images_with_string_labels(name):
+    X, y = images_and_labels()
+    estimator = create_estimator(name)
+    with pytest.raises(NotFittedError):
+        estimator.predict(X)
+    assert estimator.fit(X, y) is estimator
+    assert list(estimator.classes_) == ["cat", "dog"]
+    proba = estimator.predict_proba(X)
+    assert proba.shape == (len(X), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, atol=1e-6)
+    assert set(estimator.predict(X)) <= {"cat", "dog"}
+    clone_ = clone(estimator)
+    assert clone_.get_params() == estimator.get_params()
+    assert not hasattr(clone_, "classes_")
+
+
+@pytest.mark.parametrize("name", list_estimators(family="classical"))
+def test_fit_features_equals_fit_on_images(name):
+    X, y = images_and_labels()
+    on_images = create_estimator(name).fit(X[:40], y[:40]).predict_proba(X[40:])
+    estimator = create_estimator(name)
+    features = estimator.feature_extractor().transform(X)
+    estimator.fit_features(features[:40], y[:40], X.shape[1:])
+    np.testing.assert_array_equal(estimator.predict_proba_features(features[40:]), on_images)
+
+
+def test_cross_validate_and_grid_search_work_on_image_batches():
+    X, y = images_and_labels(80)
+    scores = cross_validate(create_estimator("knn-hog"), X, y, cv=4)["test_score"]
+    assert scores.mean() >= 0.9
+    search = GridSearchCV(create_estimator("logreg-pixels"), {"C": [0.001, 1.0]}, cv=3).fit(X, y)
+    assert search.best_params_["C"] in (0.001, 1.0)
+    assert search.score(X, y) >= 0.9
+
+
+def test_tuned_knn_chooses_k_inside_the_training_data_only():
+    X, y = images_and_labels(80)
+    estimator = create_estimator("knn-hog-tuned")
+    estimator.fit(X[:60], y[:60])
+    assert estimator.best_n_neighbors_ in estimator.n_neighbors_grid
+    # the inner search saw exactly the 60 training images, split 3 ways
+    inner = estimator.head_.cv.split(np.zeros(60), y[:60])
+    assert sum(len(test) for _, test in inner) == 60
+    assert estimator.head_.n_splits_ == 3
+
+
+def test_predict_refuses_images_of_another_size():
+    X, y = images_and_labels()
+    estimator = create_estimator("logreg-pixels").fit(X, y)
+    with pytest.raises(ValueError, match="expecting 768 features.*resize"):
+        estimator.predict(X[:, :8, :8])

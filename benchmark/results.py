@@ -129,15 +129,17 @@ def write_outputs(result, argv=None):
 
 
 def _point_latest(run_dir):
-    """Make `<results root>/latest` name the newest run: a relative symlink, else a text file."""
+    """Make `<results root>/latest` a relative symlink to the newest run.
+
+    Only a missing `latest` or one that is already a symlink is (re)written: a file or folder
+    of the user's that happens to be called `latest` is never replaced.
+    """
     latest = run_dir.parent / "latest"
     try:
-        if latest.is_symlink() or latest.is_file():
+        if latest.is_symlink():
             latest.unlink()
-        if not latest.exists():
-            latest.symlink_to(run_dir.name, target_is_directory=True)
-    except OSError:
-        try:
-            latest.write_text(run_dir.name + "\n")
-        except OSError:
-            pass
+        elif latest.exists():
+            return
+        latest.symlink_to(run_dir.name, target_is_directory=True)
+    except OSError:  # e.g. a file system without symlinks: the run itself is complete
+        pass

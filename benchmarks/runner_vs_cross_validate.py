@@ -22,6 +22,11 @@ How it is measured
       with cross_validate's test_accuracy and test_f1_macro of the same fold (from every
       repeat); the number of cells compared and the max absolute difference are printed.
       "Identical" means that difference is exactly 0.0.
+    * Context (informational, not part of the target): the same baseline loop run under
+      `threadpoolctl.threadpool_limits(1)` (one BLAS/OpenMP thread), also 3 repeats
+      interleaved with the others. joblib's loky workers limit each worker to
+      cores // n_jobs threads, so this row shows how much of the ratio comes from the
+      baseline's multi-threaded BLAS/OpenMP on small matrices rather than from the runner.
     * Breakdown: per estimator, the baseline's wall seconds from one repeat (the repeat whose
       total is the median), next to the runner's summed per-fold fit+predict seconds
       (measured inside the workers, so CPU-ish time, not wall) and its one-off feature seconds.
@@ -43,6 +48,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 
 import sklearn  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 from sklearn.model_selection import cross_validate  # noqa: E402
 from sklearn.pipeline import Pipeline  # noqa: E402
 
@@ -118,7 +124,7 @@ def main():
 
     runner(names)  # untimed warm-up: starts the joblib worker processes
 
-    base_runs, runner_runs = [], []
+    base_runs, runner_runs, single_thread_times = [], [], []
     for _ in range(REPEATS):
         start = time.perf_counter()
         scores = baseline(dataset, splits, names)
@@ -126,6 +132,10 @@ def main():
         start = time.perf_counter()
         result = runner(names)
         runner_runs.append((time.perf_counter() - start, result))
+        with threadpool_limits(1):  # informational only
+            start = time.perf_counter()
+            baseline(dataset, splits, names)
+            single_thread_times.append(time.perf_counter() - start)
 
     base_times = [t for t, _ in base_runs]
     runner_times = [t for t, _ in runner_runs]
@@ -138,7 +148,11 @@ def main():
     print("-" * len(header))
     print(f"{'baseline: cross_validate loop':40s} {base_median:9.2f} {min(base_times):8.2f} {max(base_times):8.2f}")
     print(f"{'runner: run(n_jobs=-1, memory cache)':40s} {runner_median:9.2f} {min(runner_times):8.2f} {max(runner_times):8.2f}")
-    print(f"ratio baseline / runner: {speedup:.2f}x\n")
+    single_median = statistics.median(single_thread_times)
+    print(f"{'(info) baseline, 1 BLAS/OpenMP thread':40s} {single_median:9.2f} "
+          f"{min(single_thread_times):8.2f} {max(single_thread_times):8.2f}")
+    print(f"ratio baseline / runner: {speedup:.2f}x  "
+          f"(info: 1-thread baseline / runner: {single_median / runner_median:.2f}x)\n")
 
     # Per-estimator breakdown: the baseline repeat with the median total, and the runner
     # repeat with the median total.

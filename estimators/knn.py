@@ -63,7 +63,6 @@ def _knn_pipeline(scale, n_neighbors, weights):
     steps.append(("knn", KNeighborsClassifier(n_neighbors=n_neighbors, weights=weights)))
     return Pipeline(steps)
 
-from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 @register("knn-pixels", description="5-nearest neighbours on raw pixels")
 def knn_pixels():

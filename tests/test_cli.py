@@ -87,3 +87,11 @@ def test_hostile_names_are_escaped_in_markdown():
     from benchmark.results import escape_markdown
 
     assert escape_markdown("a|b*c_`<script>\nx") == "a\\|b\\*c\\_\\`&lt;script&gt; x"
+
+
+def test_latest_never_replaces_a_users_file(tmp_path, capsys):
+    notes = tmp_path / "latest"
+    notes.write_text("my notes")
+    argv = ["run", "--datasets", "faces", "--estimators", "knn-pixels", "--folds", "2", "--no-cache", "--quiet"]
+    assert main(argv + ["--out", str(tmp_path / "run")]) == 0
+    assert notes.read_text() == "my notes" and not notes.is_symlink()

@@ -127,7 +127,7 @@ def run(config, run_dir, *, on_cell=None, on_dataset=None):
             splits = make_splits(dataset.labels, config.folds, config.seed)
             tasks, failed = [], []
             for estimator_name in config.estimators:
-                prepared = _prepare(dataset, estimator_name, len(splits), cache)
+                prepared = _prepare(dataset, estimator_name, len(splits), cache, config.seed)
                 if isinstance(prepared, list):  # its features could not be computed
                     failed += prepared
                     continue
@@ -149,14 +149,17 @@ def run(config, run_dir, *, on_cell=None, on_dataset=None):
     return RunResult(run_dir, config, cells, summaries, skipped)
 
 
-def _prepare(dataset, estimator_name, n_folds, cache):
+def _prepare(dataset, estimator_name, n_folds, cache, seed):
     """(template estimator, features or None, (seconds, source)), or failed cells for every fold.
 
     Estimators built on a deterministic extractor get the dataset's features from the cache:
     computed once, shared by every fold and by every estimator that uses the same extractor.
+    An estimator with a `random_state` gets the run's seed, so one seed fixes the whole run.
     """
     try:
         template = create_estimator(estimator_name)
+        if "random_state" in template.get_params(deep=False):
+            template.set_params(random_state=seed)
         if isinstance(template, FeatureClassifier):
             extractor = template.feature_extractor()
             if is_cacheable(extractor):

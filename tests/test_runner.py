@@ -1,8 +1,6 @@
 import json
 
 import numpy as np
-import pandas as pd
-import pytest
 from sklearn.model_selection import cross_validate
 from sklearn.pipeline import Pipeline
 

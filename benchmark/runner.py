@@ -132,12 +132,13 @@ def run(config, run_dir, *, on_cell=None, on_dataset=None):
                     failed += prepared
                     continue
                 template, features, timing = prepared
+                X, image_shape = (
+                    (dataset.images, None) if features is None else (features, dataset.images.shape[1:])
+                )
                 for fold, (train, test) in enumerate(splits):
                     tasks.append(delayed(_run_cell)(
                         dataset.name, estimator_name, template, fold, train, test,
-                        dataset.images if features is None else features,
-                        dataset.images.shape[1:] if features is not None else None,
-                        dataset.labels, timing,
+                        X, image_shape, dataset.labels, timing,
                     ))
             for cell in itertools.chain(failed, parallel(tasks)):
                 save_cell(run_dir, cell)

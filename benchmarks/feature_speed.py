@@ -13,7 +13,7 @@ How it is measured
     * Naive baseline, side by side in the same run: a Python loop over 2,000 of the images
       calling `skimage.feature.hog(img, channel_axis=-1)` (default parameters) and the four
       colour moments per channel and per luminance channel (`numpy.mean`, `numpy.var`,
-      `scipy.stats.skew`, `scipy.stats.kurtosis`), 5 repeats, median, scaled to images/s.
+      `scipy.stats.skew`, `scipy.stats.kurtosis`) - `benchmarks/notebook_features.py` -, 5 repeats, median, scaled to images/s.
       The speed-up printed is batched images/s divided by naive images/s.
     * Correctness: max absolute difference between `HOG().transform(X[:200])` and skimage's
       per-image hog with the default parameters (orientations=9, pixels_per_cell=(8, 8),
@@ -29,6 +29,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import os  # noqa: E402
 import platform  # noqa: E402
@@ -36,32 +37,21 @@ import statistics  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
-import scipy.stats  # noqa: E402
 import skimage.feature  # noqa: E402
 
 from features import HOG, make_features  # noqa: E402
+from notebook_features import notebook_features  # noqa: E402
 
 N_IMAGES = 20_000
 N_NAIVE = 2_000
 N_CHECK = 200
 REPEATS = 5
 TARGET_IMAGES_PER_S = 10_000
-LUMA = np.array([0.2125, 0.7154, 0.0721])  # skimage.color.rgb2gray's weights
 
 
 def naive_features(images):
     """Per-image HOG + colour moments, the way a notebook would write it."""
-    rows = []
-    for img in images:
-        hog = skimage.feature.hog(img, channel_axis=-1)
-        x = img / 255.0
-        planes = [x[..., 0], x[..., 1], x[..., 2], x @ LUMA]
-        moments = []
-        for p in planes:
-            v = p.ravel()
-            moments += [np.mean(v), np.var(v), scipy.stats.skew(v), scipy.stats.kurtosis(v)]
-        rows.append(np.concatenate([hog, moments]))
-    return np.array(rows)
+    return notebook_features("hog+color-moments").transform(images)
 
 
 def timed(fn, repeats):

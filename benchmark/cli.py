@@ -136,7 +136,7 @@ def _run(args, argv):
             print(f"  {cell.dataset} / {cell.estimator} / fold {cell.fold}: FAILED {cell.error}",
                   file=sys.stderr)
         elif not args.quiet:
-            print(f"  {cell.estimator:28s} fold {cell.fold}  macro-F1 {cell.scores['f1_macro']:.3f}  "
+            print(f"  {cell.dataset:10s} {cell.estimator:26s} fold {cell.fold}  macro-F1 {cell.scores['f1_macro']:.3f}  "
                   f"fit {cell.fit_seconds:.2f}s", file=sys.stderr)
 
     try:

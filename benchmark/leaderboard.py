@@ -32,6 +32,18 @@ def scores_frame(cells):
     return pd.DataFrame(rows, columns=columns)
 
 
+def history_frame(cells):
+    """Per-epoch training curves in long form: dataset, estimator, fold, epoch, metric, value."""
+    rows = [
+        (c.dataset, c.estimator, c.fold, epoch, metric, value)
+        for c in cells
+        if c.history
+        for metric, values in c.history.items()
+        for epoch, value in enumerate(values, start=1)
+    ]
+    return pd.DataFrame(rows, columns=["dataset", "estimator", "fold", "epoch", "metric", "value"])
+
+
 def summary_frame(scores):
     """One row per (dataset, estimator): mean and std over the successful folds."""
     ok = scores[scores["status"] == "ok"]

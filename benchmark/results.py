@@ -14,7 +14,7 @@ from features.cache import atomic_write
 
 from . import __version__
 from .errors import UsageError
-from .leaderboard import overall_frame, render, scores_frame, summary_frame
+from .leaderboard import history_frame, overall_frame, render, scores_frame, summary_frame
 
 LIBRARIES = ("numpy", "scipy", "scikit-learn", "scikit-image", "pandas", "joblib", "pillow",
              "tabulate", "tensorflow", "keras")
@@ -107,6 +107,9 @@ def write_outputs(result, argv=None):
     summary = summary_frame(scores)
     overall = overall_frame(summary)
     atomic_write(run_dir / "scores.csv", lambda f: f.write(scores.to_csv(index=False).encode()))
+    history = history_frame(result.cells)
+    if len(history):
+        atomic_write(run_dir / "history.csv", lambda f: f.write(history.to_csv(index=False).encode()))
     meta = {
         "run_id": run_dir.name,
         "version": __version__,

@@ -7,8 +7,8 @@ most the cells that were running.
 """
 
 import hashlib
-import itertools
 import json
+import os
 import re
 import time
 import traceback
@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold
 
@@ -57,6 +57,7 @@ class Cell:
     traceback: str = None
     test_index: list = None
     y_pred: list = None
+    history: dict = None  # per-epoch training curves of estimators that keep `history_`
 
 
 @dataclass
@@ -104,63 +105,79 @@ def run(config, run_dir, *, on_cell=None, on_dataset=None):
     """Run every cell of `config`, writing cells under `run_dir`; return the RunResult.
 
     `on_dataset(name, summary_or_None, skip_reason_or_None)` and `on_cell(cell)` are called
-    as the run goes (for progress display). Cells run in `config.n_jobs` worker processes
-    (joblib); every cell is deterministic, so the scores do not depend on `n_jobs`.
+    as the run goes (for progress display). Cells of every dataset share one pool of
+    `config.n_jobs` worker processes (joblib), the CNN cells (the longest) first so no worker
+    idles at the end; each cell is deterministic, so the scores do not depend on `n_jobs`.
+    Estimators with an `n_threads` parameter (the CNNs) get their share of the cores, so
+    parallel cells never oversubscribe them.
     """
     run_dir = Path(run_dir)
     cache = FeatureCache(config.cache_dir)
-    cells, summaries, skipped = [], {}, {}
-    with Parallel(n_jobs=config.n_jobs, return_as="generator_unordered") as parallel:
-        for dataset_name in config.datasets:
-            try:
-                dataset = load_dataset(dataset_name, image_size=config.image_size, seed=config.seed)
-                summaries[dataset_name] = dataset.summary()
-                validate_for_cv(dataset, config.folds)
-            except DatasetError as exc:
-                skipped[dataset_name] = str(exc)
-            except Exception as exc:  # a loader bug must not end the run
-                skipped[dataset_name] = _failure(exc)[0]
-            if on_dataset is not None:
-                on_dataset(dataset_name, summaries.get(dataset_name), skipped.get(dataset_name))
-            if dataset_name in skipped:
+    n_workers = max(1, effective_n_jobs(config.n_jobs))
+    threads = max(1, (os.cpu_count() or 1) // n_workers)
+    cells, summaries, skipped, tasks = [], {}, {}, []
+    for dataset_name in config.datasets:
+        try:
+            dataset = load_dataset(dataset_name, image_size=config.image_size, seed=config.seed)
+            summaries[dataset_name] = dataset.summary()
+            validate_for_cv(dataset, config.folds)
+        except DatasetError as exc:
+            skipped[dataset_name] = str(exc)
+        except Exception as exc:  # a loader bug must not end the run
+            skipped[dataset_name] = _failure(exc)[0]
+        if on_dataset is not None:
+            on_dataset(dataset_name, summaries.get(dataset_name), skipped.get(dataset_name))
+        if dataset_name in skipped:
+            continue
+        splits = make_splits(dataset.labels, config.folds, config.seed)
+        for estimator_name in config.estimators:
+            prepared = _prepare(dataset, estimator_name, len(splits), cache, config.seed, threads)
+            if isinstance(prepared, list):  # its features could not be computed
+                for cell in prepared:
+                    _finish(run_dir, cell, cells, on_cell)
                 continue
-            splits = make_splits(dataset.labels, config.folds, config.seed)
-            tasks, failed = [], []
-            for estimator_name in config.estimators:
-                prepared = _prepare(dataset, estimator_name, len(splits), cache, config.seed)
-                if isinstance(prepared, list):  # its features could not be computed
-                    failed += prepared
-                    continue
-                template, features, timing = prepared
-                X, image_shape = (
-                    (dataset.images, None) if features is None else (features, dataset.images.shape[1:])
-                )
-                for fold, (train, test) in enumerate(splits):
-                    tasks.append(delayed(_run_cell)(
-                        dataset.name, estimator_name, template, fold, train, test,
-                        X, image_shape, dataset.labels, timing,
-                    ))
-            for cell in itertools.chain(failed, parallel(tasks)):
-                save_cell(run_dir, cell)
-                cells.append(cell)
-                if on_cell is not None:
-                    on_cell(cell)
+            template, features, timing = prepared
+            X, image_shape = (
+                (dataset.images, None) if features is None else (features, dataset.images.shape[1:])
+            )
+            heavy = "n_threads" in template.get_params(deep=False)
+            for fold, (train, test) in enumerate(splits):
+                tasks.append((not heavy, delayed(_run_cell)(
+                    dataset.name, estimator_name, template, fold, train, test,
+                    X, image_shape, dataset.labels, timing,
+                )))
+    tasks.sort(key=lambda task: task[0])  # stable: heavy cells first, otherwise in order
+    if tasks:
+        with Parallel(n_jobs=config.n_jobs, return_as="generator_unordered") as parallel:
+            for cell in parallel(task for _, task in tasks):
+                _finish(run_dir, cell, cells, on_cell)
     order = {name: i for i, name in enumerate(config.estimators)}
     cells.sort(key=lambda c: (config.datasets.index(c.dataset), order[c.estimator], c.fold))
     return RunResult(run_dir, config, cells, summaries, skipped)
 
 
-def _prepare(dataset, estimator_name, n_folds, cache, seed):
+def _finish(run_dir, cell, cells, on_cell):
+    save_cell(run_dir, cell)
+    cells.append(cell)
+    if on_cell is not None:
+        on_cell(cell)
+
+
+def _prepare(dataset, estimator_name, n_folds, cache, seed, threads):
     """(template estimator, features or None, (seconds, source)), or failed cells for every fold.
 
     Estimators built on a deterministic extractor get the dataset's features from the cache:
     computed once, shared by every fold and by every estimator that uses the same extractor.
-    An estimator with a `random_state` gets the run's seed, so one seed fixes the whole run.
+    An estimator with a `random_state` gets the run's seed, so one seed fixes the whole run;
+    one with `n_threads` gets `threads`, its cell's share of the cores.
     """
     try:
         template = create_estimator(estimator_name)
-        if "random_state" in template.get_params(deep=False):
+        params = template.get_params(deep=False)
+        if "random_state" in params:
             template.set_params(random_state=seed)
+        if "n_threads" in params and params["n_threads"] is None:
+            template.set_params(n_threads=threads)
         if isinstance(template, FeatureClassifier):
             extractor = template.feature_extractor()
             if is_cacheable(extractor):
@@ -199,6 +216,7 @@ def _run_cell(dataset_name, estimator_name, template, fold, train, test, X, imag
         cell.scores = score_predictions(labels[test], y_pred)
         cell.test_index = test.tolist()
         cell.y_pred = np.asarray(y_pred).astype(str).tolist()
+        cell.history = getattr(estimator, "history_", None)
     except Exception as exc:  # one failing cell must not end the run
         cell.status = "failed"
         cell.error, cell.traceback = _failure(exc)

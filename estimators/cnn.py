@@ -1,0 +1,263 @@
+"""The base class of the convolutional networks: a Keras 3 model behind scikit-learn's contract.
+
+Written here rather than taken from a library: `keras.wrappers.SKLearnClassifier` drops its fit
+arguments when cloned and rejects 4-D image arrays, and SciKeras is unmaintained and breaks with
+current scikit-learn.
+
+TensorFlow is imported only inside `fit` / `predict` (through `keras_for`), so importing this
+package, listing estimators and classical-only runs never load it.
+
+What every CNN shares, and where it happens:
+
+* Input: any (n, height, width, channels) batch (uint8 on 0..255 or floats on 0..1; grayscale
+  and any size). Images are kept as uint8 in memory, resized once to the network's square
+  input (`input_size`, or a per-dataset default from the training images' size), and scaled to
+  0..1 inside the network.
+* No leakage: everything that watches validation data (early stopping, learning rate on
+  plateau, best-checkpoint choice) sees only an inner, stratified validation split carved out
+  of the images given to `fit` (`validation_fraction`). Augmentation layers are active in
+  training only, so validation and test images are never augmented.
+* Reproducible: `random_state` seeds Python, NumPy and TensorFlow, and TensorFlow's op
+  determinism is switched on, so two CPU runs with the same seed give the same weights. On GPU
+  a few kernels have no deterministic implementation; TensorFlow then raises instead of
+  silently differing.
+* Resources: `n_threads` caps TensorFlow's intra-op threads in this process (the runner gives
+  each parallel cell its share of the cores). With a GPU, training uses it with mixed precision.
+"""
+
+import math
+import os
+import random
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_is_fitted
+
+from features.images import as_image_batch, to_uint8
+
+from .base import check_images_and_labels
+
+DEFAULT_MAX_INPUT = 32  # the per-dataset default input size never exceeds this (CPU budget)
+PREDICT_BATCH = 512
+
+_threads_set = None  # the intra-op thread count this process's TensorFlow was given
+
+
+def keras_for(n_threads=None):
+    """Import Keras (TensorFlow backend) with at most `n_threads` intra-op threads; return it.
+
+    TensorFlow fixes its thread pools when it first runs an op, so the first call in a process
+    decides; a later call asking for a different count gets a warning and the existing pools.
+    """
+    global _threads_set
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # no oneDNN / CUDA / graph-attribute log lines
+    import keras
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")  # e.g. retracing notes when predict sees a new batch size
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(
+            f"the CNN estimators need Keras' TensorFlow backend; KERAS_BACKEND is "
+            f"{keras.backend.backend()!r}: unset it or set it to 'tensorflow'"
+        )
+    wanted = int(n_threads) if n_threads else 0  # 0: TensorFlow's default (all cores)
+    if _threads_set is None:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(wanted)
+            tf.config.threading.set_inter_op_parallelism_threads(min(wanted, 2) if wanted else 0)
+            _threads_set = wanted
+        except RuntimeError:  # TensorFlow already ran ops in this process: keep its pools
+            _threads_set = tf.config.threading.get_intra_op_parallelism_threads()
+    elif wanted != _threads_set:
+        warnings.warn(
+            f"TensorFlow in this process already uses {_threads_set or 'all'} intra-op threads; "
+            f"n_threads={n_threads} cannot change that after the first model ran"
+        )
+    return keras
+
+
+def gpu_available():
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def seed_everything(keras, random_state):
+    """Seed Python, NumPy and TensorFlow from `random_state` (None: a fresh random seed)."""
+    seed = int(random_state) if random_state is not None else random.SystemRandom().randrange(2**31)
+    keras.utils.set_random_seed(seed)
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+    return seed
+
+
+def inner_split(y, fraction, seed):
+    """(train, validation) positions: a stratified share `fraction` of each class held out.
+
+    Written by hand because scikit-learn's stratified splitters refuse classes with a single
+    member; here such a class simply stays in training (it is then absent from validation,
+    which the metrics handle). Each class gives floor(fraction * count) images, at least one
+    when it has more than one image and the fraction is positive.
+    """
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    if fraction <= 0:
+        return np.arange(len(y)), np.arange(0)
+    for label in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == label))
+        n_val = 0 if len(members) < 2 else max(1, int(fraction * len(members)))
+        val.append(members[:n_val])
+        train.append(members[n_val:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def resize_batch(keras, images, size):
+    """uint8 images resized to size x size (bilinear, antialiased when shrinking)."""
+    if images.shape[1:3] == (size, size):
+        return images
+    out = np.empty((len(images), size, size, images.shape[-1]), np.uint8)
+    for start in range(0, len(images), 2048):
+        chunk = images[start:start + 2048].astype(np.float32)
+        resized = keras.ops.image.resize(chunk, (size, size), interpolation="bilinear", antialias=True)
+        out[start:start + 2048] = np.clip(np.rint(keras.ops.convert_to_numpy(resized)), 0, 255)
+    return out
+
+
+class CNNClassifier(ClassifierMixin, BaseEstimator):
+    """Base of the Keras CNN estimators. Subclasses define the network and its training.
+
+    Subclasses list every hyper-parameter in their own `__init__` (scikit-learn reads the
+    signature) including the ones used here: `input_size`, `epochs`, `batch_size`,
+    `validation_fraction`, `random_state`, `n_threads`, `verbose`. They implement
+    `_build(keras, input_shape, n_classes, train_images)` returning a compiled model, and may
+    override `_callbacks(keras, has_validation)` and `_predict_logits(model, images)`.
+    `min_input_size` is the smallest input the architecture accepts.
+    """
+
+    min_input_size = 8
+
+    # -- hooks -------------------------------------------------------------------------------
+    def _build(self, keras, input_shape, n_classes, train_images):
+        raise NotImplementedError
+
+    def _callbacks(self, keras, has_validation):
+        return []
+
+    def _predict_proba_batch(self, model, images):
+        return model.predict(images, batch_size=PREDICT_BATCH, verbose=0)
+
+    # -- sizes -------------------------------------------------------------------------------
+    def input_size_for(self, image_shape):
+        """The square input side used for images of shape (h, w, ...)."""
+        if self.input_size is None:
+            side = max(image_shape[0], image_shape[1])
+            return int(min(max(side, self.min_input_size, 16), DEFAULT_MAX_INPUT))
+        size = int(self.input_size)
+        if size < self.min_input_size:
+            raise ValueError(
+                f"input_size={self.input_size} is too small for {type(self).__name__}: its "
+                f"{self._n_pools()} pooling steps need at least {self.min_input_size}x"
+                f"{self.min_input_size} pixels; use input_size >= {self.min_input_size} "
+                "(smaller images are resized up)"
+            )
+        return size
+
+    def _n_pools(self):
+        return int(round(math.log2(self.min_input_size)))
+
+    # -- scikit-learn API --------------------------------------------------------------------
+    def fit(self, X, y):
+        X, y = check_images_and_labels(X, y)
+        self.classes_, y_index = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"need images of at least 2 classes to fit a classifier; got one class, "
+                f"{self.classes_[0]!r}"
+            )
+        self.n_features_in_ = int(np.prod(X.shape[1:]))
+        self.image_shape_ = tuple(X.shape[1:])
+        size = self.input_size_for(X.shape[1:])
+        keras = keras_for(self.n_threads)
+        self.seed_ = seed_everything(keras, self.random_state)
+        self.input_size_ = size
+        images = resize_batch(keras, to_uint8(X), size)
+
+        train, val = inner_split(y_index, self.validation_fraction, self.seed_)
+        self.n_train_, self.n_validation_ = len(train), len(val)
+        has_validation = len(val) > 0
+        n_classes = len(self.classes_)
+        targets = np.eye(n_classes, dtype=np.float32)[y_index]
+
+        if gpu_available():  # mixed precision on GPU; the output layers stay float32
+            keras.mixed_precision.set_global_policy("mixed_float16")
+        model = self._build(keras, images.shape[1:], n_classes, images[train])
+        fitted = model.fit(
+            images[train],
+            targets[train],
+            batch_size=int(self.batch_size),
+            epochs=int(self.epochs),
+            validation_data=(images[val], targets[val]) if has_validation else None,
+            callbacks=self._callbacks(keras, has_validation),
+            shuffle=True,
+            verbose=self.verbose,
+        )
+        self.model_ = model
+        self.history_ = {
+            key: [float(v) for v in values] for key, values in fitted.history.items()
+        }
+        self.n_epochs_ = len(next(iter(self.history_.values()), []))
+        return self
+
+    def predict_proba(self, X):
+        check_is_fitted(self, "model_")
+        X = as_image_batch(X)
+        if X.shape[-1] != self.image_shape_[-1]:
+            raise ValueError(
+                f"X has images with {X.shape[-1]} channels, but {type(self).__name__} was "
+                f"fitted on images with {self.image_shape_[-1]}; convert the images to match"
+            )
+        keras = keras_for(self.n_threads)
+        images = resize_batch(keras, to_uint8(X), self.input_size_)
+        proba = np.asarray(self._predict_proba_batch(self.model_, images), dtype=np.float64)
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def __getstate__(self):
+        """Pickle the Keras model as its .keras archive bytes (joblib ships estimators)."""
+        state = super().__getstate__()
+        model = state.pop("model_", None)
+        if model is not None:
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "model.keras")
+                model.save(path)
+                with open(path, "rb") as f:
+                    state["_model_bytes"] = f.read()
+        return state
+
+    def __setstate__(self, state):
+        model_bytes = state.pop("_model_bytes", None)
+        super().__setstate__(state)
+        if model_bytes is not None:
+            import tempfile
+
+            keras = keras_for(state.get("n_threads"))
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "model.keras")
+                with open(path, "wb") as f:
+                    f.write(model_bytes)
+                self.model_ = keras.saving.load_model(path, custom_objects=self._custom_objects())
+
+    def _custom_objects(self):
+        return {}
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self.random_state is None
+        return tags

@@ -225,11 +225,12 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         return proba / proba.sum(axis=1, keepdims=True)
 
     def predict(self, X):
+        check_is_fitted(self, "model_")
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
     def __getstate__(self):
         """Pickle the Keras model as its .keras archive bytes (joblib ships estimators)."""
-        state = super().__getstate__()
+        state = dict(super().__getstate__())  # a copy: the estimator itself keeps its model
         model = state.pop("model_", None)
         if model is not None:
             import tempfile

@@ -9,6 +9,7 @@ from sklearn.pipeline import FeatureUnion
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from estimators import create_estimator, list_estimators
+from estimators.cnn import CNNClassifier
 from features import HOG
 
 # scikit-learn's checks feed tabular data X of shape (n, d); our estimators read it as n images
@@ -33,6 +34,24 @@ HOG_CANNOT_RUN = [
 ]
 
 
+# The CNNs read the same tabular X as 1 x d images and resize them to their square input, so
+# every check runs on them (with tiny training settings). By design they accept images of any
+# size, so the two checks that require predict to refuse a number of features other than fit's
+# cannot pass; every other check must.
+CNN_REASON = (
+    "a CNN resizes images of any size to its input, so predicting on another number of pixels "
+    "than fit saw is by design not an error"
+)
+CNN_CANNOT_PASS = ["check_classifiers_train", "check_n_features_in_after_fitting"]
+
+
+def tiny_cnn(name):
+    """The CNN `name` with tiny training settings (only the parameters it has are set)."""
+    estimator = create_estimator(name)
+    tiny = {"epochs": 1, "batch_size": 32, "input_size": max(8, estimator.min_input_size)}
+    return estimator.set_params(**{k: v for k, v in tiny.items() if k in estimator.get_params()})
+
+
 def uses_hog(estimator):
     extractor = estimator.feature_extractor() if hasattr(estimator, "feature_extractor") else None
     if isinstance(extractor, FeatureUnion):
@@ -41,6 +60,8 @@ def uses_hog(estimator):
 
 
 def expected_failed_checks(estimator):
+    if isinstance(estimator, CNNClassifier):
+        return {name: CNN_REASON for name in CNN_CANNOT_PASS}
     if not uses_hog(estimator):
         return {}
     failing = {name: HOG_REASON for name in HOG_CANNOT_RUN}
@@ -54,6 +75,14 @@ def expected_failed_checks(estimator):
     expected_failed_checks=expected_failed_checks,
 )
 def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+@parametrize_with_checks(
+    [tiny_cnn(name) for name in list_estimators(family="cnn")],
+    expected_failed_checks=expected_failed_checks,
+)
+def test_sklearn_estimator_checks_on_cnns(estimator, check):
     check(estimator)
 
 

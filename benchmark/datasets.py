@@ -25,6 +25,9 @@ class Dataset:
     description: str = ""
     source: str = ""
     skipped: list = field(default_factory=list)  # [(path, reason)] of unreadable files
+    # Does a horizontally mirrored image keep its label? True for photos, textures and shapes;
+    # False for digits and text, where the runner switches off flip augmentation.
+    mirror_invariant: bool = True
 
     @property
     def classes(self):
@@ -53,6 +56,7 @@ class Dataset:
             "classes": self.class_counts,
             "fingerprint": self.fingerprint,
             "source": self.source,
+            "mirror_invariant": self.mirror_invariant,
             "skipped_files": [{"path": p, "reason": r} for p, r in self.skipped],
         }
 
@@ -126,7 +130,8 @@ def _digits(seed):
 
     digits = load_digits()
     images = _to_uint8(digits.images[..., np.newaxis] / 16.0)
-    return Dataset("digits", images, digits.target.astype(str), source="sklearn.datasets.load_digits")
+    return Dataset("digits", images, digits.target.astype(str), source="sklearn.datasets.load_digits",
+                   mirror_invariant=False)
 
 
 @embedded("faces", "scikit-image's LFW subset: 100 faces and 100 non-faces, 25x25 grayscale")

@@ -169,7 +169,8 @@ def _prepare(dataset, estimator_name, n_folds, cache, seed, threads):
     Estimators built on a deterministic extractor get the dataset's features from the cache:
     computed once, shared by every fold and by every estimator that uses the same extractor.
     An estimator with a `random_state` gets the run's seed, so one seed fixes the whole run;
-    one with `n_threads` gets `threads`, its cell's share of the cores.
+    one with `n_threads` gets `threads`, its cell's share of the cores; one with a `flip`
+    switch (mirror augmentation) has it turned off on datasets whose labels a mirror changes.
     """
     try:
         template = create_estimator(estimator_name)
@@ -178,6 +179,8 @@ def _prepare(dataset, estimator_name, n_folds, cache, seed, threads):
             template.set_params(random_state=seed)
         if "n_threads" in params and params["n_threads"] is None:
             template.set_params(n_threads=threads)
+        if "flip" in params and not dataset.mirror_invariant:
+            template.set_params(flip=False)
         if isinstance(template, FeatureClassifier):
             extractor = template.feature_extractor()
             if is_cacheable(extractor):

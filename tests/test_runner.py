@@ -104,3 +104,15 @@ def test_cache_key_changes_with_parameters_and_images(tmp_path, rng):
     assert timing.source == "computed"
     _, timing = FeatureCache(tmp_path).transform(HOG(), images, "fp1")
     assert timing.source == "disk"
+
+
+def test_runner_gives_each_estimator_the_seed_thread_share_and_mirror_rule():
+    from benchmark.runner import _prepare
+
+    digits, faces = load_dataset("digits"), load_dataset("faces")
+    assert not digits.mirror_invariant and faces.mirror_invariant
+    template, features, _ = _prepare(digits, "cnn-vgg", 5, FeatureCache(None), seed=7, threads=3)
+    assert features is None  # CNNs are fitted on the images themselves
+    assert (template.random_state, template.n_threads, template.flip) == (7, 3, False)
+    template, _, _ = _prepare(faces, "cnn-vgg", 5, FeatureCache(None), seed=7, threads=1)
+    assert (template.n_threads, template.flip) == (1, True)

@@ -1,0 +1,120 @@
+"""Benchmark: what each technique of `cnn-fast` buys, by switching it off one at a time.
+
+Claim checked
+    Every technique kept in `cnn-fast` helps: switching any one of them off (with everything
+    else at its default) lowers CIFAR-10 test accuracy, or - for the speed-only technique
+    (bfloat16) - raises the fit time without raising accuracy. Weight averaging (`ema`), off by
+    default, is switched on instead: it was dropped because it did not help.
+
+How it is measured
+    * Hardware: whatever machine runs this script (the core count is printed); 2 cores in the
+      project's measurements. The CPU is assumed otherwise idle.
+    * Data: a random subset (seed 0) of CIFAR-10's training images (`--train-limit`, default
+      10,000) and of its test images (`--test-limit`, default 10,000), from
+      ../shared/datasets/cifar10 via `benchmark.image_folder.load_image_folder` at 32x32 uint8.
+    * Variants: `cnn-fast` with its defaults ("default"), then each technique switched off
+      (EMA: on) through its `__init__` parameter (the table lists the parameters). `--epochs` overrides
+      the number of epochs for every variant alike (shorter runs: quicker, less faithful).
+    * Each variant: `--seeds` fits (random_state 0, 1, ...) one after another in this process;
+      wall seconds of `fit` (time.perf_counter) and test accuracy; the mean (and the standard
+      deviation over seeds when there are several) is printed, with the difference of the
+      mean accuracy from the default's.
+
+Run from the repository root: `python benchmarks/cnn_fast_ablation.py` (about 10 variants x
+a few minutes on 2 cores; `--variants default,ema --epochs 3` for a quick check). Always
+exits 0, also when the dataset is absent (it says so).
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from cifar10_time_to_accuracy import DATA, load_split  # noqa: E402
+
+VARIANTS = {  # name: parameters that switch one technique off
+    "default": {},
+    "no-whiten": {"whiten": False},  # first 2x2 conv trained from random init instead
+    "no-label-smoothing": {"label_smoothing": 0.0},
+    "ema": {"ema": True},  # the one technique off by default: this switches it on
+    "no-tta": {"tta": False},
+    "no-flip": {"flip": False},
+    "no-translate": {"translate": 0},
+    "no-logit-scale": {"logit_scale": 1.0},
+    "slow-bn": {"bn_momentum": 0.99},  # Keras' default batch-norm momentum
+    "no-warmup": {"warmup": 0.0},
+    "float32": {"precision": "float32"},
+}
+
+
+def run_variant(params, train, test, seeds, epochs):
+    from estimators.cnn_fast import FastCNN
+
+    accuracies, seconds = [], []
+    for seed in range(seeds):
+        estimator = FastCNN(random_state=seed, **params)
+        if epochs is not None:
+            estimator.set_params(epochs=epochs)
+        start = time.perf_counter()
+        estimator.fit(*train)
+        seconds.append(time.perf_counter() - start)
+        accuracies.append(float(np.mean(estimator.predict(test[0]) == test[1])))
+    return accuracies, seconds
+
+
+def spread(values):
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train-limit", type=int, default=10000)
+    parser.add_argument("--test-limit", type=int, default=10000)
+    parser.add_argument("--epochs", type=int, default=None, help="override cnn-fast's epochs")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="fits per variant (random_state 0..N-1)")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"comma-separated subset of {', '.join(VARIANTS)}")
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.variants.split(",") if n.strip()]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        parser.error(f"--variants: unknown {unknown}; choose from {', '.join(VARIANTS)}")
+    if not (DATA / "train").is_dir() or not (DATA / "test").is_dir():
+        print(f"CIFAR-10 not found at {DATA}/{{train,test}}: nothing measured.")
+        return 0
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+    x_train, y_train, _ = load_split(DATA / "train", args.train_limit)
+    x_test, y_test, _ = load_split(DATA / "test", args.test_limit)
+    print(f"data: {len(y_train)} training, {len(y_test)} test images; epochs "
+          f"{args.epochs or 'default'}; {args.seeds} seed(s) per variant\n")
+    header = (f"{'variant':20s} {'parameters':32s} {'test acc':>16s} {'vs default':>10s} "
+              f"{'fit s':>14s}")
+    print(header)
+    print("-" * len(header))
+    baseline = None
+    for name in names:
+        accuracies, seconds = run_variant(VARIANTS[name], (x_train, y_train), (x_test, y_test),
+                                          args.seeds, args.epochs)
+        mean = statistics.fmean(accuracies)
+        if name == "default":
+            baseline = mean
+        delta = f"{mean - baseline:+10.4f}" if baseline is not None else f"{'':>10s}"
+        params = ", ".join(f"{k}={v}" for k, v in VARIANTS[name].items()) or "(defaults)"
+        print(f"{name:20s} {params:32s} {mean:8.4f} ± {spread(accuracies):.4f} {delta} "
+              f"{statistics.fmean(seconds):7.1f} ± {spread(seconds):4.1f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -39,7 +39,7 @@ from features.images import as_image_batch, to_uint8
 from .base import check_images_and_labels
 
 DEFAULT_MAX_INPUT = 32  # the per-dataset default input size never exceeds this (CPU budget)
-PREDICT_BATCH = 512
+PREDICT_BATCH = 128
 
 _threads_set = None  # the intra-op thread count this process's TensorFlow was given
 
@@ -126,6 +126,20 @@ def resize_batch(keras, images, size):
     return out
 
 
+def predict_fixed_batches(model, images, batch=PREDICT_BATCH):
+    """`model.predict` in batches of exactly `batch` images (the last one zero-padded).
+
+    CPU float32 kernels choose their blocking by the batch's shape, so without this an image's
+    output could change in the 7th digit with the size of the batch it came in (scikit-learn's
+    subset-invariance check catches that). With one batch shape, it never does.
+    """
+    n = len(images)
+    pad = -n % batch
+    if pad:
+        images = np.concatenate([images, np.zeros((pad, *images.shape[1:]), images.dtype)])
+    return np.asarray(model.predict(images, batch_size=batch, verbose=0))[:n]
+
+
 class CNNClassifier(ClassifierMixin, BaseEstimator):
     """Base of the Keras CNN estimators. Subclasses define the network and its training.
 
@@ -147,7 +161,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         return []
 
     def _predict_proba_batch(self, model, images):
-        return model.predict(images, batch_size=PREDICT_BATCH, verbose=0)
+        return predict_fixed_batches(model, images)
 
     # -- sizes -------------------------------------------------------------------------------
     def input_size_for(self, image_shape):

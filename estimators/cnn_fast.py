@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from .cnn import PREDICT_BATCH, CNNClassifier
+from .cnn import CNNClassifier, predict_fixed_batches
 from .registry import register
 
 WHITEN_IMAGES = 5000  # training images whose 2x2 patches give the whitening filters
@@ -292,10 +292,10 @@ class FastCNN(CNNClassifier):
 
     # -- prediction -------------------------------------------------------------------------
     def _predict_proba_batch(self, model, images):
-        logits = model.predict(images, batch_size=PREDICT_BATCH, verbose=0).astype(np.float64)
+        logits = predict_fixed_batches(model, images).astype(np.float64)
         if self.tta and self.flip:  # a mirror is only a fair second view if it keeps the label
             mirrored = np.ascontiguousarray(images[:, :, ::-1])
-            logits = (logits + model.predict(mirrored, batch_size=PREDICT_BATCH, verbose=0)) / 2
+            logits = (logits + predict_fixed_batches(model, mirrored)) / 2
         logits -= logits.max(axis=1, keepdims=True)
         proba = np.exp(logits)
         return proba / proba.sum(axis=1, keepdims=True)

@@ -110,6 +110,15 @@ def verdicts(results):
     return lines
 
 
+def names_option(parser, flag, text, choices):
+    """The comma-separated names of `text`, each one of `choices` (else a usage error)."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in choices]
+    if unknown:
+        parser.error(f"{flag}: unknown {unknown}; choose from {', '.join(choices)}")
+    return names
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-limit", type=int, default=None,
@@ -119,11 +128,7 @@ def main(argv=None):
     parser.add_argument("--only", default=None,
                         help=f"comma-separated subset of {', '.join(NAMES)}")
     args = parser.parse_args(argv)
-    names = NAMES if args.only is None else tuple(
-        n.strip() for n in args.only.split(",") if n.strip())
-    unknown = [n for n in names if n not in NAMES]
-    if unknown:
-        parser.error(f"--only: unknown {unknown}; choose from {', '.join(NAMES)}")
+    names = NAMES if args.only is None else tuple(names_option(parser, "--only", args.only, NAMES))
 
     if not (DATA / "train").is_dir() or not (DATA / "test").is_dir():
         print(f"CIFAR-10 not found at {DATA}/{{train,test}}: nothing measured.")

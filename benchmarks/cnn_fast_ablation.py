@@ -39,7 +39,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from cifar10_time_to_accuracy import DATA, load_split  # noqa: E402
+from cifar10_time_to_accuracy import DATA, load_split, names_option  # noqa: E402
 
 VARIANTS = {  # name: parameters that switch one technique off
     "default": {},
@@ -85,10 +85,7 @@ def main(argv=None):
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help=f"comma-separated subset of {', '.join(VARIANTS)}")
     args = parser.parse_args(argv)
-    names = [n.strip() for n in args.variants.split(",") if n.strip()]
-    unknown = [n for n in names if n not in VARIANTS]
-    if unknown:
-        parser.error(f"--variants: unknown {unknown}; choose from {', '.join(VARIANTS)}")
+    names = names_option(parser, "--variants", args.variants, VARIANTS)
     if not (DATA / "train").is_dir() or not (DATA / "test").is_dir():
         print(f"CIFAR-10 not found at {DATA}/{{train,test}}: nothing measured.")
         return 0

@@ -28,6 +28,7 @@ What every CNN shares, and where it happens:
 import math
 import os
 import random
+import tempfile
 import warnings
 
 import numpy as np
@@ -247,8 +248,6 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         state = dict(super().__getstate__())  # a copy: the estimator itself keeps its model
         model = state.pop("model_", None)
         if model is not None:
-            import tempfile
-
             with tempfile.TemporaryDirectory() as tmp:
                 path = os.path.join(tmp, "model.keras")
                 model.save(path)
@@ -260,8 +259,6 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         model_bytes = state.pop("_model_bytes", None)
         super().__setstate__(state)
         if model_bytes is not None:
-            import tempfile
-
             keras = keras_for(state.get("n_threads"))
             with tempfile.TemporaryDirectory() as tmp:
                 path = os.path.join(tmp, "model.keras")

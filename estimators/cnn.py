@@ -149,10 +149,13 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     `validation_fraction`, `random_state`, `n_threads`, `verbose`. They implement
     `_build(keras, input_shape, n_classes, train_images)` returning a compiled model, and may
     override `_callbacks(keras, has_validation)` and `_predict_logits(model, images)`.
-    `min_input_size` is the smallest input the architecture accepts.
+    `min_input_size` is the smallest input the architecture accepts; `default_min_input` the
+    smallest default input size (`input_size=None`) it resizes small images up to.
     """
 
     min_input_size = 8
+    # the per-dataset default input size is at least this (and at most DEFAULT_MAX_INPUT)
+    default_min_input = 16
 
     # -- hooks -------------------------------------------------------------------------------
     def _build(self, keras, input_shape, n_classes, train_images):
@@ -169,7 +172,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         """The square input side used for images of shape (h, w, ...)."""
         if self.input_size is None:
             side = max(image_shape[0], image_shape[1])
-            return int(min(max(side, self.min_input_size, 16), DEFAULT_MAX_INPUT))
+            return int(min(max(side, self.min_input_size, self.default_min_input), DEFAULT_MAX_INPUT))
         size = int(self.input_size)
         if size < self.min_input_size:
             raise ValueError(

@@ -1,31 +1,43 @@
 """`cnn-simple`: the butterfly and garbage studies' small convolutional network."""
 
+import math
+
 from .cnn import CNNClassifier
 from .registry import register
 
 
 @register(
     "cnn-simple",
-    description="small CNN of the butterfly/garbage studies: 4 conv+pool blocks (16-32-64-32), dense 64-32, Adam",
+    description="small CNN of the butterfly/garbage studies: 4 conv+pool blocks (16-32-64-32), dense 64-32, Adam with cosine decay",
     family="cnn",
 )
 class SimpleCNN(CNNClassifier):
     """Four blocks of 3x3 convolution + ReLU + 2x2 max-pooling (16, 32, 64, 32 filters), then
     flatten, dense 64 and dense 32 (ReLU, each followed by dropout 0.2) and a softmax; Adam.
 
-    `input_size=None` resizes images to their own size, at least 16 (four poolings) and at
-    most 32 pixels a side. The inner validation split (`validation_fraction` of the training
-    images) only reports validation loss and accuracy per epoch in `history_`.
+    `input_size=None` resizes images to 32 pixels a side: larger images down (CPU budget),
+    smaller ones up, so that the four poolings leave a 2x2 map rather than a single pixel.
+    The inner validation split (`validation_fraction` of the training images) only reports
+    validation loss and accuracy per epoch in `history_`.
+
+    The studies fix the network and the optimizer, not the schedule; ours was chosen on
+    `digits` (8x8 images, 5 folds, seed 0; mean accuracy): the studies' usual 16-px input,
+    batch 32 and constant learning rate gave 0.977; 32 px 0.986; 32 px with the learning rate
+    decayed to 0 on a cosine (`cosine_decay`) 0.988; with batch 16 as well 0.991 (0.987 and
+    0.988 with seeds 1 and 2). 48 px did not help reliably (0.983 / 0.993 with seeds 0 / 1),
+    nor did random translation (0.984).
     """
 
     min_input_size = 16
+    default_min_input = 32
 
     def __init__(
         self,
         input_size=None,
         epochs=30,
-        batch_size=32,
+        batch_size=16,
         learning_rate=1e-3,
+        cosine_decay=True,
         dropout=0.2,
         validation_fraction=0.1,
         random_state=0,
@@ -36,6 +48,7 @@ class SimpleCNN(CNNClassifier):
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.cosine_decay = cosine_decay
         self.dropout = dropout
         self.validation_fraction = validation_fraction
         self.random_state = random_state
@@ -53,8 +66,12 @@ class SimpleCNN(CNNClassifier):
             model.add(layers.Dense(units, activation="relu"))
             model.add(layers.Dropout(self.dropout))
         model.add(layers.Dense(n_classes, activation="softmax", dtype="float32"))
+        learning_rate = float(self.learning_rate)
+        if self.cosine_decay:  # from learning_rate at the first step to 0 at the last
+            steps = math.ceil(self.n_train_ / int(self.batch_size)) * int(self.epochs)
+            learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, max(steps, 1))
         model.compile(
-            optimizer=keras.optimizers.Adam(self.learning_rate),
+            optimizer=keras.optimizers.Adam(learning_rate),
             loss="categorical_crossentropy",
             metrics=["accuracy"],
         )

@@ -28,6 +28,14 @@ class Dataset:
     # Does a horizontally mirrored image keep its label? True for photos, textures and shapes;
     # False for digits and text, where the runner switches off flip augmentation.
     mirror_invariant: bool = True
+    # The official train/test split where the dataset has one: "train" or "test" per image
+    # (same order as `images`); None when it has none.
+    split: np.ndarray = None
+    licence: str = ""
+
+    @property
+    def has_official_split(self):
+        return self.split is not None
 
     @property
     def classes(self):
@@ -45,6 +53,8 @@ class Dataset:
         digest.update(repr((self.images.shape, str(self.images.dtype))).encode())
         digest.update(np.ascontiguousarray(self.images).data)
         digest.update("\0".join(self.labels.tolist()).encode())
+        if self.split is not None:
+            digest.update(b"split\0" + "\0".join(np.asarray(self.split).tolist()).encode())
         return digest.hexdigest()
 
     def summary(self):

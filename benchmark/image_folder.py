@@ -1,20 +1,54 @@
-"""Load a folder of images laid out as root/<class>/<images> (sub-folders of a class included)."""
+"""Load a folder of images into a Dataset, in parallel, with an on-disk cache of the result.
 
+Layouts (sub-folders of a class are included; hidden files and folders are not):
+
+* `root/<class>/<images>`: no official split.
+* `root/train/<class>/...` plus a held-out folder `root/test/`, `val/`, `valid/` or `validation/`
+  (names matched case-insensitively): an official split, `Dataset.split` is "train" or "test"
+  per image. When several held-out folders exist, `test/` (else the first of val, valid,
+  validation) is the "test" side; the others are left out and named in `Dataset.description`.
+  train/ and the held-out side must have the same classes (DatasetError otherwise).
+
+Files with an image extension whose content cannot be used - empty, unreadable, truncated, a
+format other than the extension says (a GIF placeholder named .jpg), a link that loops - are
+listed in `Dataset.skipped` with the reason; other files are ignored.
+
+The decoded arrays are cached as .npz under `default_cache_dir() / "folders"`, one slot per
+(folder, requested size), checked against a key made of the folder path, every image file's
+relative path, size and modification time (ns), the requested size and `CACHE_VERSION`: a
+changed, added or removed file gives a new key and the folder is decoded again. A file
+rewritten with the same size and the same mtime would not be noticed.
+"""
+
+import hashlib
+import json
 import os
+import zipfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from .datasets import Dataset
+from features.cache import atomic_write, default_cache_dir
+
+from .datasets import Dataset, DatasetError
 from .errors import UsageError
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+# The formats PIL may find in a file with this extension; anything else is skipped.
+FORMATS = {
+    ".jpg": {"JPEG", "MPO"}, ".jpeg": {"JPEG", "MPO"}, ".png": {"PNG"}, ".bmp": {"BMP", "DIB"},
+    ".gif": {"GIF"}, ".tif": {"TIFF"}, ".tiff": {"TIFF"}, ".webp": {"WEBP"},
+}
+IMAGE_EXTENSIONS = set(FORMATS)
+TRAIN = "train"
+HELD_OUT = ("test", "val", "valid", "validation")  # in order of preference
 # When the user sets no size, images larger than this (longer side) are scaled down to it:
 # handcrafted features and small CNNs gain little from more pixels and cost much more.
 MAX_DEFAULT_SIDE = 64
+CACHE_VERSION = 1
 
 
 def check_folder(path):
@@ -25,45 +59,173 @@ def check_folder(path):
         raise UsageError(f"{str(root)!r} is not a directory; give folder:PATH of root/<class>/<images>")
 
 
-def _image_files(root):
-    """[(class, path)] of files with an image extension, and the count of other files ignored."""
-    found, ignored = [], 0
-    for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        # os.walk does not follow symbolic links to directories, so a link loop cannot trap it.
-        for dirpath, dirnames, filenames in os.walk(class_dir):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for filename in sorted(filenames):
-                if filename.startswith("."):
-                    continue
-                if Path(filename).suffix.lower() in IMAGE_EXTENSIONS:
-                    found.append((class_dir.name, Path(dirpath) / filename))
-                else:
-                    ignored += 1
-    return found, ignored
+@dataclass
+class FolderImages:
+    """What `read_image_folder` found: the images in load order, with their labels and paths."""
+
+    images: np.ndarray  # (n, h, w, 3) uint8
+    labels: np.ndarray  # (n,) str: the class folder's name
+    paths: np.ndarray  # (n,) str: each image's path relative to the root, with "/"
+    split: np.ndarray = None  # (n,) "train" | "test"; None without an official split
+    held_out: str = None  # the folder name of the "test" side ("test", "val", ...)
+    skipped: list = field(default_factory=list)  # [(path, reason)]
+    notes: list = field(default_factory=list)  # what was left out, for the description
+    from_cache: bool = False
 
 
-def _probe(path):
-    """The image's (width, height), or the reason it cannot be read."""
+def load_image_folder(path, *, image_size=None, name=None, n_threads=None, cache_dir=True):
+    """A Dataset of every usable image under `path` (see the module docstring for layouts).
+
+    Images are RGB uint8, resized to `image_size` x `image_size`, or by default to the most
+    common size with the longer side at most 64. `cache_dir`: True for the default cache
+    folder, a path for another, None or False for no cache. DatasetError when no image is
+    usable, or when an official split's two sides have different classes.
+    """
+    folder = read_image_folder(path, image_size=image_size, n_threads=n_threads, cache_dir=cache_dir)
+    root = Path(path).expanduser()
+    if len(folder.labels) == 0:
+        raise DatasetError(_nothing_usable(folder, root))
+    if folder.split is not None:
+        _check_same_classes(folder, root)
+    return Dataset(
+        name or f"folder:{root}", folder.images, folder.labels, description="; ".join(folder.notes),
+        source=str(root), skipped=folder.skipped, split=folder.split,
+    )
+
+
+def read_image_folder(path, *, image_size=None, n_threads=None, cache_dir=True):
+    """The decoded images of a folder as `FolderImages` (from the cache when it is current)."""
+    check_folder(path)
+    root = Path(path).expanduser()
+    files, held_out, notes, skipped = _list_files(root)
+    key = _cache_key(root, files, image_size)
+    slot = _cache_slot(cache_dir, root, image_size)
+    folder = _read_cache(slot, key, root)
+    if folder is None:
+        folder = _decode_all(root, files, image_size, n_threads)
+        _write_cache(slot, key, folder, root)
+    folder.held_out = held_out
+    folder.notes = notes
+    folder.skipped = skipped + folder.skipped
+    return folder
+
+
+# -- finding the files -------------------------------------------------------------------------
+@dataclass
+class _File:
+    split: str  # "train" | "test" | None
+    label: str
+    path: str
+    relative: str  # to the root, with "/"
+    size: int = None  # bytes; None when the file cannot be stat'ed
+    mtime_ns: int = None
+    error: str = None
+
+
+def _subfolders(folder):
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _layout(root):
+    """[(split, folder)] to read, the held-out folder's name (or None) and notes."""
+    tops = {p.name.lower(): p for p in _subfolders(root)}
+    held_out = [tops[n] for n in HELD_OUT if n in tops]
+    if TRAIN not in tops or not held_out:
+        return [(None, root)], None, []
+    notes = [f"official split: {tops[TRAIN].name}/ is train, {held_out[0].name}/ is test"]
+    notes += [f"{p.name}/ left out ({held_out[0].name}/ is the held-out side)" for p in held_out[1:]]
+    others = sorted(set(tops.values()) - {tops[TRAIN], *held_out})
+    notes += [f"{p.name}/ left out (not train/ or a held-out folder)" for p in others]
+    return [("train", tops[TRAIN]), ("test", held_out[0])], held_out[0].name, notes
+
+
+def _list_files(root):
+    """The image files in load order, the held-out folder's name, notes, and links skipped."""
+    sides, held_out, notes = _layout(root)
+    around = {root.resolve(), *root.resolve().parents}
+    files, skipped = [], []
+    for split, side in sides:
+        for class_dir in _subfolders(side):
+            if class_dir.is_symlink() and class_dir.resolve() in around:
+                skipped.append((str(class_dir), "link to the data folder or above it (a loop), not followed"))
+                continue
+            # os.walk does not follow links to folders, so a link loop below cannot trap it.
+            for dirpath, dirnames, filenames in os.walk(class_dir):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                prefix = Path(dirpath).relative_to(root).as_posix()
+                for filename in sorted(filenames):  # plain strings: thousands of files per folder
+                    if filename.startswith(".") or os.path.splitext(filename)[1].lower() not in FORMATS:
+                        continue
+                    path = os.path.join(dirpath, filename)
+                    files.append(_stat(_File(split, class_dir.name, path, f"{prefix}/{filename}")))
+    return files, held_out, notes, skipped
+
+
+def _stat(file):
     try:
-        if path.stat().st_size == 0:
-            return None, "empty file (0 bytes)"
-        with Image.open(path) as image:
+        st = os.stat(file.path)
+        file.size, file.mtime_ns = st.st_size, st.st_mtime_ns
+    except OSError as exc:  # a dangling link, a link loop, a permission problem
+        file.error = f"cannot read ({exc.strerror or type(exc).__name__})"
+    return file
+
+
+# -- decoding ----------------------------------------------------------------------------------
+class _Skip(Exception):
+    """A file that is not a usable image; the message is the reason."""
+
+
+def _open(file):
+    if file.error:
+        raise _Skip(file.error)
+    if file.size == 0:
+        raise _Skip("empty file (0 bytes)")
+    try:
+        image = Image.open(file.path)
+    except PermissionError:
+        raise _Skip("cannot read (permission denied)") from None
+    except Exception as exc:  # PIL raises many types on hostile files; none may end the load
+        raise _Skip(f"not a readable image ({type(exc).__name__}: {exc})") from None
+    suffix = os.path.splitext(file.path)[1]
+    if image.format not in FORMATS[suffix.lower()]:
+        image.close()
+        raise _Skip(f"a {image.format} file named {suffix} (placeholder?)")
+    return image
+
+
+def _probe(file):
+    """The image's (width, height), or the reason it cannot be used."""
+    try:
+        with _open(file) as image:
             return image.size, None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        return None, f"not a readable image ({type(exc).__name__}: {exc})"
+    except _Skip as skip:
+        return None, str(skip)
 
 
-def _decode(path, size):
-    """RGB uint8 array of shape (height, width, 3) resized to `size` (w, h), or the failure reason."""
+def _decode_into(out, file, size):
+    """Decode `file` as RGB resized to `size` (w, h) into `out`; None, or the failure reason."""
     try:
-        with Image.open(path) as image:
-            image.draft("RGB", size)  # JPEG: decode at reduced scale when that suffices
-            image = image.convert("RGB")
+        with _open(file) as image:
+            image.draft("RGB", size)  # JPEG: decode at a reduced scale when that suffices
+            image = image if image.mode == "RGB" else image.convert("RGB")
             if image.size != size:
                 image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
-            return np.asarray(image, dtype=np.uint8), None
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        return None, f"cannot decode ({type(exc).__name__}: {exc})"
+            out[...] = np.asarray(image)
+        return None
+    except _Skip as skip:
+        return str(skip)
+    except Exception as exc:  # truncated or corrupt data found while decoding
+        return f"cannot decode ({type(exc).__name__}: {exc})"
+
+
+def _parallel(function, items, n_threads):
+    """[function(item)] computed by `n_threads` threads (PIL releases the GIL while it decodes)."""
+    if n_threads <= 1 or len(items) < 2:
+        return [function(item) for item in items]
+    step = -(-len(items) // (4 * n_threads))  # a few chunks per thread: little overhead, balanced
+    with ThreadPoolExecutor(n_threads) as pool:
+        chunks = pool.map(lambda i: [function(item) for item in items[i:i + step]], range(0, len(items), step))
+        return [result for chunk in chunks for result in chunk]
 
 
 def _target_size(sizes, image_size):
@@ -74,33 +236,104 @@ def _target_size(sizes, image_size):
     return (max(1, round(width * scale)), max(1, round(height * scale)))
 
 
-def load_image_folder(path, *, image_size=None, name=None, n_threads=None):
-    """A Dataset of every readable image under root/<class>/; unreadable files are listed in
-    `skipped`, non-image files ignored. Images are converted to RGB and resized to
-    `image_size` x `image_size`, or by default to the most common size (longer side at most 64).
-    """
-    check_folder(path)
-    root = Path(path).expanduser()
-    files, _ = _image_files(root)
-    threads = n_threads or min(8, (os.cpu_count() or 1) * 2)
-    with ThreadPoolExecutor(threads) as pool:
-        probes = list(pool.map(_probe, [p for _, p in files]))
-    skipped = [(str(p), reason) for (_, p), (_, reason) in zip(files, probes) if reason]
-    readable = [(c, p, s) for (c, p), (s, _) in zip(files, probes) if s is not None]
-    if not readable:
-        return Dataset(name or f"folder:{root}", np.zeros((0, 1, 1, 3), np.uint8),
-                       np.array([], dtype=str), source=str(root), skipped=skipped)
-    size = _target_size([s for _, _, s in readable], image_size)
-    with ThreadPoolExecutor(threads) as pool:
-        decoded = list(pool.map(lambda item: _decode(item[1], size), readable))
-    images, labels = [], []
-    for (label, path_, _), (array, reason) in zip(readable, decoded):
-        if array is None:
-            skipped.append((str(path_), reason))
-        else:
-            images.append(array)
-            labels.append(label)
-    images = np.stack(images) if images else np.zeros((0, size[1], size[0], 3), np.uint8)
-    return Dataset(
-        name or f"folder:{root}", images, np.array(labels, dtype=str), source=str(root), skipped=skipped
+def _decode_all(root, files, image_size, n_threads):
+    # One thread per core: decoding holds the GIL for part of each image (PIL parses headers
+    # in Python), so more threads than cores only contend.
+    threads = n_threads or min(8, os.cpu_count() or 1)
+    skipped = []
+    if image_size is None:  # the size depends on every image's: read their headers first
+        probes = _parallel(_probe, files, threads)
+        skipped = [(f.path, reason) for f, (_, reason) in zip(files, probes) if reason]
+        files = [f for f, (size, _) in zip(files, probes) if size is not None]
+        sizes = [size for size, _ in probes if size is not None]
+        size = _target_size(sizes, None) if sizes else (1, 1)
+    else:
+        size = _target_size(None, image_size)
+    out = np.empty((len(files), size[1], size[0], 3), np.uint8)
+    reasons = _parallel(lambda i: _decode_into(out[i], files[i], size), range(len(files)), threads)
+    ok = np.array([reason is None for reason in reasons], dtype=bool)
+    skipped += [(f.path, reason) for f, reason in zip(files, reasons) if reason is not None]
+    kept = [f for f, good in zip(files, ok) if good]
+    split = None if not files or files[0].split is None else np.array([f.split for f in kept], dtype=str)
+    return FolderImages(
+        images=out if ok.all() else out[ok],
+        labels=np.array([f.label for f in kept], dtype=str),
+        paths=np.array([f.relative for f in kept], dtype=str),
+        split=split, skipped=skipped,
     )
+
+
+def _nothing_usable(folder, root):
+    if folder.skipped:
+        path, reason = folder.skipped[0]
+        return (f"image folder {str(root)!r}: none of its {len(folder.skipped)} image file(s) can be "
+                f"used (first: {path}: {reason})")
+    loose = sum(1 for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    found = f"; its {loose} image file(s) at the top level belong in class folders" if loose else ""
+    return (f"image folder {str(root)!r} has no images in class folders{found}: lay it out as "
+            f"{root}/<class>/<images>, or train/<class>/ and test/<class>/")
+
+
+def _check_same_classes(folder, root):
+    train = set(folder.labels[folder.split == "train"].tolist())
+    test = set(folder.labels[folder.split == "test"].tolist())
+    if train == test:
+        return
+    held = folder.held_out
+    missing = [f"{side}/ has no images of {', '.join(map(repr, sorted(classes)))}"
+               for side, classes in (("train", test - train), (held, train - test)) if classes]
+    raise DatasetError(
+        f"image folder {str(root)!r}: train/ and {held}/ have different classes: {'; '.join(missing)}. "
+        f"Each class needs images on both sides: add the missing class folders (with readable "
+        f"images), or remove those classes from the other side."
+    )
+
+
+# -- the cache ---------------------------------------------------------------------------------
+def _cache_slot(cache_dir, root, image_size):
+    """The .npz file for (folder, requested size), or None when caching is off."""
+    if cache_dir is None or cache_dir is False:
+        return None
+    directory = default_cache_dir() / "folders" if cache_dir is True else Path(cache_dir)
+    name = json.dumps([str(root.resolve()), image_size, CACHE_VERSION])
+    return directory / f"{hashlib.blake2b(name.encode(), digest_size=16).hexdigest()}.npz"
+
+
+def _cache_key(root, files, image_size):
+    listing = sorted((f.relative, f.size, f.mtime_ns) for f in files)
+    described = json.dumps([CACHE_VERSION, str(root.resolve()), image_size, listing])
+    return hashlib.blake2b(described.encode(), digest_size=16).hexdigest()
+
+
+def _read_cache(slot, key, root):
+    if slot is None:
+        return None
+    try:
+        with np.load(slot, allow_pickle=False) as data:
+            if str(data["key"]) != key:
+                return None
+            return FolderImages(
+                images=data["images"], labels=data["labels"], paths=data["paths"],
+                split=data["split"] if "split" in data.files else None,
+                skipped=[(str(root / p), str(r)) for p, r in zip(data["skipped_paths"], data["skipped_reasons"])],
+                from_cache=True,
+            )
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # absent or damaged
+        return None
+
+
+def _write_cache(slot, key, folder, root):
+    if slot is None:
+        return
+    arrays = {
+        "key": np.array(key), "images": folder.images, "labels": folder.labels, "paths": folder.paths,
+        "skipped_paths": np.array([Path(p).relative_to(root).as_posix() for p, _ in folder.skipped], dtype=str),
+        "skipped_reasons": np.array([r for _, r in folder.skipped], dtype=str),
+    }
+    if folder.split is not None:
+        arrays["split"] = folder.split
+    try:
+        slot.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(slot, lambda f: np.savez(f, **arrays))
+    except OSError:  # a cache that cannot be written costs speed, never results
+        pass

@@ -8,8 +8,12 @@ from pathlib import Path
 from tabulate import tabulate
 
 from .errors import UsageError
+from .protocols import PROTOCOLS
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+DATA_DIR_HELP = ("where the named datasets (cifar10, mnist, ...) are looked for first: original "
+                 "archives or image folders (default: $IMAGE_BENCHMARK_DATA, else [data] dir in "
+                 "~/.config/image-benchmark/config.ini)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,10 +31,23 @@ def build_parser():
 
     run = commands.add_parser("run", help="cross-validate estimators on datasets and write leaderboards")
     run.add_argument("--all", action="store_true",
-                     help="every embedded dataset and (unless --estimators is given) every estimator")
-    run.add_argument("--datasets", help="comma-separated dataset names, or folder:PATH for an image folder")
+                     help="every available dataset (the embedded ones and the named ones found "
+                     "locally; see `datasets`) and, unless --estimators is given, every estimator")
+    run.add_argument("--datasets",
+                     help="comma-separated dataset names (see `datasets`), or folder:PATH for an image folder")
     run.add_argument("--estimators", help="comma-separated estimator names or patterns (e.g. 'knn-*'); default: all")
-    run.add_argument("--folds", type=int, default=5, help="stratified folds (default 5)")
+    run.add_argument("--folds", type=int, default=5, help="stratified folds of --protocol cv (default 5)")
+    run.add_argument("--protocol", choices=PROTOCOLS, default="auto",
+                     help="cv: cross-validate on the pooled images; holdout: train on the official "
+                     "train split, score on its test split; auto (default): holdout for datasets "
+                     "with an official split and >= 10,000 images, else cv")
+    run.add_argument("--repeats", type=int, default=3,
+                     help="holdout repeats with seeds SEED, SEED+1, ... (default 3)")
+    budget = run.add_mutually_exclusive_group()
+    budget.add_argument("--max-per-class", type=int, metavar="N",
+                        help="use a stratified sample of at most N images per class (per split "
+                        "side for holdout); default: each dataset's own cap (see `datasets`)")
+    budget.add_argument("--full", action="store_true", help="use every image: no sample cap")
     run.add_argument("--seed", type=int, default=0, help="seed of the splits and estimators (default 0)")
     run.add_argument("--jobs", type=int, default=-1,
                      help="worker processes for the cells (default -1: all cores); scores do not depend on it")
@@ -38,12 +55,17 @@ def build_parser():
                      help="directory for this run's results (default results/<run-id>)")
     run.add_argument("--image-size", type=int,
                      help="resize folder images to SIZE x SIZE (default: their most common size, at most 64)")
+    run.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
     run.add_argument("--cache-dir", type=Path,
                      help="where computed features are kept between runs (default ~/.cache/image-benchmark)")
-    run.add_argument("--no-cache", action="store_true", help="do not read or write the on-disk feature cache")
+    run.add_argument("--no-cache", action="store_true",
+                     help="do not read or write the on-disk caches (features, decoded image folders)")
     run.add_argument("--quiet", action="store_true", help="print only the leaderboards")
 
     commands.add_parser("list", help="list the registered estimators and the datasets")
+    datasets = commands.add_parser(
+        "datasets", help="every dataset: available or missing (and why), source, classes, images, size, licence")
+    datasets.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
     return parser
 
 
@@ -52,6 +74,8 @@ def main(argv=None):
     try:
         if args.command == "list":
             return _list()
+        if args.command == "datasets":
+            return _datasets(args)
         return _run(args, sys.argv if argv is None else ["python -m benchmark", *argv])
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -61,15 +85,69 @@ def main(argv=None):
 def _list():
     from estimators import estimator_spec, list_estimators
 
-    from .datasets import list_datasets
+    from .datasets import list_datasets, named_datasets
 
     specs = [estimator_spec(n) for n in list_estimators()]
     print("Estimators")
     print(tabulate([[s.name, s.family, s.description] for s in specs], ["name", "family", "description"]))
-    print("\nDatasets")
-    rows = list_datasets() + [("folder:PATH", "any folder laid out as PATH/<class>/<images>")]
+    print("\nDatasets (`python -m benchmark datasets` says which are on this machine)")
+    rows = list_datasets() + [(s.name, s.description) for s in named_datasets().values()]
+    rows.append(("folder:PATH", "any folder laid out as PATH/<class>/<images> or PATH/{train,test}/<class>/<images>"))
     print(tabulate(rows, ["name", "description"]))
     return EXIT_OK
+
+
+def _datasets(args):
+    """Every dataset, available or missing (and why); the named ones are not loaded."""
+    import urllib.parse
+
+    from .catalog import availability, data_dirs, download_dir
+    from .datasets import list_datasets, load_dataset, named_datasets
+
+    dirs, origin = data_dirs(args.data_dir)
+    rows, notes = [], []
+    for name, _ in list_datasets():  # small enough to load for exact figures
+        d = load_dataset(name)
+        n, h, w, c = d.images.shape
+        rows.append([name, "available", "embedded", len(d.classes), f"{n:,}", f"{h}x{w}x{c}", "all", d.licence])
+    for spec in named_datasets().values():
+        found = availability(spec.name, dirs, origin)
+        source = found.where
+        if found.status == "downloadable":
+            host = urllib.parse.urlsplit(spec.downloads[0][1]).netloc
+            source = f"download from {host}"
+            notes.append(f"{spec.name}: not on disk; downloaded on first use "
+                         f"(`run --datasets {spec.name}`), then kept in {download_dir()}")
+        elif found.status == "missing":
+            source = "-"
+            notes.append(f"{spec.name}: {found.reason}")
+        cap = f"{spec.max_per_class}/class" if spec.max_per_class else "all"
+        rows.append([spec.name, found.status, source, spec.classes, spec.images, spec.image_size,
+                     cap, spec.licence])
+    print(tabulate(rows, ["name", "status", "source", "classes", "images", "image size",
+                          "default sample", "licence"]))
+    print(f"\ndata directories: {', '.join(map(str, dirs)) or 'none'} ({origin})")
+    for note in notes:
+        print(f"- {note}")
+    return EXIT_OK
+
+
+def _available_named(data_dir):
+    """([names found on disk], {name: why it is not run}) of the named datasets, for --all."""
+    from .catalog import availability, data_dirs
+    from .datasets import named_datasets
+
+    dirs, origin = data_dirs(data_dir)
+    found, missing = [], {}
+    for name in named_datasets():
+        status = availability(name, dirs, origin)
+        if status.status == "available":
+            found.append(name)
+        elif status.status == "downloadable":
+            missing[name] = f"not downloaded yet: `run --datasets {name}` downloads it ({status.where})"
+        else:
+            missing[name] = status.reason
+    return found, missing
 
 
 def _split(value):
@@ -94,19 +172,22 @@ def resolve_estimators(value):
 
 
 def resolve_datasets(args):
+    """([dataset names to run], {named dataset: why --all does not run it})."""
     from .datasets import check_dataset_name, list_datasets
 
     if args.all and not args.datasets:
-        return [name for name, _ in list_datasets()]
+        found, missing = _available_named(args.data_dir)
+        return [name for name, _ in list_datasets()] + found, missing
     if not args.datasets:
         raise UsageError("choose datasets with --datasets NAME[,NAME...] or run them all with --all")
     names = _split(args.datasets)
     for name in names:
         check_dataset_name(name)
-    return names
+    return names, {}
 
 
 def _run(args, argv):
+    from .leaderboard import describe_sampling
     from .results import new_run_id, prepare_run_dir, write_outputs
     from .runner import RunConfig, run
     from features.cache import default_cache_dir
@@ -117,19 +198,29 @@ def _run(args, argv):
         raise UsageError("--jobs must be a positive number of processes, or -1 for all cores")
     if args.image_size is not None and args.image_size < 1:
         raise UsageError(f"--image-size must be a positive number of pixels; got {args.image_size}")
-    datasets = resolve_datasets(args)
+    if args.repeats < 1:
+        raise UsageError(f"--repeats must be at least 1; got {args.repeats}")
+    if args.max_per_class is not None and args.max_per_class < 1:
+        raise UsageError(f"--max-per-class must be a positive number of images; got {args.max_per_class}")
+    datasets, unavailable = resolve_datasets(args)
     estimators = resolve_estimators(args.estimators)
     run_dir = prepare_run_dir(args.out or Path("results") / new_run_id())
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir() / "features")
-    config = RunConfig(datasets, estimators, folds=args.folds, seed=args.seed,
-                       image_size=args.image_size, n_jobs=args.jobs, cache_dir=str(cache_dir) if cache_dir else None)
+    config = RunConfig(
+        datasets, estimators, folds=args.folds, seed=args.seed, image_size=args.image_size,
+        n_jobs=args.jobs, cache_dir=str(cache_dir) if cache_dir else None,
+        protocol=args.protocol, repeats=args.repeats, max_per_class=args.max_per_class,
+        full=args.full, data_dir=str(args.data_dir) if args.data_dir else None,
+        unavailable=unavailable, folder_cache=not args.no_cache,
+    )
 
     def on_dataset(name, summary, skip_reason):
         if skip_reason:
             print(f"skipping dataset {name}: {skip_reason}", file=sys.stderr)
         elif not args.quiet:
             print(f"{name}: {summary['images']} images of {summary['image_size']}, "
-                  f"{len(summary['classes'])} classes", file=sys.stderr)
+                  f"{len(summary['classes'])} classes; {describe_sampling(summary['sampling'])}",
+                  file=sys.stderr)
 
     def on_cell(cell):
         if cell.status != "ok":
@@ -151,6 +242,8 @@ def _run(args, argv):
     if len(summary):
         print(render(summary, overall))
     print(f"Results: {run_dir}/leaderboard.md")
+    for name, reason in unavailable.items():
+        print(f"not run: {name}: {reason}", file=sys.stderr)
     problems = len(result.failed_cells) + len(result.skipped_datasets)
     if problems:
         print(f"{len(result.failed_cells)} failed cell(s), {len(result.skipped_datasets)} skipped "

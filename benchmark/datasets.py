@@ -5,6 +5,7 @@ string label per image. The embedded datasets are built from data that scikit-le
 scikit-image ship, so `run --all` works offline.
 """
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 
@@ -57,7 +58,20 @@ class Dataset:
             digest.update(b"split\0" + "\0".join(np.asarray(self.split).tolist()).encode())
         return digest.hexdigest()
 
+    def subset(self, rows):
+        """The same dataset restricted to `rows` (in that order); itself when that is every row."""
+        rows = np.asarray(rows)
+        if len(rows) == len(self.labels) and np.array_equal(rows, np.arange(len(rows))):
+            return self
+        return dataclasses.replace(
+            self, images=self.images[rows], labels=self.labels[rows],
+            split=None if self.split is None else np.asarray(self.split)[rows],
+        )
+
     def summary(self):
+        """JSON-ready facts for the report; "duplicates" gives indices into these images."""
+        from .duplicates import find_duplicates
+
         n, h, w, c = self.images.shape
         return {
             "name": self.name,
@@ -67,7 +81,12 @@ class Dataset:
             "fingerprint": self.fingerprint,
             "source": self.source,
             "mirror_invariant": self.mirror_invariant,
+            "official_split": None if self.split is None else {
+                side: int(np.sum(np.asarray(self.split) == side)) for side in ("train", "test")
+            },
+            "licence": self.licence,
             "skipped_files": [{"path": p, "reason": r} for p, r in self.skipped],
+            "duplicates": find_duplicates(self.images, self.labels).summary(),
         }
 
 
@@ -78,9 +97,9 @@ class DatasetError(ValueError):
 _EMBEDDED = {}
 
 
-def embedded(name, description):
+def embedded(name, description, licence):
     def decorator(loader):
-        _EMBEDDED[name] = (loader, description)
+        _EMBEDDED[name] = (loader, description, licence)
         return loader
 
     return decorator
@@ -88,53 +107,59 @@ def embedded(name, description):
 
 def list_datasets():
     """[(name, description)] of the embedded datasets."""
-    return [(name, description) for name, (_, description) in _EMBEDDED.items()]
+    return [(name, description) for name, (_, description, _) in _EMBEDDED.items()]
+
+
+def named_datasets():
+    """The catalog of the field's datasets (CIFAR, MNIST, ...), which may or may not be on disk."""
+    from .catalog import CATALOG
+
+    return CATALOG
 
 
 def check_dataset_name(name):
-    """Raise UsageError (with close matches) unless `name` is embedded or `folder:PATH`."""
+    """Raise UsageError (with close matches) unless `name` is embedded, named or `folder:PATH`."""
     if name.startswith(FOLDER_PREFIX):
         from .image_folder import check_folder
 
         check_folder(name[len(FOLDER_PREFIX) :])
-    elif name not in _EMBEDDED:
-        raise UsageError(unknown_name_message("dataset", name, list(_EMBEDDED) + ["folder:PATH"]))
+    elif name not in _EMBEDDED and name not in named_datasets():
+        known = list(_EMBEDDED) + list(named_datasets()) + ["folder:PATH"]
+        raise UsageError(unknown_name_message("dataset", name, known))
 
 
-def load_dataset(name, *, image_size=None, seed=0):
-    """Load a dataset by name. `image_size` (pixels per side) applies to image folders."""
+def default_max_per_class(name):
+    """The dataset's default sample cap per class (None: use every image)."""
+    spec = named_datasets().get(name)
+    return spec.max_per_class if spec else None
+
+
+def load_dataset(name, *, image_size=None, seed=0, data_dir=None, folder_cache=True):
+    """Load a dataset by name. `image_size` (pixels per side) applies to image folders;
+    `data_dir` is where the named datasets are looked for first (see `benchmark.catalog`);
+    `folder_cache` False decodes image folders without reading or writing the decoded cache."""
     if name.startswith(FOLDER_PREFIX):
         from .image_folder import load_image_folder
 
-        return load_image_folder(name[len(FOLDER_PREFIX) :], image_size=image_size, name=name)
+        return load_image_folder(name[len(FOLDER_PREFIX) :], image_size=image_size, name=name,
+                                 cache_dir=folder_cache)
     check_dataset_name(name)
-    loader, description = _EMBEDDED[name]
+    if name in named_datasets():
+        from .catalog import load_named
+
+        return load_named(name, data_dir=data_dir, image_size=image_size, cache_dir=folder_cache)
+    loader, description, licence = _EMBEDDED[name]
     dataset = loader(seed=seed)
-    dataset.description = description
+    dataset.description, dataset.licence = description, licence
     return dataset
-
-
-def validate_for_cv(dataset, folds):
-    """Raise DatasetError unless stratified `folds`-fold CV can run on `dataset`."""
-    counts = dataset.class_counts
-    if len(counts) < 2:
-        raise DatasetError(
-            f"dataset {dataset.name!r} has {len(counts)} class(es) "
-            f"({', '.join(counts) or 'no images'}); a classifier needs at least 2"
-        )
-    small = {c: k for c, k in counts.items() if k < folds}
-    if small:
-        listed = ", ".join(f"class {c!r} has {k} image(s)" for c, k in small.items())
-        fewest = min(small.values())
-        fix = f"use --folds {fewest} or add images" if fewest >= 2 else "add images to it or remove it"
-        raise DatasetError(f"dataset {dataset.name!r}: {listed}, fewer than the {folds} folds; {fix}")
 
 
 def _to_uint8(images01):
     return np.clip(np.rint(images01 * 255), 0, 255).astype(np.uint8)
 
 
-@embedded("digits", "scikit-learn's handwritten digits: 1,797 8x8 grayscale images, 10 classes")
+@embedded("digits", "scikit-learn's handwritten digits: 1,797 8x8 grayscale images, 10 classes",
+          "UCI optical digits via scikit-learn: CC BY 4.0")
 def _digits(seed):
     from sklearn.datasets import load_digits
 
@@ -144,7 +169,8 @@ def _digits(seed):
                    mirror_invariant=False)
 
 
-@embedded("faces", "scikit-image's LFW subset: 100 faces and 100 non-faces, 25x25 grayscale")
+@embedded("faces", "scikit-image's LFW subset: 100 faces and 100 non-faces, 25x25 grayscale",
+          "Labeled Faces in the Wild via scikit-image: for research")
 def _faces(seed):
     from skimage.data import lfw_subset
 
@@ -159,6 +185,7 @@ TEXTURE_PATCH = 32
 @embedded(
     "textures",
     "non-overlapping 32x32 patches of scikit-image's brick, grass and gravel photographs: 768 images, 3 classes",
+    "scikit-image sample photographs: CC0",
 )
 def _textures(seed):
     from skimage import data
@@ -180,6 +207,7 @@ def _textures(seed):
 @embedded(
     "shapes",
     "generated 32x32 RGB images of circles, squares, triangles and stars on noisy backgrounds: 800 images, 4 classes",
+    "generated by this tool: no restriction",
 )
 def _shapes(seed):
     from .shapes import make_shapes

@@ -127,3 +127,17 @@ def render(summary, overall, tablefmt="simple", escape=str, heading=lambda text:
         parts.append(heading("Overall (mean rank by macro-F1 across datasets)"))
         parts.append(tabulate(rows, headers, tablefmt=tablefmt, disable_numparse=True))
     return "\n\n".join(parts) + "\n"
+
+
+def describe_sampling(sampling):
+    """How a dataset was evaluated, in one line: protocol, split sizes and sample counts."""
+    if sampling["protocol"] == "cv":
+        how = f"{sampling['splits']}-fold cross-validation"
+    else:
+        train = "/".join(map(str, sampling["train_images"]))
+        test = "/".join(map(str, sampling["test_images"]))
+        how = f"official split, {sampling['splits']} repeat(s): train {train}, test {test}"
+    text = f"{how}; {sampling['used_images']} of {sampling['available_images']} images used"
+    if sampling["max_per_class"]:
+        text += f" (at most {sampling['max_per_class']} per class)"
+    return text

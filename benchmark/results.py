@@ -14,7 +14,7 @@ from features.cache import atomic_write
 
 from . import __version__
 from .errors import UsageError
-from .leaderboard import history_frame, overall_frame, render, scores_frame, summary_frame
+from .leaderboard import describe_sampling, history_frame, overall_frame, render, scores_frame, summary_frame
 
 LIBRARIES = ("numpy", "scipy", "scikit-learn", "scikit-image", "pandas", "joblib", "pillow",
              "tabulate", "tensorflow", "keras")
@@ -65,20 +65,24 @@ def markdown_report(result, summary, overall):
     lines = [
         f"# Leaderboard — run {escape_markdown(result.run_dir.name)}",
         "",
-        f"Stratified {c.folds}-fold cross-validation (shuffled, seed {c.seed}); the same folds for "
-        "every estimator on a dataset. Scores are mean ± standard deviation over folds; ranks "
-        "and sorting by macro-F1. Times are seconds per fold (fit, predict); *feature s* is the "
-        "one-off cost of computing the estimator's features for the whole dataset, shared by "
-        "every fold and every estimator that uses the same features.",
+        f"Each dataset's protocol is in the table below: stratified {c.folds}-fold "
+        f"cross-validation (shuffled, seed {c.seed}), or the dataset's official train/test split "
+        f"repeated with seeds {c.seed}, {c.seed + 1}, ... (a *fold* is then a repeat). Every "
+        "estimator on a dataset gets the same splits and the same images. Scores are mean ± "
+        "standard deviation over folds; ranks and sorting by macro-F1. Times are seconds per "
+        "fold (fit, predict); *feature s* is the one-off cost of computing the estimator's "
+        "features for the whole dataset, shared by every fold and every estimator that uses the "
+        "same features.",
         "",
     ]
     if result.datasets:
-        lines += ["| dataset | images | image size | classes | skipped files |",
-                  "|---|---|---|---|---|"]
+        lines += ["| dataset | images used | image size | classes | protocol and sample | skipped files |",
+                  "|---|---|---|---|---|---|"]
         for name, s in result.datasets.items():
+            sampling = describe_sampling(s["sampling"]) if "sampling" in s else "not run"
             lines.append(
                 f"| {escape_markdown(name)} | {s['images']} | {s['image_size']} | "
-                f"{len(s['classes'])} | {len(s['skipped_files'])} |"
+                f"{len(s['classes'])} | {escape_markdown(sampling)} | {len(s['skipped_files'])} |"
             )
         lines.append("")
     text = render(summary, overall, tablefmt="github", escape=escape_markdown,
@@ -87,6 +91,10 @@ def markdown_report(result, summary, overall):
     problems = _problems(result)
     if problems:
         lines += ["## Problems", ""] + [f"- {escape_markdown(p)}" for p in problems] + [""]
+    if c.unavailable:
+        lines += ["## Datasets not run", "", "Named datasets that are not on this machine:", ""]
+        lines += [f"- {escape_markdown(n)}: {escape_markdown(r)}" for n, r in c.unavailable.items()]
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -95,6 +103,14 @@ def _problems(result):
     for name, s in result.datasets.items():
         for f in s["skipped_files"]:
             problems.append(f"{name}: unreadable file {f['path']}: {f['reason']}")
+        duplicates = s.get("duplicates") or {}
+        for group in duplicates.get("label_conflicts", []):
+            where = group.get("names") or [f"image {i}" for i in group["indices"]]
+            problems.append(f"{name}: label conflict, one image under classes "
+                            f"{', '.join(group['labels'])}: {', '.join(map(str, where))}")
+        if duplicates.get("within_class_copies"):
+            problems.append(f"{name}: {duplicates['within_class_copies']} duplicate image(s) within "
+                            f"a class ({duplicates['within_class_groups']} group(s)); see run.json")
     for cell in result.failed_cells:
         problems.append(f"{cell.dataset} / {cell.estimator} / fold {cell.fold} failed: {cell.error}")
     return problems

@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import clone
-from sklearn.model_selection import StratifiedKFold
 
 from estimators import FeatureClassifier, create_estimator
 from features.cache import FeatureCache, atomic_write, is_cacheable
 
-from .datasets import DatasetError, load_dataset, validate_for_cv
+from .datasets import DatasetError, default_max_per_class, load_dataset
 from .metrics import score_predictions
+from .protocols import plan_splits
 
 
 @dataclass
@@ -36,6 +36,13 @@ class RunConfig:
     image_size: int = None
     cache_dir: str = None  # None: features are cached in memory for this run only
     n_jobs: int = 1  # worker processes for the cells (-1: all cores)
+    protocol: str = "auto"  # "auto" | "cv" | "holdout" (see benchmark.protocols)
+    repeats: int = 3  # holdout: train/score repeats with seeds seed, seed+1, ...
+    max_per_class: int = None  # sample cap per class; None: each dataset's default cap
+    full: bool = False  # no sample cap at all
+    data_dir: str = None  # local data directory for the named datasets
+    unavailable: dict = field(default_factory=dict)  # named datasets --all did not run, and why
+    folder_cache: bool = True  # keep decoded image folders on disk between runs
 
 
 @dataclass
@@ -71,12 +78,6 @@ class RunResult:
     @property
     def failed_cells(self):
         return [c for c in self.cells if c.status != "ok"]
-
-
-def make_splits(labels, folds, seed):
-    """The stratified, shuffled, seeded folds every estimator on a dataset shares."""
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return list(splitter.split(np.zeros(len(labels)), labels))
 
 
 def cell_path(run_dir, dataset, estimator, fold):
@@ -118,9 +119,17 @@ def run(config, run_dir, *, on_cell=None, on_dataset=None):
     cells, summaries, skipped, tasks = [], {}, {}, []
     for dataset_name in config.datasets:
         try:
-            dataset = load_dataset(dataset_name, image_size=config.image_size, seed=config.seed)
+            dataset = load_dataset(dataset_name, image_size=config.image_size, seed=config.seed,
+                                   data_dir=config.data_dir, folder_cache=config.folder_cache)
             summaries[dataset_name] = dataset.summary()
-            validate_for_cv(dataset, config.folds)
+            cap = None if config.full else (config.max_per_class or default_max_per_class(dataset_name))
+            plan = plan_splits(dataset, protocol=config.protocol, folds=config.folds,
+                               repeats=config.repeats, max_per_class=cap, seed=config.seed)
+            sampling = plan.describe(dataset.labels)
+            used = dataset.subset(plan.rows)
+            if used is not dataset:  # the summary describes the images actually used
+                dataset, summaries[dataset_name] = used, used.summary()
+            summaries[dataset_name]["sampling"] = sampling
         except DatasetError as exc:
             skipped[dataset_name] = str(exc)
         except Exception as exc:  # a loader bug must not end the run
@@ -129,7 +138,7 @@ def run(config, run_dir, *, on_cell=None, on_dataset=None):
             on_dataset(dataset_name, summaries.get(dataset_name), skipped.get(dataset_name))
         if dataset_name in skipped:
             continue
-        splits = make_splits(dataset.labels, config.folds, config.seed)
+        splits = plan.splits
         for estimator_name in config.estimators:
             prepared = _prepare(dataset, estimator_name, len(splits), cache, config.seed, threads)
             if isinstance(prepared, list):  # its features could not be computed
@@ -141,9 +150,9 @@ def run(config, run_dir, *, on_cell=None, on_dataset=None):
                 (dataset.images, None) if features is None else (features, dataset.images.shape[1:])
             )
             heavy = "n_threads" in template.get_params(deep=False)
-            for fold, (train, test) in enumerate(splits):
+            for fold, split in enumerate(splits):
                 tasks.append((not heavy, delayed(_run_cell)(
-                    dataset.name, estimator_name, template, fold, train, test,
+                    dataset_name, estimator_name, template, fold, split,
                     X, image_shape, dataset.labels, timing,
                 )))
     tasks.sort(key=lambda task: task[0])  # stable: heavy cells first, otherwise in order
@@ -195,11 +204,14 @@ def _prepare(dataset, estimator_name, n_folds, cache, seed, threads):
         ]
 
 
-def _run_cell(dataset_name, estimator_name, template, fold, train, test, X, image_shape, labels, timing):
+def _run_cell(dataset_name, estimator_name, template, fold, split, X, image_shape, labels, timing):
     """Fit a fresh clone of `template` on the training rows of X and score it on the test rows.
 
-    X holds the images, or, when `image_shape` is given, the images' precomputed features.
+    X holds the images, or, when `image_shape` is given, the images' precomputed features. An
+    estimator with a `random_state` gets the split's seed (the run's seed, plus the repeat
+    number for repeated holdout).
     """
+    train, test = split.train, split.test
     precomputed = image_shape is not None
     cell = Cell(
         dataset_name, estimator_name, fold, "ok", n_train=len(train), n_test=len(test),
@@ -207,6 +219,8 @@ def _run_cell(dataset_name, estimator_name, template, fold, train, test, X, imag
     )
     try:
         estimator = clone(template)
+        if "random_state" in estimator.get_params(deep=False):
+            estimator.set_params(random_state=split.seed)
         start = time.perf_counter()
         if precomputed:
             estimator.fit_features(X[train], labels[train], image_shape)

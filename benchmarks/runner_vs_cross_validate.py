@@ -12,7 +12,7 @@ Claim checked
 How it is measured
     * Hardware: whatever machine runs this script (the core count is printed); the target is
       stated for 2 cores. Neither side limits BLAS/OpenMP threads: both run as a user would.
-    * Splits: `make_splits(labels, 5, 0)`, the list the runner uses (its fold k is splits[k]).
+    * Splits: `cv_splits(labels, 5, 0)`, the list the runner uses (its fold k is splits[k]).
     * Two baselines, both a sequential cross_validate loop with the estimator's own head
       (`est._make_head()`: the same scaler and model the runner fits):
         - "notebook": the feature step is `notebook_features(est.features)`, per image, as
@@ -60,7 +60,8 @@ from sklearn.model_selection import cross_validate  # noqa: E402
 from sklearn.pipeline import Pipeline  # noqa: E402
 
 from benchmark.datasets import load_dataset  # noqa: E402
-from benchmark.runner import RunConfig, make_splits, run  # noqa: E402
+from benchmark.protocols import cv_splits  # noqa: E402
+from benchmark.runner import RunConfig, run  # noqa: E402
 from estimators import create_estimator, list_estimators  # noqa: E402
 from notebook_features import notebook_features  # noqa: E402
 
@@ -125,7 +126,7 @@ def compare(base_scores, result):
 
 def main():
     dataset = load_dataset(DATASET)
-    splits = make_splits(dataset.labels, FOLDS, SEED)
+    splits = cv_splits(dataset.labels, FOLDS, SEED)
     names = list_estimators(family="classical")
     n, h, w, c = dataset.images.shape
 

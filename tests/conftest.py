@@ -23,3 +23,14 @@ def tiny_folder(tmp_path):
             pixels = np.clip(rng.normal(level, 20, size=(16, 16, 3)), 0, 255).astype(np.uint8)
             write_image(root / label / f"{i}.png", pixels)
     return root
+
+
+@pytest.fixture(autouse=True)
+def no_network_and_no_user_data(monkeypatch, tmp_path_factory):
+    """No test downloads anything or reads the user's data directories, config or caches."""
+    from benchmark import catalog
+
+    monkeypatch.setenv(catalog.ENV_OFFLINE, "1")
+    monkeypatch.delenv(catalog.ENV_DATA_DIR, raising=False)
+    monkeypatch.setattr(catalog, "CONFIG_FILE", tmp_path_factory.mktemp("config") / "config.ini")
+    monkeypatch.setenv("BENCHMARK_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))

@@ -1,3 +1,4 @@
+import json
 import re
 from pathlib import Path
 
@@ -95,3 +96,18 @@ def test_latest_never_replaces_a_users_file(tmp_path, capsys):
     argv = ["run", "--datasets", "faces", "--estimators", "knn-pixels", "--folds", "2", "--no-cache", "--quiet"]
     assert main(argv + ["--out", str(tmp_path / "run")]) == 0
     assert notes.read_text() == "my notes" and not notes.is_symlink()
+
+
+def test_label_conflicts_are_listed_in_the_report(tiny_folder, tmp_path):
+    import shutil
+
+    shutil.copy(tiny_folder / "dark" / "0.png", tiny_folder / "bright" / "copy-of-dark-0.png")
+    out_dir = tmp_path / "run"
+    code = main(["run", "--datasets", f"folder:{tiny_folder}", "--estimators", "knn-pixels",
+                 "--folds", "3", "--out", str(out_dir), "--no-cache", "--quiet"])
+    assert code == 0  # a label conflict is reported, not an error
+    board = (out_dir / "leaderboard.md").read_text()
+    assert "label conflict, one image under classes" in board
+    conflicts = json.loads((out_dir / "run.json").read_text())["datasets"][f"folder:{tiny_folder}"]["duplicates"]
+    assert conflicts["label_conflict_groups"] == 1
+    assert sorted(conflicts["label_conflicts"][0]["labels"]) == ["bright", "dark"]

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from benchmark.datasets import DatasetError, list_datasets, load_dataset, validate_for_cv
+from benchmark.datasets import DatasetError, list_datasets, load_dataset
+from benchmark.protocols import plan_splits
 from benchmark.errors import UsageError
 from benchmark.image_folder import load_image_folder
 from conftest import write_image
@@ -73,8 +74,8 @@ def test_folder_with_every_bad_input(tmp_path, rng):
     assert set(reasons) == {"empty.jpg", "truncated.jpg", "corrupt.png"}
     assert "0 bytes" in reasons["empty.jpg"]
     with pytest.raises(DatasetError, match=r"class 'cats' has 3 image\(s\), .*fewer than the 5 folds; use --folds 3"):
-        validate_for_cv(d, 5)
-    validate_for_cv(d, 3)
+        plan_splits(d, protocol="cv", folds=5)
+    plan_splits(d, protocol="cv", folds=3)
 
 
 def test_folder_default_size_is_the_most_common_capped_at_64(tmp_path, rng):
@@ -88,4 +89,4 @@ def test_folder_with_one_class_cannot_be_cross_validated(tmp_path, rng):
     for i in range(6):
         write_image(tmp_path / "only" / f"{i}.png", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
     with pytest.raises(DatasetError, match="has 1 class.*at least 2"):
-        validate_for_cv(load_image_folder(tmp_path), 5)
+        plan_splits(load_image_folder(tmp_path), protocol="cv", folds=5)

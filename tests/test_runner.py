@@ -6,7 +6,8 @@ from sklearn.pipeline import Pipeline
 
 import estimators.registry as registry
 from benchmark.datasets import load_dataset
-from benchmark.runner import RunConfig, cell_path, make_splits, run
+from benchmark.protocols import cv_splits
+from benchmark.runner import RunConfig, cell_path, run
 from estimators import FeatureClassifier, create_estimator, register
 from features.cache import FeatureCache
 
@@ -25,7 +26,7 @@ def test_runner_scores_equal_a_plain_cross_validate_loop(tmp_path):
     names = ["logreg-hog-color", "knn-hog", "bagged-trees-art-moments"]
     result = run(RunConfig(["faces"], names, folds=4, seed=3, n_jobs=2), tmp_path)
     d = load_dataset("faces")
-    splits = make_splits(d.labels, 4, 3)
+    splits = cv_splits(d.labels, 4, 3)
     for name in names:
         est = create_estimator(name)
         if "random_state" in est.get_params():

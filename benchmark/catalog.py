@@ -318,9 +318,7 @@ def _load_cifar100(spec, path, image_size=None, cache_dir=True):
             if missing:
                 raise DatasetError(f"{path} has no folder for {', '.join(missing)}; the "
                                    f"herbivores-omnivores task needs {', '.join(HERBIVORES_OMNIVORES)}")
-            dataset.images, dataset.labels = dataset.images[keep], dataset.labels[keep]
-            if dataset.split is not None:
-                dataset.split = dataset.split[keep]
+            dataset = dataset.subset(np.flatnonzero(keep))
         return dataset
     from .archives import read_cifar100
 
@@ -333,8 +331,7 @@ def _load_cifar100(spec, path, image_size=None, cache_dir=True):
     if which == "herbivores-omnivores":
         coarse = np.concatenate([data.train_coarse, data.test_coarse])
         keep = coarse == HERBIVORES_OMNIVORES_COARSE
-        dataset.images, dataset.labels = dataset.images[keep], dataset.labels[keep]
-        dataset.split = dataset.split[keep]
+        dataset = dataset.subset(np.flatnonzero(keep))
         if sorted(set(dataset.labels)) != sorted(HERBIVORES_OMNIVORES):
             raise DatasetError(f"{path}: coarse class {HERBIVORES_OMNIVORES_COARSE} holds "
                                f"{sorted(set(dataset.labels))}, not {list(HERBIVORES_OMNIVORES)}; "

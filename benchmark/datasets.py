@@ -32,6 +32,8 @@ class Dataset:
     # The official train/test split where the dataset has one: "train" or "test" per image
     # (same order as `images`); None when it has none.
     split: np.ndarray = None
+    # Each image's file, relative to the dataset's source (image folders); None otherwise.
+    paths: np.ndarray = None
     licence: str = ""
 
     @property
@@ -66,6 +68,7 @@ class Dataset:
         return dataclasses.replace(
             self, images=self.images[rows], labels=self.labels[rows],
             split=None if self.split is None else np.asarray(self.split)[rows],
+            paths=None if self.paths is None else np.asarray(self.paths)[rows],
         )
 
     def summary(self):
@@ -86,7 +89,7 @@ class Dataset:
             },
             "licence": self.licence,
             "skipped_files": [{"path": p, "reason": r} for p, r in self.skipped],
-            "duplicates": find_duplicates(self.images, self.labels).summary(),
+            "duplicates": find_duplicates(self.images, self.labels, self.paths).summary(),
         }
 
 

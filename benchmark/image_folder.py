@@ -89,7 +89,7 @@ def load_image_folder(path, *, image_size=None, name=None, n_threads=None, cache
         _check_same_classes(folder, root)
     return Dataset(
         name or f"folder:{root}", folder.images, folder.labels, description="; ".join(folder.notes),
-        source=str(root), skipped=folder.skipped, split=folder.split,
+        source=str(root), skipped=folder.skipped, split=folder.split, paths=folder.paths,
     )
 
 

@@ -189,3 +189,14 @@ def test_run_all_runs_the_available_named_datasets_and_lists_the_missing(tmp_pat
     # cifar10 has 200 images, so auto means cross-validation; the cap keeps 15 per class
     assert "| cifar10 | 150 | 32x32x3 | 10 | 5-fold cross-validation; 150 of 240 images used (at most 15 per class)" in board
     assert "## Datasets not run" in board and "- trashnet: trashnet not found" in board
+
+
+def test_herbivores_omnivores_from_an_image_folder(tmp_path, rng):
+    for side in ("train", "test"):
+        for label in ("camel", "cattle", "chimpanzee", "elephant", "kangaroo", "apple"):
+            write_image(tmp_path / "cifar100" / side / label / "0.png",
+                        rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    d = load_dataset("cifar100-herbivores-omnivores", data_dir=tmp_path)
+    assert sorted(d.classes) == sorted(HERBIVORES.values()) and len(d.labels) == 10
+    assert len(d.paths) == 10 and all("apple" not in p for p in d.paths)
+    assert sorted(d.split.tolist()) == ["test"] * 5 + ["train"] * 5

@@ -107,7 +107,7 @@ def test_label_conflicts_are_listed_in_the_report(tiny_folder, tmp_path):
                  "--folds", "3", "--out", str(out_dir), "--no-cache", "--quiet"])
     assert code == 0  # a label conflict is reported, not an error
     board = (out_dir / "leaderboard.md").read_text()
-    assert "label conflict, one image under classes" in board
+    assert "label conflict, one image under classes" in board and "bright/copy-of-dark-0.png" in board
     conflicts = json.loads((out_dir / "run.json").read_text())["datasets"][f"folder:{tiny_folder}"]["duplicates"]
     assert conflicts["label_conflict_groups"] == 1
     assert sorted(conflicts["label_conflicts"][0]["labels"]) == ["bright", "dark"]

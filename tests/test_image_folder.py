@@ -257,7 +257,8 @@ def test_find_duplicates_within_a_class_and_across_classes(tmp_path, rng):
     conflict_index = [folder.paths.tolist().index(p) for p in ("cats/1.png", "dogs/cat.png")]
     assert summary["duplicates"] == {
         "within_class_groups": 1, "within_class_copies": 1, "label_conflict_groups": 1,
-        "label_conflicts": [{"indices": conflict_index, "labels": ["cats", "dogs"]}],
+        "label_conflicts": [{"indices": conflict_index, "labels": ["cats", "dogs"],
+                             "names": ["cats/1.png", "dogs/cat.png"]}],
     }
 
 

@@ -66,40 +66,30 @@ class NamedDataset:
     download_subdir: str = ""  # sub-folder of the download cache its files go to
 
 
+def _cifar(name, description, classes, archive, folder, **fields):
+    """A CIFAR entry: what every CIFAR dataset shares (size, licence, homepage, download)."""
+    return NamedDataset(
+        name, description, classes, fields.pop("images", "50,000 train + 10,000 test"), "32x32x3",
+        "CIFAR (Krizhevsky 2009): free for research", (archive,), folder,
+        ((archive, CIFAR_ORIGIN + archive),), "https://www.cs.toronto.edu/~kriz/cifar.html",
+        **fields,
+    )
+
+
 CATALOG = {d.name: d for d in [
-    NamedDataset(
-        "cifar10", "CIFAR-10: 60,000 32x32 colour photos of 10 object classes",
-        10, "50,000 train + 10,000 test", "32x32x3", "CIFAR (Krizhevsky 2009): free for research",
-        ("cifar-10-python.tar.gz",), "cifar10",
-        (("cifar-10-python.tar.gz", CIFAR_ORIGIN + "cifar-10-python.tar.gz"),),
-        "https://www.cs.toronto.edu/~kriz/cifar.html", max_per_class=200, loader="cifar10",
-    ),
-    NamedDataset(
-        "cifar100", "CIFAR-100: 60,000 32x32 colour photos of 100 fine classes",
-        100, "50,000 train + 10,000 test", "32x32x3", "CIFAR (Krizhevsky 2009): free for research",
-        ("cifar-100-python.tar.gz",), "cifar100",
-        (("cifar-100-python.tar.gz", CIFAR_ORIGIN + "cifar-100-python.tar.gz"),),
-        "https://www.cs.toronto.edu/~kriz/cifar.html", max_per_class=30, loader="cifar100",
-        options={"labels": "fine"},
-    ),
-    NamedDataset(
-        "cifar100-coarse", "CIFAR-100 with its 20 coarse superclasses as labels",
-        20, "50,000 train + 10,000 test", "32x32x3", "CIFAR (Krizhevsky 2009): free for research",
-        ("cifar-100-python.tar.gz",), "cifar100-coarse",
-        (("cifar-100-python.tar.gz", CIFAR_ORIGIN + "cifar-100-python.tar.gz"),),
-        "https://www.cs.toronto.edu/~kriz/cifar.html", max_per_class=100, loader="cifar100",
-        options={"labels": "coarse"},
-    ),
-    NamedDataset(
-        "cifar100-herbivores-omnivores",
-        "CIFAR-100 superclass 11, large omnivores and herbivores: camel, cattle, chimpanzee, "
-        "elephant, kangaroo (the CIFAR-100 study's 5-class task)",
-        5, "2,500 train + 500 test", "32x32x3", "CIFAR (Krizhevsky 2009): free for research",
-        ("cifar-100-python.tar.gz",), "cifar100",
-        (("cifar-100-python.tar.gz", CIFAR_ORIGIN + "cifar-100-python.tar.gz"),),
-        "https://www.cs.toronto.edu/~kriz/cifar.html", max_per_class=None, loader="cifar100",
-        options={"labels": "herbivores-omnivores"},
-    ),
+    _cifar("cifar10", "CIFAR-10: 60,000 32x32 colour photos of 10 object classes", 10,
+           "cifar-10-python.tar.gz", "cifar10", max_per_class=200, loader="cifar10"),
+    _cifar("cifar100", "CIFAR-100: 60,000 32x32 colour photos of 100 fine classes", 100,
+           "cifar-100-python.tar.gz", "cifar100", max_per_class=30, loader="cifar100",
+           options={"labels": "fine"}),
+    _cifar("cifar100-coarse", "CIFAR-100 with its 20 coarse superclasses as labels", 20,
+           "cifar-100-python.tar.gz", "cifar100-coarse", max_per_class=100, loader="cifar100",
+           options={"labels": "coarse"}),
+    _cifar("cifar100-herbivores-omnivores",
+           "CIFAR-100 superclass 11, large omnivores and herbivores: camel, cattle, chimpanzee, "
+           "elephant, kangaroo (the CIFAR-100 study's 5-class task)", 5,
+           "cifar-100-python.tar.gz", "cifar100", images="2,500 train + 500 test",
+           max_per_class=None, loader="cifar100", options={"labels": "herbivores-omnivores"}),
     NamedDataset(
         "mnist", "MNIST: 70,000 28x28 grayscale handwritten digits",
         10, "60,000 train + 10,000 test", "28x28x1", "MNIST (LeCun et al.): CC BY-SA 3.0",

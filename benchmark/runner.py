@@ -121,15 +121,16 @@ def run(config, run_dir, *, on_cell=None, on_dataset=None):
         try:
             dataset = load_dataset(dataset_name, image_size=config.image_size, seed=config.seed,
                                    data_dir=config.data_dir, folder_cache=config.folder_cache)
-            summaries[dataset_name] = dataset.summary()
             cap = None if config.full else (config.max_per_class or default_max_per_class(dataset_name))
-            plan = plan_splits(dataset, protocol=config.protocol, folds=config.folds,
-                               repeats=config.repeats, max_per_class=cap, seed=config.seed)
+            try:
+                plan = plan_splits(dataset, protocol=config.protocol, folds=config.folds,
+                                   repeats=config.repeats, max_per_class=cap, seed=config.seed)
+            except DatasetError:  # skipped: the report still describes what was loaded
+                summaries[dataset_name] = dataset.summary()
+                raise
             sampling = plan.describe(dataset.labels)
-            used = dataset.subset(plan.rows)
-            if used is not dataset:  # the summary describes the images actually used
-                dataset, summaries[dataset_name] = used, used.summary()
-            summaries[dataset_name]["sampling"] = sampling
+            dataset = dataset.subset(plan.rows)  # the summary describes the images actually used
+            summaries[dataset_name] = {**dataset.summary(), "sampling": sampling}
         except DatasetError as exc:
             skipped[dataset_name] = str(exc)
         except Exception as exc:  # a loader bug must not end the run

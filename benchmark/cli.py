@@ -1,4 +1,4 @@
-"""Command line: `python -m benchmark {run,list} ...`. Parses, calls the runner, prints."""
+"""Command line: `python -m benchmark {run,report,compare,list,datasets} ...`. Parses, calls, prints."""
 
 import argparse
 import fnmatch
@@ -8,6 +8,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from .errors import UsageError
+from .metrics import METRICS
 from .protocols import PROTOCOLS
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -62,6 +63,17 @@ def build_parser():
                      help="do not read or write the on-disk caches (features, decoded image folders)")
     run.add_argument("--quiet", action="store_true", help="print only the leaderboards")
 
+    report = commands.add_parser(
+        "report", help="regenerate a run's report.md, plots and CSVs from its stored cells (no refitting)")
+    report.add_argument("run", nargs="?", metavar="RUN",
+                        help="run directory or run id under results/ (default: results/latest)")
+    compare = commands.add_parser(
+        "compare", help="per (dataset, estimator): the score difference between two runs and whether it is significant")
+    compare.add_argument("run_a", metavar="RUN_A", help="run directory or run id under results/")
+    compare.add_argument("run_b", metavar="RUN_B", help="run directory or run id under results/")
+    compare.add_argument("--metric", default="f1_macro", choices=list(METRICS),
+                         help="score to compare (default f1_macro)")
+
     commands.add_parser("list", help="list the registered estimators and the datasets")
     datasets = commands.add_parser(
         "datasets", help="every dataset: available or missing (and why), source, classes, images, size, licence")
@@ -76,7 +88,11 @@ def main(argv=None):
             return _list()
         if args.command == "datasets":
             return _datasets(args)
-        return _run(args, sys.argv if argv is None else ["python -m benchmark", *argv])
+        if args.command == "report":
+            return _report(args)
+        if args.command == "compare":
+            return _compare(args)
+        return _run(args, ["python -m benchmark", *(sys.argv[1:] if argv is None else argv)])
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -187,9 +203,10 @@ def resolve_datasets(args):
 
 
 def _run(args, argv):
-    from .leaderboard import describe_sampling
-    from .results import new_run_id, prepare_run_dir, write_outputs
-    from .runner import RunConfig, run
+    from .leaderboard import describe_sampling, render
+    from .report import REPORT_FILE, write_report
+    from .results import new_run_id, point_latest, prepare_run_dir, write_run_json
+    from .runner import RunConfig, RunResult, run
     from features.cache import default_cache_dir
 
     if args.folds < 2:
@@ -230,23 +247,68 @@ def _run(args, argv):
             print(f"  {cell.dataset:10s} {cell.estimator:26s} fold {cell.fold}  macro-F1 {cell.scores['f1_macro']:.3f}  "
                   f"fit {cell.fit_seconds:.2f}s", file=sys.stderr)
 
+    started = []
+
+    def on_start(summaries, skipped, plan):
+        started.append(RunResult(run_dir, config, [], summaries, skipped, plan))
+        write_run_json(started[0], argv, "running")
+
     try:
-        result = run(config, run_dir, on_cell=on_cell, on_dataset=on_dataset)
+        result = run(config, run_dir, on_cell=on_cell, on_dataset=on_dataset, on_start=on_start)
     except KeyboardInterrupt:
-        print(f"\ninterrupted; the finished cells are in {run_dir}/cells", file=sys.stderr)
+        if started:
+            write_run_json(started[0], argv, "interrupted")
+            write_report(run_dir)
+        print(f"\ninterrupted; the finished cells are in {run_dir}/cells and reported in "
+              f"{run_dir}/{REPORT_FILE}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    summary, overall = write_outputs(result, argv)
-
-    from .leaderboard import render
-
-    if len(summary):
-        print(render(summary, overall))
-    print(f"Results: {run_dir}/leaderboard.md")
+    write_run_json(result, argv, "finished")
+    report = write_report(run_dir)
+    point_latest(run_dir)
+    if len(report.summary):
+        print(render(report.summary, report.overall))
+    print(f"Report: {report.path}")
     for name, reason in unavailable.items():
         print(f"not run: {name}: {reason}", file=sys.stderr)
     problems = len(result.failed_cells) + len(result.skipped_datasets)
     if problems:
         print(f"{len(result.failed_cells)} failed cell(s), {len(result.skipped_datasets)} skipped "
-              f"dataset(s): see the Problems section of {run_dir}/leaderboard.md", file=sys.stderr)
+              f"dataset(s): see the Problems section of {report.path}", file=sys.stderr)
         return EXIT_FAILURES
+    return EXIT_OK
+
+
+def _report(args):
+    from .leaderboard import render
+    from .report import write_report
+    from .results import resolve_run_dir
+
+    report = write_report(resolve_run_dir(args.run))
+    if len(report.summary):
+        print(render(report.summary, report.overall))
+    print(f"Report: {report.path}")
+    unreadable = [p for p in report.problems if p.startswith("cannot read ")]
+    for problem in unreadable:
+        print(f"error: {problem}", file=sys.stderr)
+    return EXIT_FAILURES if unreadable else EXIT_OK
+
+
+def _compare(args):
+    from .compare import compare_runs, comparison_table
+    from .results import load_run, resolve_run_dir
+
+    dirs = [resolve_run_dir(args.run_a), resolve_run_dir(args.run_b)]
+    runs = [load_run(d) for d in dirs]
+    for stored in runs:
+        for path, reason in stored.unreadable:
+            print(f"warning: cannot read {path}: {reason}", file=sys.stderr)
+    frame = compare_runs(*runs, metric=args.metric)
+    print(f"A: {dirs[0]}\nB: {dirs[1]}\nmetric: {args.metric}, mean over folds\n")
+    if frame.empty:
+        print("The two runs have no successful cells to compare.")
+        return EXIT_OK
+    rows, headers = comparison_table(frame)
+    print(tabulate(rows, headers, disable_numparse=True))
+    significant = int(frame["significant"].sum())
+    print(f"\n{significant} of {int(frame['p_value'].notna().sum())} tested difference(s) significant.")
     return EXIT_OK

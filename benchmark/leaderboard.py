@@ -1,9 +1,11 @@
 """Leaderboards: per-fold scores -> per-dataset and overall tables (data, then text)."""
 
+import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
 from .metrics import METRICS
+from .stats import ALPHA, compare_to_best, fold_interval
 
 SCORE_COLUMNS = list(METRICS)
 
@@ -44,22 +46,66 @@ def history_frame(cells):
     return pd.DataFrame(rows, columns=["dataset", "estimator", "fold", "epoch", "metric", "value"])
 
 
-def summary_frame(scores):
-    """One row per (dataset, estimator): mean and std over the successful folds."""
-    ok = scores[scores["status"] == "ok"]
-    grouped = ok.groupby(["dataset", "estimator"], sort=False)
-    summary = grouped[SCORE_COLUMNS].agg(["mean", "std"])
-    summary.columns = [f"{metric}_{stat}" for metric, stat in summary.columns]
-    summary["fit_seconds"] = grouped["fit_seconds"].mean()
-    summary["predict_seconds"] = grouped["predict_seconds"].mean()
-    summary["feature_seconds"] = grouped["feature_seconds"].first()
-    summary["folds_ok"] = grouped.size()
-    summary = summary.reset_index()
-    totals = scores.groupby(["dataset", "estimator"], sort=False).size().rename("folds").reset_index()
-    summary = totals.merge(summary, on=["dataset", "estimator"], how="left")
-    summary["folds_ok"] = summary["folds_ok"].fillna(0).astype(int)
+def summary_frame(scores, alpha=ALPHA):
+    """One row per (dataset, estimator) over its successful folds.
+
+    For each metric: mean, std and a 95% confidence interval (`stats.fold_interval`); mean
+    fit and predict seconds; `rank` by mean macro-F1 within the dataset; and the comparison
+    with the dataset's best estimator on the same folds (`stats.compare_to_best`: corrected
+    resampled t-test, Holm-adjusted): `p_vs_best`, `worse_than_best`, `test_note`.
+    """
+    rows = []
+    for (dataset, estimator), group in scores.groupby(["dataset", "estimator"], sort=False):
+        ok = group[group["status"] == "ok"]
+        row = {"dataset": dataset, "estimator": estimator, "folds": len(group), "folds_ok": len(ok)}
+        n_train, n_test = ok["n_train"].mean(), ok["n_test"].mean()
+        for metric in SCORE_COLUMNS:
+            values = ok[metric].to_numpy(dtype=float)
+            interval = fold_interval(values, n_train, n_test) if len(values) else None
+            for stat in ("mean", "std", "low", "high"):
+                row[f"{metric}_{stat}"] = getattr(interval, stat) if interval else np.nan
+            # every score lies in [0, 1]; the t interval is symmetric and can overshoot
+            row[f"{metric}_low"], row[f"{metric}_high"] = np.clip(
+                [row[f"{metric}_low"], row[f"{metric}_high"]], 0.0, 1.0)
+        row["fit_seconds"] = ok["fit_seconds"].mean()
+        row["predict_seconds"] = ok["predict_seconds"].mean()
+        row["feature_seconds"] = ok["feature_seconds"].iloc[0] if len(ok) else np.nan
+        row["n_train"], row["n_test"] = n_train, n_test
+        rows.append(row)
+    summary = pd.DataFrame(rows)
+    if summary.empty:
+        return summary
     summary["rank"] = summary.groupby("dataset")["f1_macro_mean"].rank(ascending=False, method="min")
-    return summary.sort_values(["dataset", "f1_macro_mean"], ascending=[True, False], kind="stable")
+    ok = scores[scores["status"] == "ok"]
+    tests = [
+        compare_to_best(ok[ok["dataset"] == dataset], "f1_macro", alpha).assign(dataset=dataset)
+        for dataset in ok["dataset"].drop_duplicates()
+    ]
+    if tests:
+        tests = pd.concat(tests)[["dataset", "estimator", "is_best", "p_holm", "significant", "note"]]
+        tests.columns = ["dataset", "estimator", "is_best", "p_vs_best", "worse_than_best", "test_note"]
+        summary = summary.merge(tests, on=["dataset", "estimator"], how="left")
+    else:
+        summary = summary.assign(is_best=False, p_vs_best=np.nan, worse_than_best=False, test_note="")
+    position = {name: i for i, name in enumerate(summary["dataset"].drop_duplicates())}
+    summary["_position"] = summary["dataset"].map(position)  # datasets in run order
+    summary = summary.sort_values(["_position", "f1_macro_mean"], ascending=[True, False], kind="stable")
+    return summary.drop(columns="_position").reset_index(drop=True)
+
+
+def score_matrix(summary, metric="f1_macro_mean"):
+    """Datasets x estimators of the estimators that ran every fold of every dataset.
+
+    The input of the cross-dataset tests, which need a complete table; returns (matrix,
+    [estimators left out because some of their cells failed or are missing]).
+    """
+    complete = summary[summary["folds_ok"] == summary["folds"]]
+    matrix = complete.pivot(index="dataset", columns="estimator", values=metric)
+    order = list(summary["estimator"].drop_duplicates())
+    matrix = matrix.reindex(index=list(summary["dataset"].drop_duplicates()),
+                            columns=[e for e in order if e in matrix.columns])
+    full = matrix.dropna(axis=1)
+    return full, [e for e in order if e not in full.columns]
 
 
 def overall_frame(summary):
@@ -100,9 +146,23 @@ def dataset_table(summary, dataset, escape=str):
             _seconds(r["predict_seconds"]),
             _seconds(r["feature_seconds"]),
             folds,
+            versus_best(r),
         ])
-    headers = ["rank", "estimator", "accuracy", "macro-F1", "fit s", "predict s", "feature s", "folds"]
+    headers = ["rank", "estimator", "accuracy", "macro-F1", "fit s", "predict s", "feature s",
+               "folds", "vs best"]
     return rows, headers
+
+
+def versus_best(row):
+    """"best", "worse (p 0.003)" or "not sig. (p 0.41)" from a summary row (Holm-adjusted p)."""
+    if pd.isna(row.get("f1_macro_mean")):
+        return ""
+    if row.get("is_best") == True:  # noqa: E712 (NaN for cells without a test, numpy bools)
+        return "best"
+    p = row.get("p_vs_best")
+    if p is None or pd.isna(p):
+        return row.get("test_note") or "no test"
+    return f"{'worse' if row.get('worse_than_best') == True else 'not sig.'} (p {p:.2g})"  # noqa: E712
 
 
 def overall_table(overall, escape=str):

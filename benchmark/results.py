@@ -1,12 +1,23 @@
-"""The files of a run: scores.csv, run.json, leaderboard.md, and results/latest."""
+"""A run directory on disk: run.json, the cells, results/latest, and reading them back.
+
+Layout of `results/<run-id>/`:
+- `run.json`: what was run and where (configuration, plan of cells, datasets with their
+  fingerprints and sample counts, library versions, machine, command line, project commit),
+  written when the cells start (status "running") and again at the end;
+- `cells/<dataset>/<estimator>/fold-<k>.json`: one file per finished cell, written atomically
+  the moment it finishes, with its scores, timings and out-of-fold predictions;
+- everything else (report.md, CSVs, plots) is derived from those by `benchmark.report` and can
+  be regenerated at any time.
+"""
 
 import json
 import os
 import platform
-import re
+import shutil
+import subprocess
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field, fields
 from importlib import metadata
 from pathlib import Path
 
@@ -14,10 +25,10 @@ from features.cache import atomic_write
 
 from . import __version__
 from .errors import UsageError
-from .leaderboard import describe_sampling, history_frame, overall_frame, render, scores_frame, summary_frame
 
 LIBRARIES = ("numpy", "scipy", "scikit-learn", "scikit-image", "pandas", "joblib", "pillow",
-             "tabulate", "tensorflow", "keras")
+             "tabulate", "matplotlib", "scikit-posthocs", "tensorflow", "keras")
+RUN_FILE = "run.json"
 
 
 def new_run_id():
@@ -50,109 +61,81 @@ def library_versions():
     return versions
 
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+def _command_output(command, cwd=None):
+    """stdout of a short command, or None when it is missing, fails or hangs."""
+    if shutil.which(command[0]) is None:
+        return None
+    try:
+        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
 
 
-def escape_markdown(text):
-    """Text safe inside a GitHub Markdown table cell or heading (no markup, no HTML, one line)."""
-    text = " ".join(str(text).split())
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+def project_commit():
+    """{"commit", "dirty"} of the source checkout this package runs from, or None (installed)."""
+    source = Path(__file__).resolve().parent.parent
+    commit = _command_output(["git", "rev-parse", "HEAD"], cwd=source)
+    if not commit:
+        return None
+    status = _command_output(["git", "status", "--porcelain", "--untracked-files=no"], cwd=source)
+    return {"commit": commit, "dirty": bool(status)}
 
 
-def markdown_report(result, summary, overall):
-    c = result.config
-    lines = [
-        f"# Leaderboard — run {escape_markdown(result.run_dir.name)}",
-        "",
-        f"Each dataset's protocol is in the table below: stratified {c.folds}-fold "
-        f"cross-validation (shuffled, seed {c.seed}), or the dataset's official train/test split "
-        f"repeated with seeds {c.seed}, {c.seed + 1}, ... (a *fold* is then a repeat). Every "
-        "estimator on a dataset gets the same splits and the same images. Scores are mean ± "
-        "standard deviation over folds; ranks and sorting by macro-F1. Times are seconds per "
-        "fold (fit, predict); *feature s* is the one-off cost of computing the estimator's "
-        "features for the whole dataset, shared by every fold and every estimator that uses the "
-        "same features.",
-        "",
-    ]
-    if result.datasets:
-        lines += ["| dataset | images used | image size | classes | protocol and sample | skipped files |",
-                  "|---|---|---|---|---|---|"]
-        for name, s in result.datasets.items():
-            sampling = describe_sampling(s["sampling"]) if "sampling" in s else "not run"
-            lines.append(
-                f"| {escape_markdown(name)} | {s['images']} | {s['image_size']} | "
-                f"{len(s['classes'])} | {escape_markdown(sampling)} | {len(s['skipped_files'])} |"
-            )
-        lines.append("")
-    text = render(summary, overall, tablefmt="github", escape=escape_markdown,
-                  heading=lambda t: f"## {t}")
-    lines.append(text)
-    problems = _problems(result)
-    if problems:
-        lines += ["## Problems", ""] + [f"- {escape_markdown(p)}" for p in problems] + [""]
-    if c.unavailable:
-        lines += ["## Datasets not run", "", "Named datasets that are not on this machine:", ""]
-        lines += [f"- {escape_markdown(n)}: {escape_markdown(r)}" for n, r in c.unavailable.items()]
-        lines.append("")
-    return "\n".join(lines)
-
-
-def _problems(result):
-    problems = [f"dataset {name} skipped: {reason}" for name, reason in result.skipped_datasets.items()]
-    for name, s in result.datasets.items():
-        for f in s["skipped_files"]:
-            problems.append(f"{name}: unreadable file {f['path']}: {f['reason']}")
-        duplicates = s.get("duplicates") or {}
-        for group in duplicates.get("label_conflicts", []):
-            where = group.get("names") or [f"image {i}" for i in group["indices"]]
-            problems.append(f"{name}: label conflict, one image under classes "
-                            f"{', '.join(group['labels'])}: {', '.join(map(str, where))}")
-        if duplicates.get("within_class_copies"):
-            problems.append(f"{name}: {duplicates['within_class_copies']} duplicate image(s) within "
-                            f"a class ({duplicates['within_class_groups']} group(s)); see run.json")
-    for cell in result.failed_cells:
-        problems.append(f"{cell.dataset} / {cell.estimator} / fold {cell.fold} failed: {cell.error}")
-    return problems
-
-
-def write_outputs(result, argv=None):
-    """Write every file of the run; return (summary, overall) frames for the caller to show."""
-    run_dir = result.run_dir
-    scores = scores_frame(result.cells)
-    summary = summary_frame(scores)
-    overall = overall_frame(summary)
-    atomic_write(run_dir / "scores.csv", lambda f: f.write(scores.to_csv(index=False).encode()))
-    history = history_frame(result.cells)
-    if len(history):
-        atomic_write(run_dir / "history.csv", lambda f: f.write(history.to_csv(index=False).encode()))
-    meta = {
-        "run_id": run_dir.name,
-        "version": __version__,
-        "command": argv if argv is not None else sys.argv,
-        "config": asdict(result.config),
-        "datasets": result.datasets,
-        "skipped_datasets": result.skipped_datasets,
-        "failed_cells": len(result.failed_cells),
-        "libraries": library_versions(),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
+def machine():
+    """CPU model, cores and the GPUs the NVIDIA driver lists (without importing TensorFlow)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpus = _command_output(["nvidia-smi", "-L"])
+    return {
+        "cpu": cpu,
         "cpu_count": os.cpu_count(),
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "gpus": gpus.splitlines() if gpus else [],
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
     }
-    atomic_write(run_dir / "run.json", lambda f: f.write(json.dumps(meta, indent=2).encode()))
-    report = markdown_report(result, summary, overall)
-    atomic_write(run_dir / "leaderboard.md", lambda f: f.write(report.encode()))
-    _point_latest(run_dir)
-    return summary, overall
 
 
-def _point_latest(run_dir):
+def write_run_json(result_or_start, argv, status):
+    """Write run.json from a RunResult (or the same fields at the start of a run)."""
+    from .runner import thread_budget
+
+    r = result_or_start
+    workers, threads = thread_budget(r.config.n_jobs)
+    meta = {
+        "run_id": Path(r.run_dir).name,
+        "status": status,
+        "version": __version__,
+        "project": project_commit(),
+        "command": list(argv) if argv is not None else sys.argv,
+        "config": asdict(r.config),
+        "threads": {"workers": workers, "per_cell": threads},
+        "plan": r.plan,
+        "datasets": r.datasets,
+        "skipped_datasets": r.skipped_datasets,
+        "failed_cells": len(r.failed_cells),
+        "libraries": library_versions(),
+        "machine": machine(),
+        "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    path = Path(r.run_dir) / RUN_FILE
+    atomic_write(path, lambda f: f.write(json.dumps(meta, indent=2).encode()))
+    return meta
+
+
+def point_latest(run_dir):
     """Make `<results root>/latest` a relative symlink to the newest run.
 
     Only a missing `latest` or one that is already a symlink is (re)written: a file or folder
     of the user's that happens to be called `latest` is never replaced.
     """
+    run_dir = Path(run_dir)
     latest = run_dir.parent / "latest"
     try:
         if latest.is_symlink():
@@ -162,3 +145,84 @@ def _point_latest(run_dir):
         latest.symlink_to(run_dir.name, target_is_directory=True)
     except OSError:  # e.g. a file system without symlinks: the run itself is complete
         pass
+
+
+@dataclass
+class StoredRun:
+    """A run read back from disk: its metadata, its cells, and what could not be read."""
+
+    run_dir: Path
+    meta: dict
+    cells: list
+    unreadable: list = field(default_factory=list)  # (path, reason) of files that are corrupt
+
+    def absent(self):
+        """Cells the plan in run.json has but no readable file holds, as failed-like Cells
+        with status "missing" (never written: not run yet, or the run was interrupted) or
+        "unreadable" (a corrupt file), so tables count them and no average hides them."""
+        from .runner import Cell, cell_path
+
+        have = {(c.dataset, c.estimator, c.fold) for c in self.cells}
+        corrupt = dict(self.unreadable)
+        absent = []
+        for dataset, planned in (self.meta.get("plan") or {}).items():
+            for estimator in planned["estimators"]:
+                for fold in range(planned["folds"]):
+                    if (dataset, estimator, fold) in have:
+                        continue
+                    path = str(cell_path(self.run_dir, dataset, estimator, fold))
+                    status, error = (("unreadable", corrupt[path]) if path in corrupt
+                                     else ("missing", "no result file"))
+                    absent.append(Cell(dataset, estimator, fold, status, error=error))
+        return absent
+
+
+def resolve_run_dir(run, results_root="results"):
+    """A run directory from a path or a run id under `results_root` (default: the latest run)."""
+    candidates = [Path(run)] if run else []
+    candidates += [Path(results_root) / (run or "latest")]
+    for path in candidates:
+        if (path / RUN_FILE).exists() or (path / "cells").is_dir():
+            return path
+    shown = run or f"{results_root}/latest"
+    raise UsageError(f"{shown!r} is not a run directory (no {RUN_FILE} or cells/ in it); give a path "
+                     f"like results/<run-id> or a run id from {results_root}/")
+
+
+def load_run(run_dir):
+    """Read run.json and every cell; corrupt files are listed in `unreadable`, never fatal."""
+    from .runner import Cell
+
+    run_dir = Path(run_dir)
+    unreadable, meta = [], {}
+    try:
+        meta = json.loads((run_dir / RUN_FILE).read_text())
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+    except FileNotFoundError:
+        unreadable.append((str(run_dir / RUN_FILE), "missing: the run did not start writing it"))
+    except (OSError, ValueError) as exc:
+        meta = {}
+        unreadable.append((str(run_dir / RUN_FILE), f"{type(exc).__name__}: {exc}"))
+    names = {f.name for f in fields(Cell)}
+    cells = []
+    for path in sorted((run_dir / "cells").glob("*/*/fold-*.json")):
+        try:
+            data = json.loads(path.read_text())
+            if not isinstance(data, dict) or not {"dataset", "estimator", "fold", "status"} <= data.keys():
+                raise ValueError("not a cell record")
+            cells.append(Cell(**{k: v for k, v in data.items() if k in names}))
+        except (OSError, ValueError, TypeError) as exc:
+            unreadable.append((str(path), f"{type(exc).__name__}: {exc}".splitlines()[0]))
+    order = plan_order(meta)
+    cells.sort(key=lambda c: (*order(c.dataset, c.estimator), c.fold))
+    return StoredRun(run_dir, meta, cells, unreadable)
+
+
+def plan_order(meta):
+    """Sort key (dataset position, estimator position) following the run's configuration."""
+    config = meta.get("config") or {}
+    datasets = {n: i for i, n in enumerate(config.get("datasets") or [])}
+    estimators = {n: i for i, n in enumerate(config.get("estimators") or [])}
+    big = len(datasets) + len(estimators) + 1
+    return lambda d, e: (datasets.get(d, big), d, estimators.get(e, big), e)

@@ -62,7 +62,8 @@ class Cell:
     n_test: int = None
     error: str = None
     traceback: str = None
-    test_index: list = None
+    test_index: list = None  # out-of-fold predictions: rows of the dataset (as used), true and
+    y_true: list = None  # predicted labels as strings, so reports never need to refit
     y_pred: list = None
     history: dict = None  # per-epoch training curves of estimators that keep `history_`
 
@@ -74,6 +75,7 @@ class RunResult:
     cells: list
     datasets: dict  # name -> Dataset.summary()
     skipped_datasets: dict  # name -> reason
+    plan: dict = field(default_factory=dict)  # dataset -> {"estimators": [...], "folds": n}
 
     @property
     def failed_cells(self):
@@ -81,10 +83,10 @@ class RunResult:
 
 
 def cell_path(run_dir, dataset, estimator, fold):
-    return Path(run_dir) / "cells" / _slug(dataset) / _slug(estimator) / f"fold-{fold}.json"
+    return Path(run_dir) / "cells" / slug(dataset) / slug(estimator) / f"fold-{fold}.json"
 
 
-def _slug(name):
+def slug(name):
     """A file-system-safe folder name for any dataset or estimator name (e.g. folder:/a/b)."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:60]
     if safe == name:
@@ -102,11 +104,20 @@ def _failure(exc):
     return f"{type(exc).__name__}: {exc}".splitlines()[0], traceback.format_exc()
 
 
-def run(config, run_dir, *, on_cell=None, on_dataset=None):
+def thread_budget(n_jobs):
+    """(worker processes, threads per cell) so that workers x threads <= cores."""
+    n_workers = max(1, effective_n_jobs(n_jobs))
+    return n_workers, max(1, (os.cpu_count() or 1) // n_workers)
+
+
+def run(config, run_dir, *, on_cell=None, on_dataset=None, on_start=None):
     """Run every cell of `config`, writing cells under `run_dir`; return the RunResult.
 
     `on_dataset(name, summary_or_None, skip_reason_or_None)` and `on_cell(cell)` are called
-    as the run goes (for progress display). Cells of every dataset share one pool of
+    as the run goes (for progress display); `on_start(summaries, skipped, plan)` once every
+    dataset is loaded and before the first cell runs, with `plan` = {dataset: {"estimators":
+    [...], "folds": n}}, the cells the run will produce (so a report of an interrupted run can
+    list the missing ones). Cells of every dataset share one pool of
     `config.n_jobs` worker processes (joblib), the CNN cells (the longest) first so no worker
     idles at the end; each cell is deterministic, so the scores do not depend on `n_jobs`.
     Estimators with an `n_threads` parameter (the CNNs) get their share of the cores, so
@@ -114,22 +125,21 @@ def run(config, run_dir, *, on_cell=None, on_dataset=None):
     """
     run_dir = Path(run_dir)
     cache = FeatureCache(config.cache_dir)
-    n_workers = max(1, effective_n_jobs(config.n_jobs))
-    threads = max(1, (os.cpu_count() or 1) // n_workers)
-    cells, summaries, skipped, tasks = [], {}, {}, []
+    n_workers, threads = thread_budget(config.n_jobs)
+    cells, summaries, skipped, tasks, plan = [], {}, {}, [], {}
     for dataset_name in config.datasets:
         try:
             dataset = load_dataset(dataset_name, image_size=config.image_size, seed=config.seed,
                                    data_dir=config.data_dir, folder_cache=config.folder_cache)
             cap = None if config.full else (config.max_per_class or default_max_per_class(dataset_name))
             try:
-                plan = plan_splits(dataset, protocol=config.protocol, folds=config.folds,
+                split_plan = plan_splits(dataset, protocol=config.protocol, folds=config.folds,
                                    repeats=config.repeats, max_per_class=cap, seed=config.seed)
             except DatasetError:  # skipped: the report still describes what was loaded
                 summaries[dataset_name] = dataset.summary()
                 raise
-            sampling = plan.describe(dataset.labels)
-            dataset = dataset.subset(plan.rows)  # the summary describes the images actually used
+            sampling = split_plan.describe(dataset.labels)
+            dataset = dataset.subset(split_plan.rows)  # the summary describes the images actually used
             summaries[dataset_name] = {**dataset.summary(), "sampling": sampling}
         except DatasetError as exc:
             skipped[dataset_name] = str(exc)
@@ -139,7 +149,8 @@ def run(config, run_dir, *, on_cell=None, on_dataset=None):
             on_dataset(dataset_name, summaries.get(dataset_name), skipped.get(dataset_name))
         if dataset_name in skipped:
             continue
-        splits = plan.splits
+        splits = split_plan.splits
+        plan[dataset_name] = {"estimators": list(config.estimators), "folds": len(splits)}
         for estimator_name in config.estimators:
             prepared = _prepare(dataset, estimator_name, len(splits), cache, config.seed, threads)
             if isinstance(prepared, list):  # its features could not be computed
@@ -156,6 +167,8 @@ def run(config, run_dir, *, on_cell=None, on_dataset=None):
                     dataset_name, estimator_name, template, fold, split,
                     X, image_shape, dataset.labels, timing,
                 )))
+    if on_start is not None:
+        on_start(summaries, skipped, plan)
     tasks.sort(key=lambda task: task[0])  # stable: heavy cells first, otherwise in order
     if tasks:
         with Parallel(n_jobs=config.n_jobs, return_as="generator_unordered") as parallel:
@@ -163,7 +176,7 @@ def run(config, run_dir, *, on_cell=None, on_dataset=None):
                 _finish(run_dir, cell, cells, on_cell)
     order = {name: i for i, name in enumerate(config.estimators)}
     cells.sort(key=lambda c: (config.datasets.index(c.dataset), order[c.estimator], c.fold))
-    return RunResult(run_dir, config, cells, summaries, skipped)
+    return RunResult(run_dir, config, cells, summaries, skipped, plan)
 
 
 def _finish(run_dir, cell, cells, on_cell):
@@ -233,6 +246,7 @@ def _run_cell(dataset_name, estimator_name, template, fold, split, X, image_shap
         cell.predict_seconds = time.perf_counter() - start
         cell.scores = score_predictions(labels[test], y_pred)
         cell.test_index = test.tolist()
+        cell.y_true = np.asarray(labels[test]).astype(str).tolist()
         cell.y_pred = np.asarray(y_pred).astype(str).tolist()
         cell.history = getattr(estimator, "history_", None)
     except Exception as exc:  # one failing cell must not end the run

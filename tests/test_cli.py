@@ -25,10 +25,12 @@ def test_run_end_to_end_writes_leaderboard_scores_and_metadata(tmp_path, tiny_fo
     assert code == 0
     printed = capsys.readouterr().out
     assert "knn-pixels" in printed and "Overall" in printed
-    board = (out_dir / "leaderboard.md").read_text()
+    board = (out_dir / "report.md").read_text()
     rows = [line for line in board.splitlines() if re.match(r"\| +\d+ +\| +(knn|logreg)-pixels", line)]
-    assert len(rows) == 4  # 2 in the dataset table, 2 in the overall table
-    assert all("1.000 ± 0.000" in row for row in rows[:2])  # trivially separable classes
+    assert len(rows) == 4  # 2 in the overall ranking, 2 in the dataset table
+    # trivially separable classes: every metric 1 on every fold, and the two are not different
+    assert all(row.count("1.000 ± 0.000 [1.000, 1.000]") == 4 for row in rows[2:])
+    assert "| best " in rows[2] and "not sig. (p 1)" in rows[3]
     scores = pd.read_csv(out_dir / "scores.csv")
     assert len(scores) == 6 and set(scores["status"]) == {"ok"}
     assert (scores["accuracy"] == 1.0).all()
@@ -66,7 +68,7 @@ def test_bad_folder_is_skipped_and_listed_while_other_datasets_run(tmp_path, tin
                  "--folds", "3", "--out", str(out_dir), "--no-cache", "--quiet"])
     assert code == 1
     assert "class 'dark' has 2 image(s), fewer than the 3 folds; use --folds 2" in capsys.readouterr().err
-    board = (out_dir / "leaderboard.md").read_text()
+    board = (out_dir / "report.md").read_text()
     assert "Dataset: faces" in board and "## Problems" in board and "zero.png" in board
 
 
@@ -79,13 +81,13 @@ def test_readme_example_estimator_appears_in_the_leaderboard(tmp_path, monkeypat
     exec(compile(code, "README example", "exec"), {})
     argv = command.split()[3:] + ["--folds", "3", "--out", str(tmp_path / "run"), "--no-cache"]
     assert main(argv) == 0
-    board = (tmp_path / "run" / "leaderboard.md").read_text()
-    row = next(line for line in board.splitlines() if "centroid-hog" in line)
+    board = (tmp_path / "run" / "report.md").read_text()
+    row = next(line for line in board.splitlines() if "centroid-hog" in line and "±" in line)
     assert float(re.search(r"\| (\d\.\d+) ±", row).group(1)) > 0.7
 
 
 def test_hostile_names_are_escaped_in_markdown():
-    from benchmark.results import escape_markdown
+    from benchmark.markdown import escape_markdown
 
     assert escape_markdown("a|b*c_`<script>\nx") == "a\\|b\\*c\\_\\`&lt;script&gt; x"
 
@@ -106,7 +108,7 @@ def test_label_conflicts_are_listed_in_the_report(tiny_folder, tmp_path):
     code = main(["run", "--datasets", f"folder:{tiny_folder}", "--estimators", "knn-pixels",
                  "--folds", "3", "--out", str(out_dir), "--no-cache", "--quiet"])
     assert code == 0  # a label conflict is reported, not an error
-    board = (out_dir / "leaderboard.md").read_text()
+    board = (out_dir / "report.md").read_text()
     assert "label conflict, one image under classes" in board and "bright/copy-of-dark-0.png" in board
     conflicts = json.loads((out_dir / "run.json").read_text())["datasets"][f"folder:{tiny_folder}"]["duplicates"]
     assert conflicts["label_conflict_groups"] == 1

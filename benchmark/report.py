@@ -1,0 +1,349 @@
+"""report.md, its plots and the CSVs of a run, regenerated from the stored cells alone.
+
+`write_report(run_dir)` reads run.json and cells/ (see `benchmark.results`), recomputes every
+score, table and test from the out-of-fold predictions and per-fold scores, draws the plots and
+writes `report.md`, `scores.csv`, `summary.csv`, `history.csv` and `plots/*.png`. Nothing is
+refitted, so `python -m benchmark report RUN` gives the same report as the run itself.
+"""
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from features.cache import atomic_write
+
+from .leaderboard import (
+    SCORE_COLUMNS, describe_sampling, history_frame, overall_frame, score_matrix, scores_frame,
+    summary_frame, versus_best,
+)
+from .markdown import escape_markdown as esc
+from .markdown import link_path, table
+from .metrics import METRICS
+from .results import load_run, plan_order
+from .runner import slug
+from .stats import ALPHA, MIN_FOLDS, critical_difference, friedman, indistinguishable_groups, nemenyi
+
+REPORT_FILE = "report.md"
+PLOTS_DIR = "plots"
+
+
+@dataclass
+class Ranking:
+    """The cross-dataset comparison: mean ranks, Friedman test, Nemenyi post-hoc groups."""
+
+    matrix: pd.DataFrame  # datasets x estimators (complete ones only), mean macro-F1
+    left_out: list  # estimators with failed or missing cells, not in the tests
+    friedman: object = None  # stats.FriedmanResult
+    pvalues: pd.DataFrame = None  # Nemenyi pairwise p-values, when the Friedman test rejects
+    groups: list = field(default_factory=list)  # estimators not significantly different
+    cd: float = None  # Nemenyi critical difference in mean rank
+
+
+@dataclass
+class Report:
+    path: Path
+    summary: pd.DataFrame
+    overall: pd.DataFrame
+    ranking: Ranking
+    problems: list  # one line each: failed, missing or unreadable cells, skipped datasets
+
+
+def rank_estimators(summary, alpha=ALPHA):
+    """Friedman test over datasets and, when it rejects, Nemenyi groups (Demšar 2006)."""
+    if summary.empty:
+        return Ranking(pd.DataFrame(), [])
+    matrix, left_out = score_matrix(summary)
+    ranking = Ranking(matrix, left_out)
+    if matrix.shape[0] == 0 or matrix.shape[1] == 0:
+        return ranking
+    ranking.friedman = friedman(matrix, alpha)
+    k, n = matrix.shape[1], matrix.shape[0]
+    if ranking.friedman.reason is not None:
+        return ranking
+    if ranking.friedman.p_value < alpha:
+        ranking.pvalues = nemenyi(matrix)
+    else:  # no post-hoc test after a Friedman test that finds nothing: one group (Demšar 2006)
+        ranking.pvalues = pd.DataFrame(1.0, index=matrix.columns, columns=matrix.columns)
+    ranking.cd = critical_difference(k, n, alpha)
+    ranking.groups = indistinguishable_groups(ranking.friedman.mean_ranks, ranking.pvalues, alpha)
+    return ranking
+
+
+def write_report(run_dir, alpha=ALPHA):
+    """Regenerate every derived file of `run_dir`; return the Report (frames for the terminal)."""
+    stored = load_run(run_dir)
+    run_dir = Path(run_dir)
+    absent = stored.absent()
+    order = plan_order(stored.meta)
+    cells = sorted(stored.cells + absent, key=lambda c: (*order(c.dataset, c.estimator), c.fold))
+    scores = scores_frame(cells)
+    summary = summary_frame(scores, alpha)
+    overall = overall_frame(summary) if len(summary) else pd.DataFrame()
+    history = history_frame(stored.cells)
+    _write_csv(run_dir / "scores.csv", scores)
+    _write_csv(run_dir / "summary.csv", summary)
+    if len(history):
+        _write_csv(run_dir / "history.csv", history)
+    ranking = rank_estimators(summary, alpha)
+    plots = _draw_plots(run_dir, stored, summary, history, ranking, alpha)
+    problems = _problems(stored, absent)
+    text = _markdown(stored, summary, overall, ranking, plots, problems, alpha)
+    path = run_dir / REPORT_FILE
+    atomic_write(path, lambda f: f.write(text.encode()))
+    return Report(path, summary, overall, ranking, problems)
+
+
+def _write_csv(path, frame):
+    atomic_write(path, lambda f: f.write(frame.to_csv(index=False).encode()))
+
+
+# --- plots ----------------------------------------------------------------------------------
+
+def _draw_plots(run_dir, stored, summary, history, ranking, alpha):
+    """{dataset or "": {kind: path relative to run_dir}}; old PNGs are removed first."""
+    from . import plots
+
+    folder = run_dir / PLOTS_DIR
+    folder.mkdir(exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink()
+    drawn = {}
+    for dataset in summary["dataset"].drop_duplicates() if len(summary) else []:
+        rows = summary[(summary["dataset"] == dataset) & summary["f1_macro_mean"].notna()]
+        if rows.empty:
+            continue
+        name = slug(dataset)
+        out = drawn.setdefault(dataset, {})
+        out["f1"] = plots.bar_chart(
+            list(rows["estimator"]), rows["f1_macro_mean"], rows["f1_macro_low"],
+            rows["f1_macro_high"], folder / f"{name}-macro-f1.png",
+            f"{dataset}: macro-F1 (mean, 95% CI over folds)")
+        cost = rows["fit_seconds"] + rows["feature_seconds"].fillna(0)
+        out["pareto"], _ = plots.pareto_plot(
+            list(rows["estimator"]), cost, rows["f1_macro_mean"], folder / f"{name}-pareto.png",
+            f"{dataset}: macro-F1 vs training cost (fit s + feature s)")
+        best = rows.iloc[0]["estimator"]
+        cells = [c for c in stored.cells if c.dataset == dataset and c.estimator == best
+                 and c.status == "ok" and c.y_true is not None]
+        if cells:
+            y_true = [y for c in cells for y in c.y_true]
+            y_pred = [y for c in cells for y in c.y_pred]
+            out["confusion"] = plots.confusion_matrix_plot(
+                y_true, y_pred, _class_order(stored, dataset, y_true, y_pred),
+                folder / f"{name}-confusion.png",
+                f"{dataset}: {best}, out-of-fold predictions of {len(cells)} fold(s)")
+            out["confusion_of"] = best
+        curves = history[history["dataset"] == dataset] if len(history) else history
+        if len(curves):
+            out["curves"] = plots.learning_curves(
+                curves, folder / f"{name}-learning-curves.png",
+                f"{dataset}: CNN learning curves (mean over folds; band: min-max)")
+    if ranking.pvalues is not None:
+        test = "Nemenyi" if ranking.friedman.p_value < alpha else "Friedman: no difference"
+        drawn[""] = {"cd": plots.cd_diagram(
+            ranking.friedman.mean_ranks, ranking.pvalues, folder / "critical-difference.png",
+            f"Mean rank by macro-F1 over {ranking.matrix.shape[0]} datasets ({test}, alpha {alpha})",
+            alpha=alpha)}
+    return {d: {k: (v.relative_to(run_dir) if isinstance(v, Path) else v) for k, v in kinds.items()}
+            for d, kinds in drawn.items()}
+
+
+def _class_order(stored, dataset, y_true, y_pred):
+    """The dataset's class names in its own order (from run.json), else sorted."""
+    classes = ((stored.meta.get("datasets") or {}).get(dataset) or {}).get("classes") or {}
+    names = [str(c) for c in classes]
+    extra = sorted((set(map(str, y_true)) | set(map(str, y_pred))) - set(names))
+    return names + extra
+
+
+# --- Markdown -------------------------------------------------------------------------------
+
+def _pm(row, metric):
+    mean = row[f"{metric}_mean"]
+    if pd.isna(mean):
+        return "failed"
+    std, low, high = row[f"{metric}_std"], row[f"{metric}_low"], row[f"{metric}_high"]
+    text = f"{mean:.3f} ± {0 if pd.isna(std) else std:.3f}"
+    if not pd.isna(low):
+        text += f" [{low:.3f}, {high:.3f}]"
+    return text
+
+
+def _seconds(value):
+    return "" if pd.isna(value) else f"{value:.2f}"
+
+
+def _image(path, alt):
+    return f"![{esc(alt)}]({link_path(path)})"
+
+
+def _markdown(stored, summary, overall, ranking, plots, problems, alpha):
+    meta = stored.meta
+    config = meta.get("config") or {}
+    lines = [f"# Benchmark report — run {esc(meta.get('run_id') or stored.run_dir.name)}", ""]
+    lines += _run_facts(meta) + [""]
+    lines += [
+        "How to read it: every estimator on a dataset gets the same splits and images. Scores "
+        "are mean ± standard deviation over folds, then a 95% confidence interval [low, high] "
+        "for the mean, widened by the Nadeau-Bengio correction because folds share training "
+        "images. *vs best* compares each estimator with the dataset's best (highest mean "
+        "macro-F1) on the same folds with the corrected resampled t-test of Nadeau and Bengio "
+        f"(2003), Holm-adjusted over the dataset's estimators: *worse* means p < {alpha}; *not "
+        "sig.* means the data cannot tell them apart. Times are seconds per fold; *feature s* "
+        "is the one-off cost of computing the estimator's features for the whole dataset.",
+        "",
+    ]
+    datasets = meta.get("datasets") or {}
+    if datasets:
+        rows = []
+        for name, s in datasets.items():
+            sampling = describe_sampling(s["sampling"]) if "sampling" in s else "not run"
+            rows.append([esc(name), s["images"], s["image_size"], len(s["classes"]), esc(sampling),
+                         esc(str(s.get("fingerprint", ""))[:12]), len(s.get("skipped_files", []))])
+        lines += ["## Datasets", "", table(rows, ["dataset", "images used", "image size", "classes",
+                                                  "protocol and sample", "fingerprint", "skipped files"]), ""]
+    if len(summary):
+        lines += _overview(summary, overall) + _ranking_text(ranking, plots, alpha)
+        for dataset in summary["dataset"].drop_duplicates():
+            lines += _dataset_section(dataset, summary, plots.get(dataset, {}), config)
+    else:
+        lines += ["No cell finished, so there is nothing to rank yet.", ""]
+    if problems:
+        lines += ["## Problems", ""] + [f"- {esc(p)}" for p in problems] + [""]
+    if config.get("unavailable"):
+        lines += ["## Datasets not run", "", "Named datasets that are not on this machine:", ""]
+        lines += [f"- {esc(n)}: {esc(r)}" for n, r in config["unavailable"].items()] + [""]
+    return "\n".join(lines)
+
+
+def _run_facts(meta):
+    config, machine = meta.get("config") or {}, meta.get("machine") or {}
+    facts = []
+    if config:
+        facts.append(f"seed {config.get('seed')}, protocol {config.get('protocol')}, "
+                     f"{config.get('folds')} folds for cross-validation, {config.get('repeats')} "
+                     "repeats for official splits")
+    if machine:
+        gpus = ", ".join(machine.get("gpus") or []) or "no GPU"
+        facts.append(f"{machine.get('cpu')} ({machine.get('cpu_count')} cores), {gpus}")
+    libraries = meta.get("libraries") or {}
+    if libraries:
+        facts.append(", ".join(f"{k} {v}" for k, v in libraries.items()))
+    if meta.get("command"):
+        command = " ".join(" ".join(str(part).split()) for part in meta["command"])
+        facts.append("`" + command.replace("`", "'") + "`")
+    project = meta.get("project")
+    if project:
+        facts.append(f"commit {project['commit'][:12]}{' (with local changes)' if project['dirty'] else ''}")
+    if meta.get("status") and meta["status"] != "finished":
+        facts.append(f"**status: {esc(meta['status'])}** (the run did not finish; see Problems)")
+    return [f"- {esc(f) if not f.startswith('`') else f}" for f in facts]
+
+
+def _overview(summary, overall):
+    """Estimators x datasets, mean macro-F1, the best of each dataset in bold."""
+    datasets = list(summary["dataset"].drop_duplicates())
+    order = list(overall["estimator"]) if len(overall) else []
+    order += [e for e in summary["estimator"].drop_duplicates() if e not in order]
+    ranks = dict(zip(overall["estimator"], overall["mean_rank"])) if len(overall) else {}
+    best = summary[summary["rank"] == 1].groupby("dataset")["estimator"].apply(set).to_dict()
+    rows = []
+    for estimator in order:
+        row = [esc(estimator), f"{ranks[estimator]:.2f}" if estimator in ranks else ""]
+        for dataset in datasets:
+            hit = summary[(summary["dataset"] == dataset) & (summary["estimator"] == estimator)]
+            value = hit["f1_macro_mean"].iloc[0] if len(hit) else math.nan
+            cell = "" if not len(hit) else "failed" if pd.isna(value) else f"{value:.3f}"
+            row.append(f"**{cell}**" if estimator in best.get(dataset, ()) else cell)
+        rows.append(row)
+    return ["## Overview: macro-F1", "",
+            "Mean macro-F1 over folds; the best estimator of each dataset in bold; rows by mean rank.",
+            "", table(rows, ["estimator", "mean rank", *map(esc, datasets)]), ""]
+
+
+def _ranking_text(ranking, plots, alpha):
+    lines = ["## Overall ranking", ""]
+    f = ranking.friedman
+    if f is None:
+        return lines + ["No estimator ran every fold of every dataset, so there is no ranking.", ""]
+    n, k = ranking.matrix.shape
+    rows = [[i + 1, esc(e), f"{r:.2f}"] for i, (e, r) in enumerate(f.mean_ranks.items())]
+    lines += [f"Mean rank by macro-F1 (1 = best) over {n} dataset(s).", "",
+              table(rows, ["#", "estimator", "mean rank"]), ""]
+    if ranking.left_out:
+        lines += [f"Left out of the ranking and the tests because some of their cells failed or are "
+                  f"missing: {', '.join(map(esc, ranking.left_out))}.", ""]
+    if f.reason is not None:
+        return lines + [f"No Friedman test: {esc(f.reason)}", ""]
+    verdict = "differ" if f.p_value < alpha else "cannot be told apart"
+    lines += [f"Friedman test over {n} datasets and {k} estimators: chi² = {f.statistic:.2f}, "
+              f"p = {f.p_value:.3g} (Iman-Davenport F = {f.iman_davenport:.2f}, p = "
+              f"{f.iman_davenport_p:.3g}); at alpha {alpha} the estimators' ranks {verdict}.", ""]
+    if f.p_value >= alpha:
+        lines += ["With no difference found, no post-hoc test is run: the diagram shows the mean "
+                  "ranks, all joined by one bar (not significantly different)."]
+    elif ranking.groups:
+        lines += [f"Nemenyi post-hoc test: critical difference {ranking.cd:.2f} in mean rank. "
+                  "Groups whose members are not significantly different from each other:", ""]
+        lines += [f"- {', '.join(map(esc, g))}" for g in ranking.groups]
+    else:
+        lines += [f"Nemenyi post-hoc test: critical difference {ranking.cd:.2f} in mean rank; "
+                  "every pair of estimators differs significantly."]
+    lines.append("")
+    if "cd" in plots.get("", {}):
+        lines += [_image(plots[""]["cd"], "critical-difference diagram"), ""]
+    return lines
+
+
+def _dataset_section(dataset, summary, plots, config):
+    rows = []
+    for _, r in summary[summary["dataset"] == dataset].iterrows():
+        rows.append(["" if pd.isna(r["rank"]) else int(r["rank"]), esc(r["estimator"]),
+                     *(_pm(r, m) for m in SCORE_COLUMNS), _seconds(r["fit_seconds"]),
+                     _seconds(r["predict_seconds"]), _seconds(r["feature_seconds"]),
+                     f"{r['folds_ok']}/{r['folds']}", esc(versus_best(r))])
+    headers = ["rank", "estimator", *(METRICS[m][0] for m in SCORE_COLUMNS), "fit s", "predict s",
+               "feature s", "folds", "vs best"]
+    lines = [f"## Dataset: {esc(dataset)}", "", table(rows, headers), ""]
+    folds = summary[summary["dataset"] == dataset]["folds_ok"].max()
+    if folds < MIN_FOLDS:
+        lines += [f"Only {folds} fold(s): too few for a paired test (at least {MIN_FOLDS} are needed).", ""]
+    for kind, alt in (("f1", "macro-F1 by estimator"), ("pareto", "macro-F1 vs training cost"),
+                      ("confusion", "confusion matrix"), ("curves", "learning curves")):
+        if kind in plots:
+            if kind == "confusion":
+                lines.append(f"Confusion matrix of the best estimator, {esc(plots['confusion_of'])}, "
+                             "from its out-of-fold predictions (rows: true class, share of the row):")
+                lines.append("")
+            lines += [_image(plots[kind], f"{dataset}: {alt}"), ""]
+    return lines
+
+
+def _problems(stored, absent):
+    meta = stored.meta
+    problems = [f"dataset {n} skipped: {r}" for n, r in (meta.get("skipped_datasets") or {}).items()]
+    for name, s in (meta.get("datasets") or {}).items():
+        for f in s.get("skipped_files", []):
+            problems.append(f"{name}: unreadable file {f['path']}: {f['reason']}")
+        duplicates = s.get("duplicates") or {}
+        for group in duplicates.get("label_conflicts", []):
+            where = group.get("names") or [f"image {i}" for i in group["indices"]]
+            problems.append(f"{name}: label conflict, one image under classes "
+                            f"{', '.join(group['labels'])}: {', '.join(map(str, where))}")
+        if duplicates.get("within_class_copies"):
+            problems.append(f"{name}: {duplicates['within_class_copies']} duplicate image(s) within "
+                            f"a class ({duplicates['within_class_groups']} group(s)); see run.json")
+    for cell in stored.cells:
+        if cell.status != "ok":
+            problems.append(f"{cell.dataset} / {cell.estimator} / fold {cell.fold} failed: {cell.error}")
+    missing = [c for c in absent if c.status == "missing"]
+    if missing:
+        shown = ", ".join(f"{c.dataset} / {c.estimator} / fold {c.fold}" for c in missing[:20])
+        more = f" and {len(missing) - 20} more" if len(missing) > 20 else ""
+        problems.append(f"{len(missing)} planned cell(s) have no result (not run yet, or the run "
+                        f"was interrupted): {shown}{more}")
+    for path, reason in stored.unreadable:
+        problems.append(f"cannot read {path}: {reason}; the rest of the run is reported without it")
+    return problems

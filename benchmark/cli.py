@@ -2,13 +2,17 @@
 
 import argparse
 import fnmatch
+import json
+import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from tabulate import tabulate
 
 from .errors import UsageError
 from .metrics import METRICS
+from .progress import Progress
 from .protocols import PROTOCOLS
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -51,9 +55,24 @@ def build_parser():
     budget.add_argument("--full", action="store_true", help="use every image: no sample cap")
     run.add_argument("--seed", type=int, default=0, help="seed of the splits and estimators (default 0)")
     run.add_argument("--jobs", type=int, default=-1,
-                     help="worker processes for the cells (default -1: all cores); scores do not depend on it")
+                     help="cells run at once: worker processes, or Dask workers of a local cluster "
+                     "(default -1: cores / --threads-per-cell); scores do not depend on it")
+    run.add_argument("--threads-per-cell", type=int, default=1, metavar="T",
+                     help="BLAS/OpenMP/TensorFlow threads of each cell (default 1); jobs x T must not "
+                     "exceed the cores. CNN scores depend on T (float sums), so it is part of each cell's key")
+    run.add_argument("--backend", choices=("local", "dask"), default="local",
+                     help="local: worker processes on this machine (joblib); dask: a Dask cluster, "
+                     "the one at --scheduler or a local one")
+    run.add_argument("--scheduler", metavar="ADDRESS",
+                     help="address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (with --backend dask)")
+    run.add_argument("--cell-timeout", type=float, metavar="SECONDS",
+                     help="stop a cell that runs longer and mark it failed (default: no limit)")
     run.add_argument("--out", type=Path,
-                     help="directory for this run's results (default results/<run-id>)")
+                     help="directory for this run's results (default results/<run-id>); running "
+                     "again into the same directory reuses every finished cell that still matches")
+    run.add_argument("--resume", metavar="RUN",
+                     help="finish an interrupted run (directory or run id under results/): its "
+                     "configuration from run.json, only missing or failed cells computed")
     run.add_argument("--image-size", type=int,
                      help="resize folder images to SIZE x SIZE (default: their most common size, at most 64)")
     run.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
@@ -67,6 +86,8 @@ def build_parser():
         "report", help="regenerate a run's report.md, plots and CSVs from its stored cells (no refitting)")
     report.add_argument("run", nargs="?", metavar="RUN",
                         help="run directory or run id under results/ (default: results/latest)")
+    report.add_argument("--jobs", type=int, default=-1,
+                        help="processes drawing the plots (default -1: all cores)")
     compare = commands.add_parser(
         "compare", help="per (dataset, estimator): the score difference between two runs and whether it is significant")
     compare.add_argument("run_a", metavar="RUN_A", help="run directory or run id under results/")
@@ -203,77 +224,131 @@ def resolve_datasets(args):
 
 
 def _run(args, argv):
-    from .leaderboard import describe_sampling, render
-    from .report import REPORT_FILE, write_report
-    from .results import new_run_id, point_latest, prepare_run_dir, write_run_json
-    from .runner import RunConfig, RunResult, run
     from features.cache import default_cache_dir
 
+    from .results import new_run_id, prepare_run_dir
+    from .runner import RunConfig
+
+    _check_run_options(args)
+    if args.resume:
+        run_dir, config, argv = _resumed(args)
+    else:
+        datasets, unavailable = resolve_datasets(args)
+        estimators = resolve_estimators(args.estimators)
+        cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir() / "features")
+        config = RunConfig(
+            datasets, estimators, folds=args.folds, seed=args.seed, image_size=args.image_size,
+            cache_dir=str(cache_dir) if cache_dir else None, protocol=args.protocol,
+            repeats=args.repeats, max_per_class=args.max_per_class, full=args.full,
+            data_dir=str(args.data_dir) if args.data_dir else None, unavailable=unavailable,
+            folder_cache=not args.no_cache,
+        )
+        run_dir = args.out or Path("results") / new_run_id()
+    config.n_jobs = args.jobs if args.jobs > 0 else max(1, (os.cpu_count() or 1) // args.threads_per_cell)
+    config.threads_per_cell, config.cell_timeout = args.threads_per_cell, args.cell_timeout
+    run_dir = prepare_run_dir(run_dir)
+    with run_lock(run_dir):
+        return _execute(config, run_dir, argv, args)
+
+
+def _check_run_options(args):
     if args.folds < 2:
         raise UsageError(f"--folds must be at least 2; got {args.folds}")
-    if args.jobs == 0:
-        raise UsageError("--jobs must be a positive number of processes, or -1 for all cores")
-    if args.image_size is not None and args.image_size < 1:
-        raise UsageError(f"--image-size must be a positive number of pixels; got {args.image_size}")
     if args.repeats < 1:
         raise UsageError(f"--repeats must be at least 1; got {args.repeats}")
-    if args.max_per_class is not None and args.max_per_class < 1:
-        raise UsageError(f"--max-per-class must be a positive number of images; got {args.max_per_class}")
-    datasets, unavailable = resolve_datasets(args)
-    estimators = resolve_estimators(args.estimators)
-    run_dir = prepare_run_dir(args.out or Path("results") / new_run_id())
-    cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir() / "features")
-    config = RunConfig(
-        datasets, estimators, folds=args.folds, seed=args.seed, image_size=args.image_size,
-        n_jobs=args.jobs, cache_dir=str(cache_dir) if cache_dir else None,
-        protocol=args.protocol, repeats=args.repeats, max_per_class=args.max_per_class,
-        full=args.full, data_dir=str(args.data_dir) if args.data_dir else None,
-        unavailable=unavailable, folder_cache=not args.no_cache,
-    )
+    if args.jobs == 0 or args.jobs < -1:
+        raise UsageError("--jobs must be a positive number of cells at once, or -1 for all cores")
+    for option in ("image_size", "max_per_class", "threads_per_cell", "cell_timeout"):
+        value = getattr(args, option)
+        if value is not None and value <= 0:
+            raise UsageError(f"--{option.replace('_', '-')} must be positive; got {value:g}")
+    cores = os.cpu_count() or 1
+    if args.backend == "local" and args.jobs > 0 and args.jobs * args.threads_per_cell > cores:
+        raise UsageError(f"--jobs {args.jobs} x --threads-per-cell {args.threads_per_cell} threads "
+                         f"exceed the {cores} cores; lower one of them")
+    if args.scheduler and args.backend != "dask":
+        raise UsageError("--scheduler needs --backend dask")
+    if args.resume and (args.datasets or args.all or args.estimators or args.out):
+        raise UsageError("--resume takes the datasets, estimators and output directory from the "
+                         "run's run.json; drop --all/--datasets/--estimators/--out")
 
-    def on_dataset(name, summary, skip_reason):
-        if skip_reason:
-            print(f"skipping dataset {name}: {skip_reason}", file=sys.stderr)
-        elif not args.quiet:
-            print(f"{name}: {summary['images']} images of {summary['image_size']}, "
-                  f"{len(summary['classes'])} classes; {describe_sampling(summary['sampling'])}",
-                  file=sys.stderr)
 
-    def on_cell(cell):
-        if cell.status != "ok":
-            print(f"  {cell.dataset} / {cell.estimator} / fold {cell.fold}: FAILED {cell.error}",
-                  file=sys.stderr)
-        elif not args.quiet:
-            print(f"  {cell.dataset:10s} {cell.estimator:26s} fold {cell.fold}  macro-F1 {cell.scores['f1_macro']:.3f}  "
-                  f"fit {cell.fit_seconds:.2f}s", file=sys.stderr)
+def _resumed(args):
+    """(run dir, RunConfig, command line) of the run to resume, from its run.json."""
+    from .results import RUN_FILE, resolve_run_dir
+    from .runner import RunConfig
 
+    run_dir = resolve_run_dir(args.resume)
+    try:
+        meta = json.loads((run_dir / RUN_FILE).read_text())
+        config = RunConfig(**meta["config"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"cannot resume {run_dir}: its {RUN_FILE} is unreadable ({exc}); run the "
+                         "original command again with --out pointing at it") from None
+    return run_dir, config, meta.get("command") or []
+
+
+@contextmanager
+def run_lock(run_dir):
+    """Refuse a second run writing into the same directory at the same time."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(Path(run_dir) / ".lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise UsageError(f"another run is writing to {run_dir} right now; wait for it to finish "
+                         "or choose another --out") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _execute(config, run_dir, argv, args):
+    from .backends import make_backend
+    from .leaderboard import render
+    from .report import write_report
+    from .results import point_latest, write_run_json
+    from .runner import RunResult, run
+
+    backend = make_backend(args.backend, config.n_jobs, args.scheduler)
+    progress = Progress(run_dir, quiet=args.quiet)
     started = []
 
-    def on_start(summaries, skipped, plan):
+    def on_start(summaries, skipped, plan, pending, reused):
         started.append(RunResult(run_dir, config, [], summaries, skipped, plan))
-        write_run_json(started[0], argv, "running")
+        write_run_json(started[0], argv, "running", backend=args.backend)
+        progress.start(pending, reused)
 
     try:
-        result = run(config, run_dir, on_cell=on_cell, on_dataset=on_dataset, on_start=on_start)
+        with backend:  # connects to (or starts) a Dask cluster before any data is loaded
+            result = run(config, run_dir, backend=backend, on_cell=progress.cell,
+                         on_dataset=progress.dataset, on_start=on_start)
     except KeyboardInterrupt:
+        progress.close()
         if started:
-            write_run_json(started[0], argv, "interrupted")
+            write_run_json(started[0], argv, "interrupted", backend=args.backend)
             write_report(run_dir)
-        print(f"\ninterrupted; the finished cells are in {run_dir}/cells and reported in "
-              f"{run_dir}/{REPORT_FILE}", file=sys.stderr)
+        print(f"\ninterrupted: the finished cells are kept in {run_dir}/cells. Resume with:\n"
+              f"  python -m benchmark run --resume {run_dir}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    write_run_json(result, argv, "finished")
-    report = write_report(run_dir)
+    progress.close()
+    write_run_json(result, argv, "finished", backend=args.backend)
+    report = write_report(run_dir, n_jobs=config.n_jobs if args.backend == "local" else 1)
     point_latest(run_dir)
     if len(report.summary):
         print(render(report.summary, report.overall))
+    if result.reused or result.replaced:
+        print(f"{result.reused} cell(s) reused from {run_dir}; {result.replaced} stored cell(s) no longer "
+              f"matched this configuration and were moved to {run_dir}/replaced", file=sys.stderr)
     print(f"Report: {report.path}")
-    for name, reason in unavailable.items():
+    for name, reason in config.unavailable.items():
         print(f"not run: {name}: {reason}", file=sys.stderr)
-    problems = len(result.failed_cells) + len(result.skipped_datasets)
-    if problems:
+    if result.failed_cells or result.skipped_datasets:
         print(f"{len(result.failed_cells)} failed cell(s), {len(result.skipped_datasets)} skipped "
-              f"dataset(s): see the Problems section of {report.path}", file=sys.stderr)
+              f"dataset(s): see the Problems section of {report.path}; `python -m benchmark run "
+              f"--resume {run_dir}` retries the failed cells", file=sys.stderr)
         return EXIT_FAILURES
     return EXIT_OK
 
@@ -283,7 +358,10 @@ def _report(args):
     from .report import write_report
     from .results import resolve_run_dir
 
-    report = write_report(resolve_run_dir(args.run))
+    if args.jobs == 0 or args.jobs < -1:
+        raise UsageError("--jobs must be a positive number of processes, or -1 for all cores")
+    n_jobs = args.jobs if args.jobs > 0 else os.cpu_count() or 1
+    report = write_report(resolve_run_dir(args.run), n_jobs=n_jobs)
     if len(report.summary):
         print(render(report.summary, report.overall))
     print(f"Report: {report.path}")

@@ -22,7 +22,7 @@ from .markdown import escape_markdown as esc
 from .markdown import link_path, table
 from .metrics import METRICS
 from .results import load_run, plan_order
-from .runner import slug
+from .cells import slug
 from .stats import ALPHA, MIN_FOLDS, critical_difference, friedman, indistinguishable_groups, nemenyi
 
 REPORT_FILE = "report.md"
@@ -71,8 +71,10 @@ def rank_estimators(summary, alpha=ALPHA):
     return ranking
 
 
-def write_report(run_dir, alpha=ALPHA):
-    """Regenerate every derived file of `run_dir`; return the Report (frames for the terminal)."""
+def write_report(run_dir, alpha=ALPHA, n_jobs=1):
+    """Regenerate every derived file of `run_dir`; return the Report (frames for the terminal).
+
+    `n_jobs` processes draw the plots."""
     stored = load_run(run_dir)
     run_dir = Path(run_dir)
     absent = stored.absent()
@@ -87,7 +89,7 @@ def write_report(run_dir, alpha=ALPHA):
     if len(history):
         _write_csv(run_dir / "history.csv", history)
     ranking = rank_estimators(summary, alpha)
-    plots = _draw_plots(run_dir, stored, summary, history, ranking, alpha)
+    plots = _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs)
     problems = _problems(stored, absent)
     text = _markdown(stored, summary, overall, ranking, plots, problems, alpha)
     path = run_dir / REPORT_FILE
@@ -101,53 +103,61 @@ def _write_csv(path, frame):
 
 # --- plots ----------------------------------------------------------------------------------
 
-def _draw_plots(run_dir, stored, summary, history, ranking, alpha):
-    """{dataset or "": {kind: path relative to run_dir}}; old PNGs are removed first."""
+def _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs=1):
+    """{dataset or "": {kind: path relative to run_dir}}; old PNGs are removed first.
+
+    The plots are independent, so with `n_jobs` > 1 they are drawn in parallel (joblib
+    processes: matplotlib holds the GIL while it renders).
+    """
+    from joblib import Parallel, delayed
+
     from . import plots
 
     folder = run_dir / PLOTS_DIR
     folder.mkdir(exist_ok=True)
     for old in folder.glob("*.png"):
         old.unlink()
-    drawn = {}
+    jobs, drawn = [], {}  # jobs: (dataset, kind, function, args)
     for dataset in summary["dataset"].drop_duplicates() if len(summary) else []:
         rows = summary[(summary["dataset"] == dataset) & summary["f1_macro_mean"].notna()]
         if rows.empty:
             continue
         name = slug(dataset)
-        out = drawn.setdefault(dataset, {})
-        out["f1"] = plots.bar_chart(
-            list(rows["estimator"]), rows["f1_macro_mean"], rows["f1_macro_low"],
-            rows["f1_macro_high"], folder / f"{name}-macro-f1.png",
-            f"{dataset}: macro-F1 (mean, 95% CI over folds)")
+        jobs.append((dataset, "f1", plots.bar_chart, (
+            list(rows["estimator"]), list(rows["f1_macro_mean"]), list(rows["f1_macro_low"]),
+            list(rows["f1_macro_high"]), folder / f"{name}-macro-f1.png",
+            f"{dataset}: macro-F1 (mean, 95% CI over folds)")))
         cost = rows["fit_seconds"] + rows["feature_seconds"].fillna(0)
-        out["pareto"], _ = plots.pareto_plot(
-            list(rows["estimator"]), cost, rows["f1_macro_mean"], folder / f"{name}-pareto.png",
-            f"{dataset}: macro-F1 vs training cost (fit s + feature s)")
+        jobs.append((dataset, "pareto", plots.pareto_plot, (
+            list(rows["estimator"]), list(cost), list(rows["f1_macro_mean"]),
+            folder / f"{name}-pareto.png", f"{dataset}: macro-F1 vs training cost (fit s + feature s)")))
         best = rows.iloc[0]["estimator"]
         cells = [c for c in stored.cells if c.dataset == dataset and c.estimator == best
                  and c.status == "ok" and c.y_true is not None]
         if cells:
             y_true = [y for c in cells for y in c.y_true]
             y_pred = [y for c in cells for y in c.y_pred]
-            out["confusion"] = plots.confusion_matrix_plot(
+            jobs.append((dataset, "confusion", plots.confusion_matrix_plot, (
                 y_true, y_pred, _class_order(stored, dataset, y_true, y_pred),
                 folder / f"{name}-confusion.png",
-                f"{dataset}: {best}, out-of-fold predictions of {len(cells)} fold(s)")
-            out["confusion_of"] = best
+                f"{dataset}: {best}, out-of-fold predictions of {len(cells)} fold(s)")))
+            drawn.setdefault(dataset, {})["confusion_of"] = best
         curves = history[history["dataset"] == dataset] if len(history) else history
         if len(curves):
-            out["curves"] = plots.learning_curves(
+            jobs.append((dataset, "curves", plots.learning_curves, (
                 curves, folder / f"{name}-learning-curves.png",
-                f"{dataset}: CNN learning curves (mean over folds; band: min-max)")
+                f"{dataset}: CNN learning curves (mean over folds; band: min-max)")))
     if ranking.pvalues is not None:
         test = "Nemenyi" if ranking.friedman.p_value < alpha else "Friedman: no difference"
-        drawn[""] = {"cd": plots.cd_diagram(
+        jobs.append(("", "cd", plots.cd_diagram, (
             ranking.friedman.mean_ranks, ranking.pvalues, folder / "critical-difference.png",
             f"Mean rank by macro-F1 over {ranking.matrix.shape[0]} datasets ({test}, alpha {alpha})",
-            alpha=alpha)}
-    return {d: {k: (v.relative_to(run_dir) if isinstance(v, Path) else v) for k, v in kinds.items()}
-            for d, kinds in drawn.items()}
+            alpha)))
+    paths = Parallel(n_jobs=min(n_jobs, len(jobs)) or 1)(delayed(f)(*args) for _, _, f, args in jobs)
+    for (dataset, kind, _, _), path in zip(jobs, paths):
+        path = path[0] if isinstance(path, tuple) else path  # pareto_plot: (path, front)
+        drawn.setdefault(dataset, {})[kind] = path.relative_to(run_dir)
+    return drawn
 
 
 def _class_order(stored, dataset, y_true, y_pred):

@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
@@ -102,12 +102,9 @@ def machine():
     }
 
 
-def write_run_json(result_or_start, argv, status):
+def write_run_json(result_or_start, argv, status, backend=None):
     """Write run.json from a RunResult (or the same fields at the start of a run)."""
-    from .runner import thread_budget
-
     r = result_or_start
-    workers, threads = thread_budget(r.config.n_jobs)
     meta = {
         "run_id": Path(r.run_dir).name,
         "status": status,
@@ -115,7 +112,8 @@ def write_run_json(result_or_start, argv, status):
         "project": project_commit(),
         "command": list(argv) if argv is not None else sys.argv,
         "config": asdict(r.config),
-        "threads": {"workers": workers, "per_cell": threads},
+        "threads": {"workers": r.config.n_jobs, "per_cell": r.config.threads_per_cell},
+        "backend": backend,
         "plan": r.plan,
         "datasets": r.datasets,
         "skipped_datasets": r.skipped_datasets,
@@ -160,7 +158,7 @@ class StoredRun:
         """Cells the plan in run.json has but no readable file holds, as failed-like Cells
         with status "missing" (never written: not run yet, or the run was interrupted) or
         "unreadable" (a corrupt file), so tables count them and no average hides them."""
-        from .runner import Cell, cell_path
+        from .cells import Cell, cell_path
 
         have = {(c.dataset, c.estimator, c.fold) for c in self.cells}
         corrupt = dict(self.unreadable)
@@ -191,7 +189,7 @@ def resolve_run_dir(run, results_root="results"):
 
 def load_run(run_dir):
     """Read run.json and every cell; corrupt files are listed in `unreadable`, never fatal."""
-    from .runner import Cell
+    from .cells import read_cell
 
     run_dir = Path(run_dir)
     unreadable, meta = [], {}
@@ -204,14 +202,10 @@ def load_run(run_dir):
     except (OSError, ValueError) as exc:
         meta = {}
         unreadable.append((str(run_dir / RUN_FILE), f"{type(exc).__name__}: {exc}"))
-    names = {f.name for f in fields(Cell)}
     cells = []
     for path in sorted((run_dir / "cells").glob("*/*/fold-*.json")):
         try:
-            data = json.loads(path.read_text())
-            if not isinstance(data, dict) or not {"dataset", "estimator", "fold", "status"} <= data.keys():
-                raise ValueError("not a cell record")
-            cells.append(Cell(**{k: v for k, v in data.items() if k in names}))
+            cells.append(read_cell(path))
         except (OSError, ValueError, TypeError) as exc:
             unreadable.append((str(path), f"{type(exc).__name__}: {exc}".splitlines()[0]))
     order = plan_order(meta)

@@ -1,29 +1,27 @@
 """Cross-validate every estimator on every dataset with the same splits; return the results.
 
-The runner prints nothing: it returns a `RunResult` and reports progress through an optional
-callback, and the command line decides what to show. Each finished (dataset, estimator, fold)
-cell is written to `<run dir>/cells/` the moment it finishes, atomically, so a crash loses at
-most the cells that were running.
+The runner prints nothing: it returns a `RunResult` and reports progress through callbacks,
+and the command line decides what to show. Each finished (dataset, estimator, fold) cell is
+written to `<run dir>/cells/` the moment it finishes, atomically, so a crash or a kill loses at
+most the cells that were running. Running again into the same directory reuses every stored
+cell whose key (benchmark.cells.cell_key) still matches and computes the rest: missing cells,
+failed ones, and ones whose data, parameters, split, seed or thread count changed. Stored cells
+that no longer match are moved to `replaced/`, never mixed into the new results.
 """
 
-import hashlib
-import json
+import itertools
 import os
-import re
+import shutil
 import time
-import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-from joblib import Parallel, delayed, effective_n_jobs
-from sklearn.base import clone
-
 from estimators import FeatureClassifier, create_estimator
-from features.cache import FeatureCache, atomic_write, is_cacheable
+from features.cache import FeatureCache, is_cacheable
 
+from .backends import LocalBackend
+from .cells import Cell, CellTask, cell_key, cell_path, failure_line, read_cell, save_cell
 from .datasets import DatasetError, default_max_per_class, load_dataset
-from .metrics import score_predictions
 from .protocols import plan_splits
 
 
@@ -35,7 +33,7 @@ class RunConfig:
     seed: int = 0
     image_size: int = None
     cache_dir: str = None  # None: features are cached in memory for this run only
-    n_jobs: int = 1  # worker processes for the cells (-1: all cores)
+    n_jobs: int = 1  # worker processes (or Dask workers) for the cells
     protocol: str = "auto"  # "auto" | "cv" | "holdout" (see benchmark.protocols)
     repeats: int = 3  # holdout: train/score repeats with seeds seed, seed+1, ...
     max_per_class: int = None  # sample cap per class; None: each dataset's default cap
@@ -43,29 +41,8 @@ class RunConfig:
     data_dir: str = None  # local data directory for the named datasets
     unavailable: dict = field(default_factory=dict)  # named datasets --all did not run, and why
     folder_cache: bool = True  # keep decoded image folders on disk between runs
-
-
-@dataclass
-class Cell:
-    """One (dataset, estimator, fold): its scores, or why it failed."""
-
-    dataset: str
-    estimator: str
-    fold: int
-    status: str  # "ok" | "failed"
-    scores: dict = field(default_factory=dict)
-    fit_seconds: float = None
-    predict_seconds: float = None
-    feature_seconds: float = None  # cost of computing this estimator's features for the dataset
-    feature_source: str = None  # computed | disk | memory | mixed | in-fit
-    n_train: int = None
-    n_test: int = None
-    error: str = None
-    traceback: str = None
-    test_index: list = None  # out-of-fold predictions: rows of the dataset (as used), true and
-    y_true: list = None  # predicted labels as strings, so reports never need to refit
-    y_pred: list = None
-    history: dict = None  # per-epoch training curves of estimators that keep `history_`
+    threads_per_cell: int = 1  # BLAS/OpenMP/TensorFlow threads of each cell (part of its key)
+    cell_timeout: float = None  # seconds; a longer cell is stopped and marked failed
 
 
 @dataclass
@@ -76,180 +53,171 @@ class RunResult:
     datasets: dict  # name -> Dataset.summary()
     skipped_datasets: dict  # name -> reason
     plan: dict = field(default_factory=dict)  # dataset -> {"estimators": [...], "folds": n}
+    reused: int = 0  # cells taken from an earlier run into the same directory
+    replaced: int = 0  # stored cells that no longer matched, moved to replaced/
 
     @property
     def failed_cells(self):
         return [c for c in self.cells if c.status != "ok"]
 
 
-def cell_path(run_dir, dataset, estimator, fold):
-    return Path(run_dir) / "cells" / slug(dataset) / slug(estimator) / f"fold-{fold}.json"
+def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_start=None):
+    """Run every cell of `config` not already stored in `run_dir`; return the RunResult.
 
-
-def slug(name):
-    """A file-system-safe folder name for any dataset or estimator name (e.g. folder:/a/b)."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:60]
-    if safe == name:
-        return name
-    return f"{safe}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
-
-
-def save_cell(run_dir, cell):
-    path = cell_path(run_dir, cell.dataset, cell.estimator, cell.fold)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda f: f.write(json.dumps(asdict(cell)).encode()))
-
-
-def _failure(exc):
-    return f"{type(exc).__name__}: {exc}".splitlines()[0], traceback.format_exc()
-
-
-def thread_budget(n_jobs):
-    """(worker processes, threads per cell) so that workers x threads <= cores."""
-    n_workers = max(1, effective_n_jobs(n_jobs))
-    return n_workers, max(1, (os.cpu_count() or 1) // n_workers)
-
-
-def run(config, run_dir, *, on_cell=None, on_dataset=None, on_start=None):
-    """Run every cell of `config`, writing cells under `run_dir`; return the RunResult.
-
-    `on_dataset(name, summary_or_None, skip_reason_or_None)` and `on_cell(cell)` are called
-    as the run goes (for progress display); `on_start(summaries, skipped, plan)` once every
-    dataset is loaded and before the first cell runs, with `plan` = {dataset: {"estimators":
-    [...], "folds": n}}, the cells the run will produce (so a report of an interrupted run can
-    list the missing ones). Cells of every dataset share one pool of
-    `config.n_jobs` worker processes (joblib), the CNN cells (the longest) first so no worker
-    idles at the end; each cell is deterministic, so the scores do not depend on `n_jobs`.
-    Estimators with an `n_threads` parameter (the CNNs) get their share of the cores, so
-    parallel cells never oversubscribe them.
+    `backend` runs the cells (default: LocalBackend(config.n_jobs)); a Dask backend must be
+    entered (`with DaskBackend(...) as backend:`) by the caller. Cells of every dataset
+    share it, CNN cells (the longest) first so no worker idles at the end. Each cell uses
+    `config.threads_per_cell` threads and is deterministic, so scores do not depend on the
+    number of workers or on the backend. Callbacks, for progress display:
+    `on_dataset(name, summary_or_None, skip_reason_or_None)` after loading each dataset;
+    `on_start(summaries, skipped, plan, pending, reused)` once, before the first cell runs, with
+    `plan` = {dataset: {"estimators": [...], "folds": n}} and the number of cells to compute
+    and reused; `on_cell(cell)` after each computed cell.
     """
     run_dir = Path(run_dir)
+    backend = backend or LocalBackend(config.n_jobs)
     cache = FeatureCache(config.cache_dir)
-    n_workers, threads = thread_budget(config.n_jobs)
-    cells, summaries, skipped, tasks, plan = [], {}, {}, [], {}
+    stored, stored_paths = _stored_cells(run_dir)
+    reused, failed_early, summaries, skipped, plan, work = [], [], {}, {}, {}, []
     for dataset_name in config.datasets:
-        try:
-            dataset = load_dataset(dataset_name, image_size=config.image_size, seed=config.seed,
-                                   data_dir=config.data_dir, folder_cache=config.folder_cache)
-            cap = None if config.full else (config.max_per_class or default_max_per_class(dataset_name))
-            try:
-                split_plan = plan_splits(dataset, protocol=config.protocol, folds=config.folds,
-                                   repeats=config.repeats, max_per_class=cap, seed=config.seed)
-            except DatasetError:  # skipped: the report still describes what was loaded
-                summaries[dataset_name] = dataset.summary()
-                raise
-            sampling = split_plan.describe(dataset.labels)
-            dataset = dataset.subset(split_plan.rows)  # the summary describes the images actually used
-            summaries[dataset_name] = {**dataset.summary(), "sampling": sampling}
-        except DatasetError as exc:
-            skipped[dataset_name] = str(exc)
-        except Exception as exc:  # a loader bug must not end the run
-            skipped[dataset_name] = _failure(exc)[0]
+        dataset, splits = _load(config, dataset_name, summaries, skipped)
         if on_dataset is not None:
             on_dataset(dataset_name, summaries.get(dataset_name), skipped.get(dataset_name))
-        if dataset_name in skipped:
+        if dataset is None:
             continue
-        splits = split_plan.splits
         plan[dataset_name] = {"estimators": list(config.estimators), "folds": len(splits)}
         for estimator_name in config.estimators:
-            prepared = _prepare(dataset, estimator_name, len(splits), cache, config.seed, threads)
-            if isinstance(prepared, list):  # its features could not be computed
-                for cell in prepared:
-                    _finish(run_dir, cell, cells, on_cell)
+            try:
+                template = _template(dataset, estimator_name, config)
+            except Exception as exc:  # e.g. a user estimator whose constructor fails
+                failed_early += [Cell(dataset_name, estimator_name, fold, "failed", error=failure_line(exc))
+                                 for fold in range(len(splits))]
                 continue
-            template, features, timing = prepared
-            X, image_shape = (
-                (dataset.images, None) if features is None else (features, dataset.images.shape[1:])
-            )
-            heavy = "n_threads" in template.get_params(deep=False)
+            params = template.get_params(deep=False)
+            todo = []
             for fold, split in enumerate(splits):
-                tasks.append((not heavy, delayed(_run_cell)(
-                    dataset_name, estimator_name, template, fold, split,
-                    X, image_shape, dataset.labels, timing,
-                )))
+                key = cell_key(dataset.fingerprint, estimator_name, params, split, config.threads_per_cell)
+                old = stored.get((dataset_name, estimator_name, fold))
+                if old is not None and old.key == key and old.status == "ok":
+                    reused.append(old)
+                else:
+                    todo.append((fold, split, key))
+            if todo:
+                work += _tasks(dataset, estimator_name, template, todo, cache, config, failed_early)
+    replaced = _set_aside(run_dir, stored_paths, {(c.dataset, c.estimator, c.fold) for c in reused})
     if on_start is not None:
-        on_start(summaries, skipped, plan)
-    tasks.sort(key=lambda task: task[0])  # stable: heavy cells first, otherwise in order
-    if tasks:
-        with Parallel(n_jobs=config.n_jobs, return_as="generator_unordered") as parallel:
-            for cell in parallel(task for _, task in tasks):
-                _finish(run_dir, cell, cells, on_cell)
-    order = {name: i for i, name in enumerate(config.estimators)}
-    cells.sort(key=lambda c: (config.datasets.index(c.dataset), order[c.estimator], c.fold))
-    return RunResult(run_dir, config, cells, summaries, skipped, plan)
+        on_start(summaries, skipped, plan, len(work) + len(failed_early), len(reused))
+    cells = list(reused)
+    work.sort(key=lambda item: not item[0].heavy)  # stable: CNN cells first, otherwise in order
+    markers = run_dir / "running"
+    shutil.rmtree(markers, ignore_errors=True)
+    for cell in itertools.chain(failed_early, backend.run(work, markers)):
+        save_cell(run_dir, cell)
+        cells.append(cell)
+        if on_cell is not None:
+            on_cell(cell)
+    shutil.rmtree(markers, ignore_errors=True)
+    datasets = {name: i for i, name in enumerate(config.datasets)}
+    estimators = {name: i for i, name in enumerate(config.estimators)}
+    cells.sort(key=lambda c: (datasets[c.dataset], estimators[c.estimator], c.fold))
+    return RunResult(run_dir, config, cells, summaries, skipped, plan, len(reused), replaced)
 
 
-def _finish(run_dir, cell, cells, on_cell):
-    save_cell(run_dir, cell)
-    cells.append(cell)
-    if on_cell is not None:
-        on_cell(cell)
+def _load(config, dataset_name, summaries, skipped):
+    """(dataset subset actually used, splits), or (None, None) with the reason in `skipped`."""
+    try:
+        dataset = load_dataset(dataset_name, image_size=config.image_size, seed=config.seed,
+                               data_dir=config.data_dir, folder_cache=config.folder_cache)
+        cap = None if config.full else (config.max_per_class or default_max_per_class(dataset_name))
+        try:
+            split_plan = plan_splits(dataset, protocol=config.protocol, folds=config.folds,
+                                     repeats=config.repeats, max_per_class=cap, seed=config.seed)
+        except DatasetError:  # skipped: the report still describes what was loaded
+            summaries[dataset_name] = dataset.summary()
+            raise
+        sampling = split_plan.describe(dataset.labels)
+        dataset = dataset.subset(split_plan.rows)  # the summary describes the images actually used
+        summaries[dataset_name] = {**dataset.summary(), "sampling": sampling}
+        return dataset, split_plan.splits
+    except DatasetError as exc:
+        skipped[dataset_name] = str(exc)
+    except Exception as exc:  # a loader bug must not end the run
+        skipped[dataset_name] = failure_line(exc)
+    return None, None
 
 
-def _prepare(dataset, estimator_name, n_folds, cache, seed, threads):
-    """(template estimator, features or None, (seconds, source)), or failed cells for every fold.
+def _template(dataset, estimator_name, config):
+    """The estimator with the run's parameters (they are part of each cell's key).
+
+    An estimator with a `random_state` gets the run's seed (each cell then gets its split's);
+    one with `n_threads` (the CNNs) gets the threads per cell; one with a `flip` switch (mirror
+    augmentation) has it turned off on datasets whose labels a mirror changes.
+    """
+    template = create_estimator(estimator_name)
+    params = template.get_params(deep=False)
+    if "random_state" in params:
+        template.set_params(random_state=config.seed)
+    if "n_threads" in params and params["n_threads"] is None:
+        template.set_params(n_threads=config.threads_per_cell)
+    if "flip" in params and not dataset.mirror_invariant:
+        template.set_params(flip=False)
+    return template
+
+
+def _tasks(dataset, estimator_name, template, todo, cache, config, cells):
+    """(task, X, labels) for each fold in `todo`; X is shared by every fold of the dataset.
 
     Estimators built on a deterministic extractor get the dataset's features from the cache:
-    computed once, shared by every fold and by every estimator that uses the same extractor.
-    An estimator with a `random_state` gets the run's seed, so one seed fixes the whole run;
-    one with `n_threads` gets `threads`, its cell's share of the cores; one with a `flip`
-    switch (mirror augmentation) has it turned off on datasets whose labels a mirror changes.
+    computed once, shared by every fold and every estimator that uses the same extractor. If
+    they cannot be computed, each fold becomes a failed cell (appended to `cells`).
     """
+    X, image_shape, timing = dataset.images, None, (None, "in-fit")
     try:
-        template = create_estimator(estimator_name)
-        params = template.get_params(deep=False)
-        if "random_state" in params:
-            template.set_params(random_state=seed)
-        if "n_threads" in params and params["n_threads"] is None:
-            template.set_params(n_threads=threads)
-        if "flip" in params and not dataset.mirror_invariant:
-            template.set_params(flip=False)
         if isinstance(template, FeatureClassifier):
             extractor = template.feature_extractor()
             if is_cacheable(extractor):
-                features, timing = cache.transform(extractor, dataset.images, dataset.fingerprint)
-                return template, features, (timing.compute_seconds, timing.source)
-        return template, None, (None, "in-fit")
+                X, extracted = cache.transform(extractor, dataset.images, dataset.fingerprint)
+                image_shape, timing = dataset.images.shape[1:], (extracted.compute_seconds, extracted.source)
     except Exception as exc:
-        error, trace = _failure(exc)
-        return [
-            Cell(dataset.name, estimator_name, fold, "failed", error=error, traceback=trace)
-            for fold in range(n_folds)
-        ]
+        error = failure_line(exc)
+        cells += [Cell(dataset.name, estimator_name, fold, "failed", error=error, key=key)
+                  for fold, _, key in todo]
+        return []
+    heavy = "n_threads" in template.get_params(deep=False)
+    return [
+        (CellTask(dataset.name, estimator_name, fold, key, template, split, image_shape, timing,
+                  config.threads_per_cell, config.cell_timeout, heavy), X, dataset.labels)
+        for fold, split, key in todo
+    ]
 
 
-def _run_cell(dataset_name, estimator_name, template, fold, split, X, image_shape, labels, timing):
-    """Fit a fresh clone of `template` on the training rows of X and score it on the test rows.
+def _stored_cells(run_dir):
+    """({(dataset, estimator, fold): Cell} readable in `run_dir/cells`, [every cell file])."""
+    by_cell, paths = {}, sorted(Path(run_dir).glob("cells/*/*/fold-*.json"))
+    for path in paths:
+        try:
+            cell = read_cell(path)
+        except (OSError, ValueError, TypeError):
+            continue  # corrupt: recomputed, and the file set aside
+        if path == cell_path(run_dir, cell.dataset, cell.estimator, cell.fold):
+            by_cell[(cell.dataset, cell.estimator, cell.fold)] = cell
+    return by_cell, paths
 
-    X holds the images, or, when `image_shape` is given, the images' precomputed features. An
-    estimator with a `random_state` gets the split's seed (the run's seed, plus the repeat
-    number for repeated holdout).
+
+def _set_aside(run_dir, paths, kept):
+    """Move every stored cell file not reused to `replaced/<time>/`; return how many.
+
+    What an earlier configuration computed is kept for reference, but outside `cells/`, so
+    the report of this run never mixes it in.
     """
-    train, test = split.train, split.test
-    precomputed = image_shape is not None
-    cell = Cell(
-        dataset_name, estimator_name, fold, "ok", n_train=len(train), n_test=len(test),
-        feature_seconds=timing[0], feature_source=timing[1],
-    )
-    try:
-        estimator = clone(template)
-        if "random_state" in estimator.get_params(deep=False):
-            estimator.set_params(random_state=split.seed)
-        start = time.perf_counter()
-        if precomputed:
-            estimator.fit_features(X[train], labels[train], image_shape)
-        else:
-            estimator.fit(X[train], labels[train])
-        cell.fit_seconds = time.perf_counter() - start
-        start = time.perf_counter()
-        y_pred = estimator.predict_features(X[test]) if precomputed else estimator.predict(X[test])
-        cell.predict_seconds = time.perf_counter() - start
-        cell.scores = score_predictions(labels[test], y_pred)
-        cell.test_index = test.tolist()
-        cell.y_true = np.asarray(labels[test]).astype(str).tolist()
-        cell.y_pred = np.asarray(y_pred).astype(str).tolist()
-        cell.history = getattr(estimator, "history_", None)
-    except Exception as exc:  # one failing cell must not end the run
-        cell.status = "failed"
-        cell.error, cell.traceback = _failure(exc)
-    return cell
+    kept_paths = {cell_path(run_dir, *k) for k in kept}
+    target = Path(run_dir) / "replaced" / time.strftime("%Y%m%d-%H%M%S")
+    moved = 0
+    for source in paths:
+        if source in kept_paths or not source.exists():
+            continue
+        destination = target / source.relative_to(run_dir)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, destination)
+        moved += 1
+    return moved

@@ -256,10 +256,8 @@ def test_runner_never_fits_a_cnn_on_test_fold_images(runner_run):
 
 
 def test_runner_cell_json_keeps_the_per_epoch_history(runner_run):
-    from benchmark.runner import Cell, cell_path
+    from benchmark.cells import cell_path
 
-    if "history" not in Cell.__dataclass_fields__:
-        pytest.skip("benchmark.runner.Cell has no 'history' field yet")
     result, _, _ = runner_run
     for cell in result.cells:
         saved = json.loads(cell_path(result.run_dir, cell.dataset, cell.estimator, cell.fold).read_text())

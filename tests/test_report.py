@@ -1,7 +1,6 @@
 """report.md, plots, CSVs and `compare`, regenerated from stored runs (real and hand-made)."""
 
 import json
-import os
 import re
 import shutil
 
@@ -13,7 +12,7 @@ from scipy import stats as scipy_stats
 
 from benchmark.cli import main
 from benchmark.report import write_report
-from benchmark.runner import Cell, save_cell
+from benchmark.cells import Cell, save_cell
 
 ESTIMATORS = "knn-pixels,logreg-pixels,knn-hog"
 
@@ -100,7 +99,8 @@ def test_run_json_describes_the_run(stored_run):
     faces = meta["datasets"]["faces"]
     assert len(faces["fingerprint"]) >= 12 and faces["sampling"]["used_images"] == 200
     assert meta["config"]["seed"] == 0 and meta["config"]["protocol"] == "auto"
-    assert meta["threads"] == {"workers": 1, "per_cell": os.cpu_count()}  # --jobs 1
+    assert meta["threads"] == {"workers": 1, "per_cell": 1}  # --jobs 1, one thread per cell by default
+    assert meta["backend"] == "local"
 
 
 def test_report_command_regenerates_the_same_report_without_refitting(run_copy, capsys, monkeypatch):
@@ -109,9 +109,9 @@ def test_report_command_regenerates_the_same_report_without_refitting(run_copy, 
     for name in ("report.md", "summary.csv", "scores.csv"):
         (run_copy / name).unlink()
     shutil.rmtree(run_copy / "plots")
-    import benchmark.runner
+    import benchmark.cells
 
-    monkeypatch.setattr(benchmark.runner, "_run_cell", None)  # any refit would fail
+    monkeypatch.setattr(benchmark.cells, "run_cell", None)  # any refit would fail
     assert main(["report", str(run_copy)]) == 0
     assert (run_copy / "report.md").read_text() == original
     assert (run_copy / "summary.csv").read_text() == original_summary

@@ -7,7 +7,8 @@ from sklearn.pipeline import Pipeline
 import estimators.registry as registry
 from benchmark.datasets import load_dataset
 from benchmark.protocols import cv_splits
-from benchmark.runner import RunConfig, cell_path, run
+from benchmark.cells import cell_path
+from benchmark.runner import RunConfig, run
 from estimators import FeatureClassifier, create_estimator, register
 from features.cache import FeatureCache
 
@@ -60,6 +61,7 @@ def test_same_seed_same_scores_other_seed_other_splits(tmp_path):
 
 
 def test_a_failing_estimator_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch):
+    registry.list_estimators()  # load the real entries first, so the copy holds them all
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
 
     @register("explodes")
@@ -108,12 +110,12 @@ def test_cache_key_changes_with_parameters_and_images(tmp_path, rng):
 
 
 def test_runner_gives_each_estimator_the_seed_thread_share_and_mirror_rule():
-    from benchmark.runner import _prepare
+    from benchmark.runner import _template
 
     digits, faces = load_dataset("digits"), load_dataset("faces")
     assert not digits.mirror_invariant and faces.mirror_invariant
-    template, features, _ = _prepare(digits, "cnn-vgg", 5, FeatureCache(None), seed=7, threads=3)
-    assert features is None  # CNNs are fitted on the images themselves
+    config = RunConfig(["digits"], ["cnn-vgg"], seed=7, threads_per_cell=3)
+    template = _template(digits, "cnn-vgg", config)
     assert (template.random_state, template.n_threads, template.flip) == (7, 3, False)
-    template, _, _ = _prepare(faces, "cnn-vgg", 5, FeatureCache(None), seed=7, threads=1)
+    template = _template(faces, "cnn-vgg", RunConfig(["faces"], ["cnn-vgg"], threads_per_cell=1))
     assert (template.n_threads, template.flip) == (1, True)

@@ -1,0 +1,150 @@
+"""Where cells run: local worker processes (joblib) or an existing Dask cluster.
+
+A backend takes `(task, X, labels)` triples (benchmark.cells.CellTask and the dataset's shared
+arrays) and yields one finished Cell per task, in completion order; it never raises for a
+cell's own failure. Both backends run the same `run_cell`, with the same thread count per cell,
+so they give the same scores.
+"""
+
+from pathlib import Path
+
+from .cells import failure_line, run_cell
+from .errors import UsageError
+
+WORKER_DIED = ("the worker process died while running this cell (killed, e.g. by the system "
+               "when out of memory, or a crash in native code)")
+SCHEDULER_TIMEOUT = 10  # seconds to reach a Dask scheduler before giving up
+
+
+class LocalBackend:
+    """`n_jobs` worker processes on this machine (joblib/loky; 1: in this process).
+
+    A worker that dies (kill -9, the out-of-memory killer, a segfault) breaks joblib's pool.
+    The cells that were running then (each local cell keeps a marker file while it runs) are
+    retried one at a time, each in a fresh single-worker pool, so the one that kills its worker
+    again is marked failed and the others complete; every cell not started yet is resubmitted.
+    """
+
+    name = "local"
+
+    def __init__(self, n_jobs=1):
+        self.n_jobs = n_jobs
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def run(self, work, marker_dir):
+        from joblib import Parallel, delayed
+        from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+        marker_dir = Path(marker_dir)
+        pending = {task.key: (task, X, labels) for task, X, labels in work}
+        for task, _, _ in pending.values():
+            task.marker = str(marker_dir / f"{task.key}.running")
+        while pending:
+            try:
+                with Parallel(n_jobs=self.n_jobs, return_as="generator_unordered") as parallel:
+                    for cell in parallel(delayed(run_cell)(*item) for item in list(pending.values())):
+                        del pending[cell.key]
+                        yield cell
+            except TerminatedWorkerError:
+                suspects = [pending[p.stem] for p in marker_dir.glob("*.running") if p.stem in pending]
+                for item in suspects:
+                    yield self._alone(*item)
+                    del pending[item[0].key]
+
+    @staticmethod
+    def _alone(task, X, labels):
+        """Run one cell in its own fresh worker process: its death is then its own."""
+        from joblib.externals.loky import get_reusable_executor
+        from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+        Path(task.marker).unlink(missing_ok=True)
+        try:
+            return get_reusable_executor(max_workers=1, reuse=False).submit(run_cell, task, X, labels).result()
+        except TerminatedWorkerError:
+            Path(task.marker).unlink(missing_ok=True)
+            return task.failed(WORKER_DIED + "; it was retried alone and its worker died again")
+
+
+class DaskBackend:
+    """Cells as tasks on a Dask distributed cluster: `scheduler` ("tcp://host:port"), or a
+    local cluster of `n_workers` single-threaded worker processes when it is None.
+
+    Each distinct data array (a dataset's images or features, its labels) is scattered to the
+    workers once and shared by all its cells. Dask retries a task whose worker dies on another
+    worker and gives up after `distributed.scheduler.allowed-failures` deaths (KilledWorker):
+    that cell is then marked failed. The workers need this package installed (same version).
+    """
+
+    name = "dask"
+
+    def __init__(self, scheduler=None, n_workers=1):
+        self.scheduler, self.n_workers = scheduler, n_workers
+        self.client = self.cluster = None
+
+    def __enter__(self):
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError:
+            raise UsageError("--backend dask needs dask.distributed: pip install 'dask[distributed]'") from None
+        if self.scheduler:
+            try:
+                self.client = Client(self.scheduler, timeout=SCHEDULER_TIMEOUT)
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise UsageError(
+                    f"no Dask scheduler answered at {self.scheduler} within {SCHEDULER_TIMEOUT} s "
+                    f"({failure_line(exc)}); check the address, or start one with `dask scheduler`"
+                ) from None
+        else:
+            self.cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1, processes=True,
+                                        dashboard_address=None, host="127.0.0.1")
+            self.client = Client(self.cluster)
+        return self
+
+    def __exit__(self, *exc):
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+        return False
+
+    def describe(self):
+        workers = self.client.scheduler_info()["workers"]
+        return {"backend": "dask", "scheduler": self.client.scheduler.address,
+                "workers": len(workers), "threads": sum(w["nthreads"] for w in workers.values())}
+
+    def run(self, work, marker_dir=None):
+        from dask.distributed import as_completed
+
+        scattered, futures, tasks = {}, [], {}
+        for task, X, labels in work:
+            for array in (X, labels):
+                if id(array) not in scattered:  # once per array, not once per cell
+                    scattered[id(array)] = (array, self.client.scatter(array, broadcast=False))
+            future = self.client.submit(run_cell, task, scattered[id(X)][1], scattered[id(labels)][1],
+                                        key=f"cell-{task.key}", pure=False)
+            futures.append(future)
+            tasks[future.key] = task
+        try:
+            for future in as_completed(futures):
+                if future.status == "finished":
+                    yield future.result()
+                else:
+                    exc = future.exception()
+                    reason = WORKER_DIED if type(exc).__name__ == "KilledWorker" else failure_line(exc)
+                    yield tasks[future.key].failed(reason)
+        finally:
+            self.client.cancel(futures)
+
+
+def make_backend(name, n_jobs, scheduler=None):
+    if name == "dask":
+        return DaskBackend(scheduler, n_workers=n_jobs)
+    if scheduler:
+        raise UsageError("--scheduler needs --backend dask")
+    return LocalBackend(n_jobs)
+

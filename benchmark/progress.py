@@ -1,0 +1,65 @@
+"""What a run shows while it goes: a progress bar with an ETA, and run.log.
+
+The runner reports through callbacks (it prints nothing); this turns them into a tqdm bar over
+the cells to compute (on stderr, off with --quiet), one line per dataset and per failed cell on
+stderr, and one log line per finished cell in `<run dir>/run.log`.
+"""
+
+import logging
+import sys
+
+from tqdm import tqdm
+
+
+class Progress:
+    def __init__(self, run_dir, quiet=False):
+        self.quiet, self.bar = quiet, None
+        self.log = logging.getLogger(f"benchmark.run.{id(self)}")
+        self.log.propagate = False
+        self.log.setLevel(logging.INFO)
+        self.handler = logging.FileHandler(f"{run_dir}/run.log", encoding="utf-8")
+        self.handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        self.log.addHandler(self.handler)
+
+    def _print(self, text):
+        (self.bar.write if self.bar is not None else print)(text, file=sys.stderr)
+
+    def dataset(self, name, summary, skip_reason):
+        from .leaderboard import describe_sampling
+
+        if skip_reason:
+            self._print(f"skipping dataset {name}: {skip_reason}")
+            self.log.info("dataset %s skipped: %s", name, skip_reason)
+            return
+        line = (f"{name}: {summary['images']} images of {summary['image_size']}, "
+                f"{len(summary['classes'])} classes; {describe_sampling(summary['sampling'])}")
+        self.log.info("dataset %s", line)
+        if not self.quiet:
+            self._print(line)
+
+    def start(self, pending, reused):
+        self.log.info("start: %d cell(s) to compute, %d reused", pending, reused)
+        if reused and not self.quiet:
+            self._print(f"{reused} finished cell(s) reused; {pending} to compute")
+        self.bar = tqdm(total=pending, unit="cell", disable=self.quiet or None, file=sys.stderr,
+                        dynamic_ncols=True)
+
+    def cell(self, cell):
+        where = f"{cell.dataset} / {cell.estimator} / fold {cell.fold}"
+        seconds = f"{cell.seconds:.2f} s" if cell.seconds is not None else "-"
+        if cell.status == "ok":
+            self.log.info("%s: macro-F1 %.4f accuracy %.4f in %s", where, cell.scores["f1_macro"],
+                          cell.scores["accuracy"], seconds)
+        else:
+            self.log.info("%s: FAILED after %s: %s", where, seconds, cell.error)
+            self._print(f"  {where}: FAILED {cell.error}")
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{cell.dataset}/{cell.estimator}", refresh=False)
+            self.bar.update()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        self.log.removeHandler(self.handler)
+        self.handler.close()

@@ -57,9 +57,10 @@ def build_parser():
     run.add_argument("--jobs", type=int, default=-1,
                      help="cells run at once: worker processes, or Dask workers of a local cluster "
                      "(default -1: cores / --threads-per-cell); scores do not depend on it")
-    run.add_argument("--threads-per-cell", type=int, default=1, metavar="T",
-                     help="BLAS/OpenMP/TensorFlow threads of each cell (default 1); jobs x T must not "
-                     "exceed the cores. CNN scores depend on T (float sums), so it is part of each cell's key")
+    run.add_argument("--threads-per-cell", type=int, metavar="T",
+                     help="BLAS/OpenMP/TensorFlow threads of each cell (default 1, or the resumed "
+                     "run's); jobs x T must not exceed the cores. CNN scores depend on T (float "
+                     "sums), so it is part of each cell's key")
     run.add_argument("--backend", choices=("local", "dask"), default="local",
                      help="local: worker processes on this machine (joblib); dask: a Dask cluster, "
                      "the one at --scheduler or a local one")
@@ -244,8 +245,12 @@ def _run(args, argv):
             folder_cache=not args.no_cache,
         )
         run_dir = args.out or Path("results") / new_run_id()
-    config.n_jobs = args.jobs if args.jobs > 0 else max(1, (os.cpu_count() or 1) // args.threads_per_cell)
-    config.threads_per_cell, config.cell_timeout = args.threads_per_cell, args.cell_timeout
+    if args.threads_per_cell is not None or not args.resume:  # a resume keeps the run's own
+        config.threads_per_cell = args.threads_per_cell or 1
+    if args.cell_timeout is not None or not args.resume:
+        config.cell_timeout = args.cell_timeout
+    _check_thread_budget(args, config.threads_per_cell)
+    config.n_jobs = args.jobs if args.jobs > 0 else max(1, (os.cpu_count() or 1) // config.threads_per_cell)
     run_dir = prepare_run_dir(run_dir)
     with run_lock(run_dir):
         return _execute(config, run_dir, argv, args)
@@ -262,15 +267,20 @@ def _check_run_options(args):
         value = getattr(args, option)
         if value is not None and value <= 0:
             raise UsageError(f"--{option.replace('_', '-')} must be positive; got {value:g}")
-    cores = os.cpu_count() or 1
-    if args.backend == "local" and args.jobs > 0 and args.jobs * args.threads_per_cell > cores:
-        raise UsageError(f"--jobs {args.jobs} x --threads-per-cell {args.threads_per_cell} threads "
-                         f"exceed the {cores} cores; lower one of them")
     if args.scheduler and args.backend != "dask":
         raise UsageError("--scheduler needs --backend dask")
     if args.resume and (args.datasets or args.all or args.estimators or args.out):
         raise UsageError("--resume takes the datasets, estimators and output directory from the "
                          "run's run.json; drop --all/--datasets/--estimators/--out")
+
+
+def _check_thread_budget(args, threads):
+    cores = os.cpu_count() or 1
+    if threads > cores:
+        raise UsageError(f"--threads-per-cell {threads} exceeds the {cores} cores")
+    if args.backend == "local" and args.jobs > 0 and args.jobs * threads > cores:
+        raise UsageError(f"--jobs {args.jobs} x --threads-per-cell {threads} threads exceed the "
+                         f"{cores} cores; lower one of them")
 
 
 def _resumed(args):

@@ -237,7 +237,8 @@ def test_two_runs_into_one_directory_at_once_are_refused(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--jobs", "4", "--threads-per-cell", "64"], "exceed the"),
+    (["--jobs", str(os.cpu_count()), "--threads-per-cell", "2"], "threads exceed the"),
+    (["--threads-per-cell", "4096"], "--threads-per-cell 4096 exceeds the"),
     (["--scheduler", "tcp://x:1"], "--scheduler needs --backend dask"),
     (["--cell-timeout", "0"], "--cell-timeout must be positive"),
     (["--resume", "nowhere"], "--resume takes the datasets"),
@@ -245,3 +246,13 @@ def test_two_runs_into_one_directory_at_once_are_refused(tmp_path, capsys):
 def test_bad_runner_options_are_usage_errors(args, message, capsys):
     assert main(["run", "--datasets", "faces", *args]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 cores for 2 threads per cell")
+def test_resume_keeps_the_runs_own_thread_count(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--datasets", "faces", "--estimators", "knn-pixels", "--folds", "2", "--jobs", "1",
+                 "--threads-per-cell", "2", "--out", str(out), "--no-cache", "--quiet"]) == 0
+    assert main(["run", "--resume", str(out), "--quiet"]) == 0
+    assert "2 cell(s) reused" in capsys.readouterr().err
+    assert json.loads((out / "run.json").read_text())["threads"] == {"workers": 1, "per_cell": 2}

@@ -25,7 +25,11 @@ class SimpleCNN(CNNClassifier):
     batch 32 and constant learning rate gave 0.977; 32 px 0.986; 32 px with the learning rate
     decayed to 0 on a cosine (`cosine_decay`) 0.988; with batch 16 as well 0.991 (0.987 and
     0.988 with seeds 1 and 2). 48 px did not help reliably (0.983 / 0.993 with seeds 0 / 1),
-    nor did random translation (0.984).
+    nor did random translation (0.984). In the runner (`run --datasets digits --estimators
+    cnn-simple --seed S`, 2 workers of 1 thread): 0.9894 at seed 0; label smoothing 0.1
+    (`label_smoothing`) gave 0.9933 / 0.9928 / 0.9917 at seeds 0 / 1 / 2 (mean 0.9926), where
+    45 epochs gave 0.9905 / 0.9916 / 0.9866, learning rate 2e-3 0.9855 (seed 0) and 3%
+    rotation + 5% zoom 0.9917 / 0.9900 / 0.9917.
     """
 
     min_input_size = 16
@@ -38,6 +42,7 @@ class SimpleCNN(CNNClassifier):
         batch_size=16,
         learning_rate=1e-3,
         cosine_decay=True,
+        label_smoothing=0.1,
         dropout=0.2,
         validation_fraction=0.1,
         random_state=0,
@@ -49,6 +54,7 @@ class SimpleCNN(CNNClassifier):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.cosine_decay = cosine_decay
+        self.label_smoothing = label_smoothing
         self.dropout = dropout
         self.validation_fraction = validation_fraction
         self.random_state = random_state
@@ -72,7 +78,7 @@ class SimpleCNN(CNNClassifier):
             learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, max(steps, 1))
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate),
-            loss="categorical_crossentropy",
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=float(self.label_smoothing)),
             metrics=["accuracy"],
         )
         return model

@@ -6,6 +6,8 @@ cell's own failure. Both backends run the same `run_cell`, with the same thread 
 so they give the same scores.
 """
 
+import os
+import threading
 from pathlib import Path
 
 from .cells import failure_line, run_cell
@@ -29,17 +31,26 @@ class LocalBackend:
 
     def __init__(self, n_jobs=1):
         self.n_jobs = n_jobs
+        self._warming = None
 
     def __enter__(self):
+        """Start the worker processes in the background, while the caller loads the data."""
+        if self.n_jobs != 1:
+            self._warming = threading.Thread(target=_start_workers, args=(self.n_jobs,), daemon=True)
+            self._warming.start()
         return self
 
     def __exit__(self, *exc):
+        if self._warming is not None:
+            self._warming.join()
         return False
 
     def run(self, work, marker_dir):
         from joblib import Parallel, delayed
         from joblib.externals.loky.process_executor import TerminatedWorkerError
 
+        if self._warming is not None:
+            self._warming.join()
         marker_dir = Path(marker_dir)
         pending = {task.key: (task, X, labels) for task, X, labels in work}
         for task, _, _ in pending.values():
@@ -70,12 +81,32 @@ class LocalBackend:
             return task.failed(WORKER_DIED + "; it was retried alone and its worker died again")
 
 
+def _warm_up(plots=True):
+    """Import in a worker what every cell (and, locally, the report's plots) will need."""
+    import sklearn.ensemble  # noqa: F401
+
+    import estimators
+
+    estimators.list_estimators()
+    if plots:
+        import matplotlib.figure  # noqa: F401
+    return os.getpid()
+
+
+def _start_workers(n_jobs):
+    """Start joblib's worker processes and import the libraries in them (then kept for reuse)."""
+    from joblib import Parallel, delayed
+
+    Parallel(n_jobs=n_jobs)(delayed(_warm_up)() for _ in range(max(1, n_jobs)))
+
+
 class DaskBackend:
     """Cells as tasks on a Dask distributed cluster: `scheduler` ("tcp://host:port"), or a
     local cluster of `n_workers` single-threaded worker processes when it is None.
 
-    Each distinct data array (a dataset's images or features, its labels) is scattered to the
-    workers once and shared by all its cells. Dask retries a task whose worker dies on another
+    Each distinct data array (a dataset's images or features, its labels) is scattered once,
+    to every worker (broadcast: no worker is favoured for holding the data), and shared by all
+    its cells; cells never carry the arrays themselves. Dask retries a task whose worker dies on another
     worker and gives up after `distributed.scheduler.allowed-failures` deaths (KilledWorker):
     that cell is then marked failed. The workers need this package installed (same version).
     """
@@ -84,38 +115,63 @@ class DaskBackend:
 
     def __init__(self, scheduler=None, n_workers=1):
         self.scheduler, self.n_workers = scheduler, n_workers
-        self.client = self.cluster = None
+        self._client = self._cluster = self._starting = self._error = None
 
     def __enter__(self):
+        """Connect to the scheduler now (a wrong address fails before any data is loaded); start
+        a local cluster, and import the libraries in the workers, in the background."""
         try:
-            from dask.distributed import Client, LocalCluster
+            from dask.distributed import Client
         except ImportError:
             raise UsageError("--backend dask needs dask.distributed: pip install 'dask[distributed]'") from None
         if self.scheduler:
             try:
-                self.client = Client(self.scheduler, timeout=SCHEDULER_TIMEOUT)
+                self._client = Client(self.scheduler, timeout=SCHEDULER_TIMEOUT)
             except (OSError, TimeoutError, ValueError) as exc:
                 raise UsageError(
                     f"no Dask scheduler answered at {self.scheduler} within {SCHEDULER_TIMEOUT} s "
                     f"({failure_line(exc)}); check the address, or start one with `dask scheduler`"
                 ) from None
-        else:
-            self.cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1, processes=True,
-                                        dashboard_address=None, host="127.0.0.1")
-            self.client = Client(self.cluster)
+        self._starting = threading.Thread(target=self._start, daemon=True)
+        self._starting.start()
         return self
 
+    def _start(self):
+        try:
+            if self._client is None:
+                from dask.distributed import Client, LocalCluster
+
+                self._cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1,
+                                             processes=True, dashboard_address=None, host="127.0.0.1")
+                self._client = Client(self._cluster)
+            self._client.run(_warm_up, plots=not self.scheduler)  # a local cluster draws the plots
+        except Exception as exc:  # reported by the first use of the client
+            self._error = exc
+
+    @property
+    def client(self):
+        if self._starting is not None:
+            self._starting.join()
+            self._starting = None
+        if self._error is not None:
+            raise self._error
+        return self._client
+
     def __exit__(self, *exc):
-        if self.client is not None:
-            self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
+        if self._starting is not None:
+            self._starting.join()
+        if self._client is not None:
+            self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
         return False
 
-    def describe(self):
-        workers = self.client.scheduler_info()["workers"]
-        return {"backend": "dask", "scheduler": self.client.scheduler.address,
-                "workers": len(workers), "threads": sum(w["nthreads"] for w in workers.values())}
+    def map_here(self, calls):
+        """[f(*args) for f, args in calls] on the cluster if it runs on this machine (its
+        workers then share this file system), else None: the caller computes them itself."""
+        if self.scheduler:
+            return None
+        return self.client.gather([self.client.submit(f, *args, pure=False) for f, args in calls])
 
     def run(self, work, marker_dir=None):
         from dask.distributed import as_completed
@@ -124,7 +180,7 @@ class DaskBackend:
         for task, X, labels in work:
             for array in (X, labels):
                 if id(array) not in scattered:  # once per array, not once per cell
-                    scattered[id(array)] = (array, self.client.scatter(array, broadcast=False))
+                    scattered[id(array)] = (array, self.client.scatter(array, broadcast=True))
             future = self.client.submit(run_cell, task, scattered[id(X)][1], scattered[id(labels)][1],
                                         key=f"cell-{task.key}", pure=False)
             futures.append(future)

@@ -225,12 +225,25 @@ def resolve_datasets(args):
 
 
 def _run(args, argv):
+    _check_run_options(args)
+    if args.backend == "dask" and not args.resume:
+        from .backends import make_backend
+
+        # connect to the cluster (or start the local one) while the data loads
+        threads = args.threads_per_cell or 1
+        n_jobs = args.jobs if args.jobs > 0 else max(1, (os.cpu_count() or 1) // threads)
+        with make_backend("dask", n_jobs, args.scheduler) as backend:
+            return _prepare_and_execute(args, argv, backend)
+    return _prepare_and_execute(args, argv, None)
+
+
+def _prepare_and_execute(args, argv, backend):
     from features.cache import default_cache_dir
 
+    from .backends import make_backend
     from .results import new_run_id, prepare_run_dir
     from .runner import RunConfig
 
-    _check_run_options(args)
     if args.resume:
         run_dir, config, argv = _resumed(args)
     else:
@@ -253,7 +266,10 @@ def _run(args, argv):
     config.n_jobs = args.jobs if args.jobs > 0 else max(1, (os.cpu_count() or 1) // config.threads_per_cell)
     run_dir = prepare_run_dir(run_dir)
     with run_lock(run_dir):
-        return _execute(config, run_dir, argv, args)
+        if backend is None:
+            with make_backend(args.backend, config.n_jobs, args.scheduler) as backend:
+                return _execute(config, run_dir, argv, args, backend)
+        return _execute(config, run_dir, argv, args, backend)
 
 
 def _check_run_options(args):
@@ -315,14 +331,12 @@ def run_lock(run_dir):
         lock.release()
 
 
-def _execute(config, run_dir, argv, args):
-    from .backends import make_backend
+def _execute(config, run_dir, argv, args, backend):
     from .leaderboard import render
     from .report import write_report
     from .results import point_latest, write_run_json
     from .runner import RunResult, run
 
-    backend = make_backend(args.backend, config.n_jobs, args.scheduler)
     progress = Progress(run_dir, quiet=args.quiet)
     started = []
 
@@ -332,9 +346,8 @@ def _execute(config, run_dir, argv, args):
         progress.start(pending, reused)
 
     try:
-        with backend:  # connects to (or starts) a Dask cluster before any data is loaded
-            result = run(config, run_dir, backend=backend, on_cell=progress.cell,
-                         on_dataset=progress.dataset, on_start=on_start)
+        result = run(config, run_dir, backend=backend, on_cell=progress.cell,
+                     on_dataset=progress.dataset, on_start=on_start)
     except KeyboardInterrupt:
         progress.close()
         if started:
@@ -345,7 +358,10 @@ def _execute(config, run_dir, argv, args):
         return EXIT_INTERRUPTED
     progress.close()
     write_run_json(result, argv, "finished", backend=args.backend)
-    report = write_report(run_dir, n_jobs=config.n_jobs if args.backend == "local" else 1)
+    # the workers, still running, draw the plots (a remote Dask cluster's cannot: they are
+    # then drawn here)
+    report = write_report(run_dir, n_jobs=config.n_jobs if args.backend == "local" else 1,
+                          mapper=getattr(backend, "map_here", None))
     point_latest(run_dir)
     if len(report.summary):
         print(render(report.summary, report.overall))

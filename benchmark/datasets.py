@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from estimators.registry import unknown_name_message
-
 from .errors import UsageError
 
 FOLDER_PREFIX = "folder:"
@@ -128,6 +126,8 @@ def check_dataset_name(name):
         check_folder(name[len(FOLDER_PREFIX) :])
     elif name not in _EMBEDDED and name not in named_datasets():
         known = list(_EMBEDDED) + list(named_datasets()) + ["folder:PATH"]
+        from estimators.registry import unknown_name_message  # (imports scikit-learn)
+
         raise UsageError(unknown_name_message("dataset", name, known))
 
 

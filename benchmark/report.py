@@ -62,19 +62,17 @@ def rank_estimators(summary, alpha=ALPHA):
     k, n = matrix.shape[1], matrix.shape[0]
     if ranking.friedman.reason is not None:
         return ranking
-    if ranking.friedman.p_value < alpha:
+    if ranking.friedman.p_value < alpha:  # post-hoc test only after a rejection (Demšar 2006)
         ranking.pvalues = nemenyi(matrix)
-    else:  # no post-hoc test after a Friedman test that finds nothing: one group (Demšar 2006)
-        ranking.pvalues = pd.DataFrame(1.0, index=matrix.columns, columns=matrix.columns)
-    ranking.cd = critical_difference(k, n, alpha)
-    ranking.groups = indistinguishable_groups(ranking.friedman.mean_ranks, ranking.pvalues, alpha)
+        ranking.cd = critical_difference(k, n, alpha)
+        ranking.groups = indistinguishable_groups(ranking.friedman.mean_ranks, ranking.pvalues, alpha)
     return ranking
 
 
-def write_report(run_dir, alpha=ALPHA, n_jobs=1):
+def write_report(run_dir, alpha=ALPHA, n_jobs=1, mapper=None):
     """Regenerate every derived file of `run_dir`; return the Report (frames for the terminal).
 
-    `n_jobs` processes draw the plots."""
+    `n_jobs` processes, or `mapper` (see _draw_plots), draw the plots."""
     stored = load_run(run_dir)
     run_dir = Path(run_dir)
     absent = stored.absent()
@@ -89,7 +87,7 @@ def write_report(run_dir, alpha=ALPHA, n_jobs=1):
     if len(history):
         _write_csv(run_dir / "history.csv", history)
     ranking = rank_estimators(summary, alpha)
-    plots = _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs)
+    plots = _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs, mapper)
     problems = _problems(stored, absent)
     text = _markdown(stored, summary, overall, ranking, plots, problems, alpha)
     path = run_dir / REPORT_FILE
@@ -103,11 +101,13 @@ def _write_csv(path, frame):
 
 # --- plots ----------------------------------------------------------------------------------
 
-def _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs=1):
+def _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs=1, mapper=None):
     """{dataset or "": {kind: path relative to run_dir}}; old PNGs are removed first.
 
     The plots are independent, so with `n_jobs` > 1 they are drawn in parallel (joblib
-    processes: matplotlib holds the GIL while it renders).
+    processes: matplotlib holds the GIL while it renders), or by `mapper` (a function of a list
+    of (function, args) returning their results, or None to decline) - e.g. a local Dask
+    cluster's idle workers.
     """
     from joblib import Parallel, delayed
 
@@ -148,12 +148,13 @@ def _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs=1):
                 curves, folder / f"{name}-learning-curves.png",
                 f"{dataset}: CNN learning curves (mean over folds; band: min-max)")))
     if ranking.pvalues is not None:
-        test = "Nemenyi" if ranking.friedman.p_value < alpha else "Friedman: no difference"
         jobs.append(("", "cd", plots.cd_diagram, (
             ranking.friedman.mean_ranks, ranking.pvalues, folder / "critical-difference.png",
-            f"Mean rank by macro-F1 over {ranking.matrix.shape[0]} datasets ({test}, alpha {alpha})",
+            f"Mean rank by macro-F1 over {ranking.matrix.shape[0]} datasets (Nemenyi, alpha {alpha})",
             alpha)))
-    paths = Parallel(n_jobs=min(n_jobs, len(jobs)) or 1)(delayed(f)(*args) for _, _, f, args in jobs)
+    paths = mapper([(f, args) for _, _, f, args in jobs]) if mapper else None
+    if paths is None:
+        paths = Parallel(n_jobs=min(n_jobs, len(jobs)) or 1)(delayed(f)(*args) for _, _, f, args in jobs)
     for (dataset, kind, _, _), path in zip(jobs, paths):
         path = path[0] if isinstance(path, tuple) else path  # pareto_plot: (path, front)
         drawn.setdefault(dataset, {})[kind] = path.relative_to(run_dir)
@@ -292,8 +293,8 @@ def _ranking_text(ranking, plots, alpha):
               f"p = {f.p_value:.3g} (Iman-Davenport F = {f.iman_davenport:.2f}, p = "
               f"{f.iman_davenport_p:.3g}); at alpha {alpha} the estimators' ranks {verdict}.", ""]
     if f.p_value >= alpha:
-        lines += ["With no difference found, no post-hoc test is run: the diagram shows the mean "
-                  "ranks, all joined by one bar (not significantly different)."]
+        lines += ["With no difference found, no post-hoc test is run (and no critical-difference "
+                  "diagram drawn): the data cannot rank these estimators across datasets."]
     elif ranking.groups:
         lines += [f"Nemenyi post-hoc test: critical difference {ranking.cd:.2f} in mean rank. "
                   "Groups whose members are not significantly different from each other:", ""]

@@ -108,7 +108,8 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
     if on_start is not None:
         on_start(summaries, skipped, plan, len(work) + len(failed_early), len(reused))
     cells = list(reused)
-    work.sort(key=lambda item: not item[0].heavy)  # stable: CNN cells first, otherwise in order
+    # longest first, so no worker idles at the end: CNN cells, then the larger training sets
+    work.sort(key=lambda item: (not item[0].heavy, -len(item[0].split.train)))
     markers = run_dir / "running"
     shutil.rmtree(markers, ignore_errors=True)
     for cell in itertools.chain(failed_early, backend.run(work, markers)):

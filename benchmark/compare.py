@@ -74,7 +74,9 @@ def compare_runs(run_a, run_b, metric="f1_macro", alpha=ALPHA):
 def comparison_table(frame, alpha=ALPHA):
     """Rows and headers for tabulate: one line per (dataset, estimator)."""
     def number(value, fmt):
-        return "" if pd.isna(value) else format(value, fmt)
+        if pd.isna(value):
+            return ""
+        return format(0.0 if round(value, 3) == 0 else value, fmt)  # never "-0.000"
 
     rows = []
     for _, r in frame.iterrows():

@@ -128,7 +128,7 @@ def _pm(mean, std):
     return f"{mean:.3f} ± {0.0 if pd.isna(std) else std:.3f}"
 
 
-def _seconds(value):
+def seconds_text(value):
     return "" if pd.isna(value) else f"{value:.2f}"
 
 
@@ -142,9 +142,9 @@ def dataset_table(summary, dataset, escape=str):
             escape(r["estimator"]),
             _pm(r["accuracy_mean"], r["accuracy_std"]),
             _pm(r["f1_macro_mean"], r["f1_macro_std"]),
-            _seconds(r["fit_seconds"]),
-            _seconds(r["predict_seconds"]),
-            _seconds(r["feature_seconds"]),
+            seconds_text(r["fit_seconds"]),
+            seconds_text(r["predict_seconds"]),
+            seconds_text(r["feature_seconds"]),
             folds,
             versus_best(r),
         ])
@@ -168,7 +168,7 @@ def versus_best(row):
 def overall_table(overall, escape=str):
     rows = [
         [i + 1, escape(r["estimator"]), f"{r['mean_rank']:.2f}", int(r["datasets"]),
-         f"{r['f1_macro']:.3f}", f"{r['accuracy']:.3f}", _seconds(r["fit_seconds"])]
+         f"{r['f1_macro']:.3f}", f"{r['accuracy']:.3f}", seconds_text(r["fit_seconds"])]
         for i, (_, r) in enumerate(overall.iterrows())
     ]
     headers = ["#", "estimator", "mean rank", "datasets", "mean macro-F1", "mean accuracy", "fit s"]

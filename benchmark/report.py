@@ -16,7 +16,7 @@ from features.cache import atomic_write
 
 from .leaderboard import (
     SCORE_COLUMNS, describe_sampling, history_frame, overall_frame, score_matrix, scores_frame,
-    summary_frame, versus_best,
+    seconds_text, summary_frame, versus_best,
 )
 from .markdown import escape_markdown as esc
 from .markdown import link_path, table
@@ -182,10 +182,6 @@ def _pm(row, metric):
     return text
 
 
-def _seconds(value):
-    return "" if pd.isna(value) else f"{value:.2f}"
-
-
 def _image(path, alt):
     return f"![{esc(alt)}]({link_path(path)})"
 
@@ -312,8 +308,8 @@ def _dataset_section(dataset, summary, plots, config):
     rows = []
     for _, r in summary[summary["dataset"] == dataset].iterrows():
         rows.append(["" if pd.isna(r["rank"]) else int(r["rank"]), esc(r["estimator"]),
-                     *(_pm(r, m) for m in SCORE_COLUMNS), _seconds(r["fit_seconds"]),
-                     _seconds(r["predict_seconds"]), _seconds(r["feature_seconds"]),
+                     *(_pm(r, m) for m in SCORE_COLUMNS), seconds_text(r["fit_seconds"]),
+                     seconds_text(r["predict_seconds"]), seconds_text(r["feature_seconds"]),
                      f"{r['folds_ok']}/{r['folds']}", esc(versus_best(r))])
     headers = ["rank", "estimator", *(METRICS[m][0] for m in SCORE_COLUMNS), "fit s", "predict s",
                "feature s", "folds", "vs best"]

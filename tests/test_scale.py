@@ -142,32 +142,12 @@ class Exploding(ClassifierMixin, BaseEstimator):
         return np.zeros(len(X))
 
 
-class ExplodeError(Exploding):
-    def __init__(self, how="error"):
-        self.how = how
-
-
-class ExplodeMemory(Exploding):
-    def __init__(self, how="memory"):
-        self.how = how
-
-
-class ExplodeSlow(Exploding):
-    def __init__(self, how="slow"):
-        self.how = how
-
-
-class ExplodeDie(Exploding):
-    def __init__(self, how="die"):
-        self.how = how
-
-
 @pytest.fixture
 def exploding(monkeypatch):
     registry.list_estimators()  # load the real entries first, so the copy holds them all
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-    for cls in (ExplodeError, ExplodeMemory, ExplodeSlow, ExplodeDie):
-        registry.register(f"explode-{cls().how}", description=cls().how)(cls)
+    for how in ("error", "memory", "slow", "die"):
+        registry.register(f"explode-{how}", description=how)(lambda how=how: Exploding(how))
 
 
 def test_an_exception_memory_error_or_timeout_fails_only_that_cell(tmp_path, exploding, capsys):

@@ -136,11 +136,25 @@ def compare_to_best(scores, metric="f1_macro", alpha=ALPHA) -> pd.DataFrame:
     out["p_holm"] = np.nan
     tested = out["p_value"].notna()
     if tested.any():
-        from statsmodels.stats.multitest import multipletests  # imported here: slow to import
-
-        out.loc[tested, "p_holm"] = multipletests(out.loc[tested, "p_value"], method="holm")[1]
+        out.loc[tested, "p_holm"] = holm(out.loc[tested, "p_value"])
     out["significant"] = (out["p_holm"] < alpha) & ~out["is_best"]
     return out[columns]
+
+
+def holm(p_values):
+    """Holm's (1979) step-down adjusted p-values, in the input's order.
+
+    Written here rather than taken from statsmodels' `multipletests(method="holm")`, which
+    gives the same values (tests/test_stats.py checks it) but runs a full `gc.collect()` on
+    every call: 35 ms each, once per dataset in every report. The adjusted p-value of the i-th
+    smallest of m p-values is max over j <= i of min(1, (m - j + 1) p_(j)).
+    """
+    p = np.asarray(p_values, dtype=float)
+    order = np.argsort(p, kind="stable")
+    adjusted = np.minimum(1.0, np.maximum.accumulate(p[order] * np.arange(len(p), 0, -1)))
+    out = np.empty_like(adjusted)
+    out[order] = adjusted
+    return out
 
 
 def iman_davenport(chi2, n_datasets, n_estimators):

@@ -7,7 +7,7 @@ from statsmodels.stats.multitest import multipletests
 
 from benchmark.stats import (
     ALPHA, MIN_FOLDS, compare_to_best, corrected_ttest, critical_difference, fold_interval,
-    friedman, iman_davenport, indistinguishable_groups, nemenyi,
+    friedman, holm, iman_davenport, indistinguishable_groups, nemenyi,
 )
 
 
@@ -120,6 +120,14 @@ def test_compare_to_best():
     assert not out.loc["d", "significant"]
     assert out.loc["d", "note"] == "too few folds (2) for a test: need at least 3"
     assert out.loc["e", "note"] == "no successful folds" and not out.loc["e", "significant"]
+
+
+@pytest.mark.parametrize("p", [
+    [0.01, 0.04, 0.03, 0.005], [0.5], [0.2, 0.2, 0.01, 0.9, 0.04], [0.6, 0.7, 0.8], [0.0, 1.0, 0.5],
+    list(np.random.default_rng(0).uniform(0, 0.2, 25)),
+])
+def test_holm_equals_statsmodels(p):
+    assert holm(p) == pytest.approx(multipletests(p, method="holm")[1], abs=1e-15)
 
 
 def test_compare_to_best_ties_go_to_first():

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .cells import failure_line, run_cell
 from .errors import UsageError
+from .worker_pool import parallel, start_fork_server
 
 WORKER_DIED = ("the worker process died while running this cell (killed, e.g. by the system "
                "when out of memory, or a crash in native code)")
@@ -36,6 +37,7 @@ class LocalBackend:
     def __enter__(self):
         """Start the worker processes in the background, while the caller loads the data."""
         if self.n_jobs != 1:
+            start_fork_server()
             self._warming = threading.Thread(target=_start_workers, args=(self.n_jobs,), daemon=True)
             self._warming.start()
         return self
@@ -45,20 +47,29 @@ class LocalBackend:
             self._warming.join()
         return False
 
-    def run(self, work, marker_dir):
-        from joblib import Parallel, delayed
-        from joblib.externals.loky.process_executor import TerminatedWorkerError
-
+    def _ready(self):
+        """Wait for the workers started by __enter__ (or, if it was not called, set them up)."""
         if self._warming is not None:
             self._warming.join()
+            self._warming = None
+        elif self.n_jobs != 1:
+            start_fork_server()
+
+    def run(self, work, marker_dir):
+        from joblib import delayed
+        from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+        self._ready()
         marker_dir = Path(marker_dir)
+        if self.n_jobs != 1:
+            work = _memory_mapped(work, marker_dir / "arrays")
         pending = {task.key: (task, X, labels) for task, X, labels in work}
         for task, _, _ in pending.values():
             task.marker = str(marker_dir / f"{task.key}.running")
         while pending:
             try:
-                with Parallel(n_jobs=self.n_jobs, return_as="generator_unordered") as parallel:
-                    for cell in parallel(delayed(run_cell)(*item) for item in list(pending.values())):
+                with parallel(self.n_jobs, return_as="generator_unordered") as cells:
+                    for cell in cells(delayed(run_cell)(*item) for item in list(pending.values())):
                         del pending[cell.key]
                         yield cell
             except TerminatedWorkerError:
@@ -66,6 +77,16 @@ class LocalBackend:
                 for item in suspects:
                     yield self._alone(*item)
                     del pending[item[0].key]
+
+    def map_here(self, calls):
+        """[f(*args) for f, args in calls] in the worker processes, or None with one worker
+        (the caller then computes them itself, without pickling anything)."""
+        from joblib import delayed
+
+        if self.n_jobs == 1:
+            return None
+        self._ready()
+        return parallel(self.n_jobs)(delayed(f)(*args) for f, args in calls)
 
     @staticmethod
     def _alone(task, X, labels):
@@ -79,6 +100,33 @@ class LocalBackend:
         except TerminatedWorkerError:
             Path(task.marker).unlink(missing_ok=True)
             return task.failed(WORKER_DIED + "; it was retried alone and its worker died again")
+
+
+def _memory_mapped(work, folder, min_bytes=1_000_000):
+    """`work` with each array over `min_bytes` replaced by a read-only memory map of a copy in
+    `folder`, made once per array: the workers then read the same pages instead of each cell
+    receiving a pickled copy.
+
+    Why not joblib's own memory mapping (max_nbytes): its clean-up counts references in a
+    resource-tracker process that workers forked from the fork server do not share, which then
+    prints KeyError tracebacks and leak warnings. A memory map made here is passed to the
+    workers as a file name and offset, with no reference counting; the runner deletes `folder`.
+    """
+    import numpy as np
+
+    mapped = {}
+
+    def share(array):
+        if isinstance(array, np.memmap) or array.nbytes <= min_bytes:
+            return array
+        if id(array) not in mapped:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{len(mapped)}.npy"
+            np.save(path, array)
+            mapped[id(array)] = (array, np.load(path, mmap_mode="r"))  # keeps `array` alive: ids stay unique
+        return mapped[id(array)][1]
+
+    return [(task, share(X), share(labels)) for task, X, labels in work]
 
 
 def _warm_up(plots=True):
@@ -95,9 +143,9 @@ def _warm_up(plots=True):
 
 def _start_workers(n_jobs):
     """Start joblib's worker processes and import the libraries in them (then kept for reuse)."""
-    from joblib import Parallel, delayed
+    from joblib import delayed
 
-    Parallel(n_jobs=n_jobs)(delayed(_warm_up)() for _ in range(max(1, n_jobs)))
+    parallel(n_jobs)(delayed(_warm_up)() for _ in range(max(1, n_jobs)))
 
 
 class DaskBackend:

@@ -226,6 +226,10 @@ def resolve_datasets(args):
 
 def _run(args, argv):
     _check_run_options(args)
+    if args.jobs != 1 and (os.cpu_count() or 1) > 1:
+        from .worker_pool import start_fork_server
+
+        start_fork_server()  # the workers' libraries load on another core while this one starts
     if args.backend == "dask" and not args.resume:
         from .backends import make_backend
 

@@ -109,9 +109,9 @@ def _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs=1, map
     of (function, args) returning their results, or None to decline) - e.g. a local Dask
     cluster's idle workers.
     """
-    from joblib import Parallel, delayed
+    from joblib import delayed
 
-    from . import plots
+    from .worker_pool import parallel
 
     folder = run_dir / PLOTS_DIR
     folder.mkdir(exist_ok=True)
@@ -123,12 +123,12 @@ def _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs=1, map
         if rows.empty:
             continue
         name = slug(dataset)
-        jobs.append((dataset, "f1", plots.bar_chart, (
+        jobs.append((dataset, "f1", "bar_chart", (
             list(rows["estimator"]), list(rows["f1_macro_mean"]), list(rows["f1_macro_low"]),
             list(rows["f1_macro_high"]), folder / f"{name}-macro-f1.png",
             f"{dataset}: macro-F1 (mean, 95% CI over folds)")))
         cost = rows["fit_seconds"] + rows["feature_seconds"].fillna(0)
-        jobs.append((dataset, "pareto", plots.pareto_plot, (
+        jobs.append((dataset, "pareto", "pareto_plot", (
             list(rows["estimator"]), list(cost), list(rows["f1_macro_mean"]),
             folder / f"{name}-pareto.png", f"{dataset}: macro-F1 vs training cost (fit s + feature s)")))
         best = rows.iloc[0]["estimator"]
@@ -137,28 +137,37 @@ def _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs=1, map
         if cells:
             y_true = [y for c in cells for y in c.y_true]
             y_pred = [y for c in cells for y in c.y_pred]
-            jobs.append((dataset, "confusion", plots.confusion_matrix_plot, (
+            jobs.append((dataset, "confusion", "confusion_matrix_plot", (
                 y_true, y_pred, _class_order(stored, dataset, y_true, y_pred),
                 folder / f"{name}-confusion.png",
                 f"{dataset}: {best}, out-of-fold predictions of {len(cells)} fold(s)")))
             drawn.setdefault(dataset, {})["confusion_of"] = best
         curves = history[history["dataset"] == dataset] if len(history) else history
         if len(curves):
-            jobs.append((dataset, "curves", plots.learning_curves, (
+            jobs.append((dataset, "curves", "learning_curves", (
                 curves, folder / f"{name}-learning-curves.png",
                 f"{dataset}: CNN learning curves (mean over folds; band: min-max)")))
     if ranking.pvalues is not None:
-        jobs.append(("", "cd", plots.cd_diagram, (
+        jobs.append(("", "cd", "cd_diagram", (
             ranking.friedman.mean_ranks, ranking.pvalues, folder / "critical-difference.png",
             f"Mean rank by macro-F1 over {ranking.matrix.shape[0]} datasets (Nemenyi, alpha {alpha})",
             alpha)))
-    paths = mapper([(f, args) for _, _, f, args in jobs]) if mapper else None
+    paths = mapper([(_draw, (f, args)) for _, _, f, args in jobs]) if mapper else None
     if paths is None:
-        paths = Parallel(n_jobs=min(n_jobs, len(jobs)) or 1)(delayed(f)(*args) for _, _, f, args in jobs)
+        paths = parallel(n_jobs)(delayed(_draw)(f, args) for _, _, f, args in jobs)
     for (dataset, kind, _, _), path in zip(jobs, paths):
         path = path[0] if isinstance(path, tuple) else path  # pareto_plot: (path, front)
         drawn.setdefault(dataset, {})[kind] = path.relative_to(run_dir)
     return drawn
+
+
+def _draw(function, args):
+    """Draw one plot with `function`, the name of a benchmark.plots function. matplotlib is
+    imported here, in the process that draws: with workers drawing, the main process never
+    spends the 0.2-0.5 s of importing it."""
+    from . import plots
+
+    return getattr(plots, function)(*args)
 
 
 def _class_order(stored, dataset, y_true, y_pred):

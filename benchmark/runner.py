@@ -79,12 +79,18 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
     cache = FeatureCache(config.cache_dir)
     stored, stored_paths = _stored_cells(run_dir)
     reused, failed_early, summaries, skipped, plan, work = [], [], {}, {}, {}, []
-    for dataset_name in config.datasets:
-        dataset, splits = _load(config, dataset_name, summaries, skipped)
+    for dataset_name, prepared in zip(config.datasets, _prepare_datasets(config, backend)):
+        dataset, splits, summary, skip_reason, features = prepared
+        if summary is not None:
+            summaries[dataset_name] = summary
+        if skip_reason is not None:
+            skipped[dataset_name] = skip_reason
         if on_dataset is not None:
-            on_dataset(dataset_name, summaries.get(dataset_name), skipped.get(dataset_name))
+            on_dataset(dataset_name, summary, skip_reason)
         if dataset is None:
             continue
+        cache.seed(features)
+        fingerprint = dataset.fingerprint  # a hash of every image: computed once
         plan[dataset_name] = {"estimators": list(config.estimators), "folds": len(splits)}
         for estimator_name in config.estimators:
             try:
@@ -96,14 +102,14 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
             params = template.get_params(deep=False)
             todo = []
             for fold, split in enumerate(splits):
-                key = cell_key(dataset.fingerprint, estimator_name, params, split, config.threads_per_cell)
+                key = cell_key(fingerprint, estimator_name, params, split, config.threads_per_cell)
                 old = stored.get((dataset_name, estimator_name, fold))
                 if old is not None and old.key == key and old.status == "ok":
                     reused.append(old)
                 else:
                     todo.append((fold, split, key))
             if todo:
-                work += _tasks(dataset, estimator_name, template, todo, cache, config, failed_early)
+                work += _tasks(dataset, fingerprint, estimator_name, template, todo, cache, config, failed_early)
     replaced = _set_aside(run_dir, stored_paths, {(c.dataset, c.estimator, c.fold) for c in reused})
     if on_start is not None:
         on_start(summaries, skipped, plan, len(work) + len(failed_early), len(reused))
@@ -124,8 +130,67 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
     return RunResult(run_dir, config, cells, summaries, skipped, plan, len(reused), replaced)
 
 
-def _load(config, dataset_name, summaries, skipped):
-    """(dataset subset actually used, splits), or (None, None) with the reason in `skipped`."""
+def _prepare_datasets(config, backend):
+    """[(dataset, splits, summary, skip reason, feature cache entries)] for each dataset of
+    `config`, in order (see `_prepare`).
+
+    Datasets are independent, so when the backend's workers share this machine's files
+    (`backend.map_here`) they prepare them in parallel: with two workers this halves the
+    wait before the first cell, which is most of a small run's serial part. Otherwise, or if
+    a worker dies, they are prepared here, one by one.
+    """
+    extractors = _cacheable_extractors(config)
+    calls = [(_prepare, (config, name, extractors)) for name in config.datasets]
+    mapper = getattr(backend, "map_here", None)
+    if mapper is not None and len(calls) > 1:
+        try:
+            prepared = mapper(calls)
+        except Exception:  # e.g. a worker killed while loading: try again here
+            prepared = None
+        if prepared is not None:
+            return prepared
+    return [function(*args) for function, args in calls]
+
+
+def _cacheable_extractors(config):
+    """The deterministic feature extractors of the run's estimators (see features.cache)."""
+    extractors = []
+    for estimator_name in config.estimators:
+        try:
+            template = create_estimator(estimator_name)
+        except Exception:  # reported for each dataset, when its cells are made
+            continue
+        if isinstance(template, FeatureClassifier):
+            extractor = template.feature_extractor()
+            if is_cacheable(extractor):
+                extractors.append(extractor)
+    return extractors
+
+
+def _prepare(config, dataset_name, extractors):
+    """Load, sample and describe one dataset, and compute its features for `extractors`:
+    (dataset subset actually used, splits, summary, None, feature cache entries), or
+    (None, None, summary or None, skip reason, {}) when it cannot be run.
+
+    A worker process can run this: everything it returns is plain data. An extractor that
+    fails here is left out; the runner computes it again, and fails its cells with the error.
+    """
+    dataset, splits, summary, reason = _load(config, dataset_name)
+    cache = FeatureCache(config.cache_dir)
+    if dataset is not None:
+        fingerprint = dataset.fingerprint
+        for extractor in extractors:
+            try:
+                cache.transform(extractor, dataset.images, fingerprint)
+            except Exception:
+                pass
+    return dataset, splits, summary, reason, cache.entries()
+
+
+def _load(config, dataset_name):
+    """(dataset subset actually used, splits, summary, None), or (None, None, summary or None,
+    the reason it is skipped)."""
+    summary = None
     try:
         dataset = load_dataset(dataset_name, image_size=config.image_size, seed=config.seed,
                                data_dir=config.data_dir, folder_cache=config.folder_cache)
@@ -134,17 +199,15 @@ def _load(config, dataset_name, summaries, skipped):
             split_plan = plan_splits(dataset, protocol=config.protocol, folds=config.folds,
                                      repeats=config.repeats, max_per_class=cap, seed=config.seed)
         except DatasetError:  # skipped: the report still describes what was loaded
-            summaries[dataset_name] = dataset.summary()
+            summary = dataset.summary()
             raise
         sampling = split_plan.describe(dataset.labels)
         dataset = dataset.subset(split_plan.rows)  # the summary describes the images actually used
-        summaries[dataset_name] = {**dataset.summary(), "sampling": sampling}
-        return dataset, split_plan.splits
+        return dataset, split_plan.splits, {**dataset.summary(), "sampling": sampling}, None
     except DatasetError as exc:
-        skipped[dataset_name] = str(exc)
+        return None, None, summary, str(exc)
     except Exception as exc:  # a loader bug must not end the run
-        skipped[dataset_name] = failure_line(exc)
-    return None, None
+        return None, None, summary, failure_line(exc)
 
 
 def _template(dataset, estimator_name, config):
@@ -165,7 +228,7 @@ def _template(dataset, estimator_name, config):
     return template
 
 
-def _tasks(dataset, estimator_name, template, todo, cache, config, cells):
+def _tasks(dataset, fingerprint, estimator_name, template, todo, cache, config, cells):
     """(task, X, labels) for each fold in `todo`; X is shared by every fold of the dataset.
 
     Estimators built on a deterministic extractor get the dataset's features from the cache:
@@ -177,7 +240,7 @@ def _tasks(dataset, estimator_name, template, todo, cache, config, cells):
         if isinstance(template, FeatureClassifier):
             extractor = template.feature_extractor()
             if is_cacheable(extractor):
-                X, extracted = cache.transform(extractor, dataset.images, dataset.fingerprint)
+                X, extracted = cache.transform(extractor, dataset.images, fingerprint)
                 image_shape, timing = dataset.images.shape[1:], (extracted.compute_seconds, extracted.source)
     except Exception as exc:
         error = failure_line(exc)

@@ -61,7 +61,23 @@ class FeatureCache:
 
     def __init__(self, directory=None):
         self.directory = Path(directory) if directory is not None else None
-        self._memory = {}
+        self._memory = {}  # key -> (features, compute_seconds)
+        self._sources = {}  # key -> how this cache first had it: "computed" | "disk"
+        self._unserved = {}  # key -> source, for entries seeded and not yet asked for
+
+    def entries(self):
+        """{key: (features, compute_seconds, source)} of every matrix this cache computed or
+        loaded, to hand to another process's cache (`seed`)."""
+        return {key: (features, seconds, self._sources.get(key, "memory"))
+                for key, (features, seconds) in self._memory.items()}
+
+    def seed(self, entries):
+        """Take the `entries()` of another process's cache. The first `transform` served from
+        each reports that process's source ("computed" or "disk"); later ones "memory"."""
+        for key, (features, compute_seconds, source) in entries.items():
+            if key not in self._memory:
+                self._memory[key] = (features, compute_seconds)
+                self._unserved[key] = source
 
     def transform(self, extractor, images, fingerprint):
         """Features of `images` (whose content hash is `fingerprint`) and how they were had."""
@@ -82,7 +98,7 @@ class FeatureCache:
         key = cache_key(extractor, fingerprint)
         if key in self._memory:
             features, compute_seconds = self._memory[key]
-            return features, FeatureTiming("memory", 0.0, compute_seconds)
+            return features, FeatureTiming(self._unserved.pop(key, "memory"), 0.0, compute_seconds)
         start = time.perf_counter()
         loaded = self._load(key)
         if loaded is not None:
@@ -94,6 +110,7 @@ class FeatureCache:
             source = "computed"
             self._save(key, features, compute_seconds)
         self._memory[key] = (features, compute_seconds)
+        self._sources[key] = source
         return features, FeatureTiming(source, time.perf_counter() - start, compute_seconds)
 
     def _paths(self, key):

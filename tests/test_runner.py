@@ -109,6 +109,29 @@ def test_cache_key_changes_with_parameters_and_images(tmp_path, rng):
     assert timing.source == "disk"
 
 
+def test_a_seeded_cache_serves_another_process_features_with_their_source(tmp_path, rng):
+    from features import HOG, ColorMoments
+
+    images = rng.integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
+    worker = FeatureCache(tmp_path)
+    worker.transform(HOG(), images, "fp")
+    worker.transform(ColorMoments(), images, "fp")
+    _, timing = FeatureCache(tmp_path).transform(ColorMoments(), images, "fp")
+    assert timing.source == "disk"
+    entries = worker.entries()
+    assert sorted(source for _, _, source in entries.values()) == ["computed", "computed"]
+
+    main = FeatureCache(None)
+    main.seed(entries)
+    first, timing = main.transform(HOG(), images, "fp")
+    assert timing.source == "computed" and timing.compute_seconds > 0
+    np.testing.assert_array_equal(first, HOG().transform(images))
+    _, timing = main.transform(HOG(), images, "fp")
+    assert timing.source == "memory"
+    _, timing = main.transform(HOG(orientations=6), images, "fp")  # not seeded: computed here
+    assert timing.source == "computed"
+
+
 def test_runner_gives_each_estimator_the_seed_thread_share_and_mirror_rule():
     from benchmark.runner import _template
 

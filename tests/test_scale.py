@@ -24,7 +24,8 @@ CLASSICAL = ["knn-pixels", "logreg-hog-color", "bagged-trees-art-moments"]
 
 
 def outcome(result):
-    return [(c.dataset, c.estimator, c.fold, c.status, c.scores, c.y_pred) for c in result.cells]
+    return [(c.dataset, c.estimator, c.fold, c.status, c.scores, c.y_pred, c.feature_source)
+            for c in result.cells]
 
 
 def test_jobs_2_gives_the_same_scores_as_jobs_1(tmp_path):

@@ -1,0 +1,47 @@
+"""The local worker processes: forks of a server that has already imported the libraries,
+shared by every parallel step of a run (preparing datasets, cells, plots).
+
+Kept apart from benchmark.backends (which imports scikit-learn) so the command line can start
+the server before it imports anything heavy itself.
+"""
+
+import multiprocessing
+from multiprocessing import forkserver
+
+# What every cell, and the report's plots, import. The fork server imports them once and each
+# worker process starts as a fork of it, with them already in memory: a fresh interpreter spends
+# about 1.4 s of CPU importing scikit-learn, scikit-image and matplotlib, paid once per worker
+# otherwise. TensorFlow is not preloaded: it is only imported by the cells that need it, after
+# the fork, as forking a process that has started TensorFlow's threads is unsafe.
+PRELOAD = ["benchmark.runner", "benchmark.catalog", "benchmark.duplicates", "benchmark.plots", "estimators",
+           "features", "sklearn.ensemble", "skimage.data"]
+
+
+def start_fork_server(extra=()):
+    """Start the fork server (where the system has one) and make joblib's workers fork from it.
+
+    Returns at once: the server imports PRELOAD (and `extra`) in the background, on another
+    core, while this process goes on (importing the same libraries, loading the data). Idempotent.
+    Like any start method other than `fork`, it re-imports the main module in each worker, so a
+    script that runs cells in parallel needs the `if __name__ == "__main__":` guard.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return  # Windows: joblib's default (loky) start method
+    forkserver.set_forkserver_preload(PRELOAD + list(extra) + ["benchmark.preload_freeze"])
+    forkserver.ensure_running()
+    from joblib.externals.loky.backend.context import set_start_method  # after: it takes 0.3 s
+
+    set_start_method("forkserver", force=True)
+
+
+def parallel(n_jobs, **kwargs):
+    """`joblib.Parallel(n_jobs)` on the shared workers.
+
+    Every parallel step goes through here so all pass joblib the same executor arguments:
+    joblib replaces its worker processes whenever they change. `max_nbytes=None` turns
+    joblib's own memory-mapping of large arrays off; the local backend maps them itself
+    (see benchmark.backends._memory_mapped for why).
+    """
+    from joblib import Parallel
+
+    return Parallel(n_jobs=n_jobs, max_nbytes=None, **kwargs)

@@ -79,14 +79,14 @@ class LocalBackend:
                     del pending[item[0].key]
 
     def map_here(self, calls):
-        """[f(*args) for f, args in calls] in the worker processes, or None with one worker
-        (the caller then computes them itself, without pickling anything)."""
+        """An iterator over [f(*args) for f, args in calls], computed in the worker processes
+        and already started (the caller can work meanwhile), or None with one worker (the
+        caller then computes them itself, without pickling anything)."""
         from joblib import delayed
 
         if self.n_jobs == 1:
             return None
-        self._ready()
-        return parallel(self.n_jobs)(delayed(f)(*args) for f, args in calls)
+        return parallel(self.n_jobs, return_as="generator")(delayed(f)(*args) for f, args in calls)
 
     @staticmethod
     def _alone(task, X, labels):
@@ -187,10 +187,14 @@ class DaskBackend:
     def _start(self):
         try:
             if self._client is None:
+                import dask
                 from dask.distributed import Client, LocalCluster
 
-                self._cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1,
-                                             processes=True, dashboard_address=None, host="127.0.0.1")
+                # worker processes forked from the fork server, as the local backend's
+                method = "forkserver" if start_fork_server(extra=["distributed"]) else "spawn"
+                with dask.config.set({"distributed.worker.multiprocessing-method": method}):
+                    self._cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1, processes=True,
+                                                 dashboard_address=None, host="127.0.0.1")
                 self._client = Client(self._cluster)
             self._client.run(_warm_up, plots=not self.scheduler)  # a local cluster draws the plots
         except Exception as exc:  # reported by the first use of the client
@@ -215,11 +219,13 @@ class DaskBackend:
         return False
 
     def map_here(self, calls):
-        """[f(*args) for f, args in calls] on the cluster if it runs on this machine (its
-        workers then share this file system), else None: the caller computes them itself."""
+        """An iterator over [f(*args) for f, args in calls], computed on the cluster and
+        already started, if it runs on this machine (its workers then share this file
+        system); else None: the caller computes them itself."""
         if self.scheduler:
             return None
-        return self.client.gather([self.client.submit(f, *args, pure=False) for f, args in calls])
+        futures = [self.client.submit(f, *args, pure=False) for f, args in calls]
+        return (future.result() for future in futures)
 
     def run(self, work, marker_dir=None):
         from dask.distributed import as_completed

@@ -226,10 +226,11 @@ def resolve_datasets(args):
 
 def _run(args, argv):
     _check_run_options(args)
-    if args.jobs != 1 and (os.cpu_count() or 1) > 1:
+    if not args.scheduler and args.jobs != 1 and (os.cpu_count() or 1) > 1:
         from .worker_pool import start_fork_server
 
-        start_fork_server()  # the workers' libraries load on another core while this one starts
+        # the workers' libraries load on another core while this one starts
+        start_fork_server(extra=["distributed"] if args.backend == "dask" else [])
     if args.backend == "dask" and not args.resume:
         from .backends import make_backend
 

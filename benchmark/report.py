@@ -106,7 +106,7 @@ def _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs=1, map
 
     The plots are independent, so with `n_jobs` > 1 they are drawn in parallel (joblib
     processes: matplotlib holds the GIL while it renders), or by `mapper` (a function of a list
-    of (function, args) returning their results, or None to decline) - e.g. a local Dask
+    of (function, args) returning an iterator over their results, or None to decline) - e.g. a local Dask
     cluster's idle workers.
     """
     from joblib import delayed
@@ -153,6 +153,7 @@ def _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs=1, map
             f"Mean rank by macro-F1 over {ranking.matrix.shape[0]} datasets (Nemenyi, alpha {alpha})",
             alpha)))
     paths = mapper([(_draw, (f, args)) for _, _, f, args in jobs]) if mapper else None
+    paths = None if paths is None else list(paths)
     if paths is None:
         paths = parallel(n_jobs)(delayed(_draw)(f, args) for _, _, f, args in jobs)
     for (dataset, kind, _, _), path in zip(jobs, paths):

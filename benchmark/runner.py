@@ -12,6 +12,7 @@ that no longer match are moved to `replaced/`, never mixed into the new results.
 import itertools
 import os
 import shutil
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,21 +136,30 @@ def _prepare_datasets(config, backend):
     `config`, in order (see `_prepare`).
 
     Datasets are independent, so when the backend's workers share this machine's files
-    (`backend.map_here`) they prepare them in parallel: with two workers this halves the
-    wait before the first cell, which is most of a small run's serial part. Otherwise, or if
-    a worker dies, they are prepared here, one by one.
+    (`backend.map_here`) they prepare all but the first in parallel, while this process
+    prepares the first (and does not wait for the workers to start): with two workers this
+    halves the wait before the first cell, most of a small run's serial part. Otherwise, or
+    if a worker dies, they are prepared here, one by one.
     """
     extractors = _cacheable_extractors(config)
     calls = [(_prepare, (config, name, extractors)) for name in config.datasets]
     mapper = getattr(backend, "map_here", None)
-    if mapper is not None and len(calls) > 1:
+    if mapper is None or len(calls) < 2:
+        return [function(*args) for function, args in calls]
+    others = {}
+
+    def in_workers():
         try:
-            prepared = mapper(calls)
-        except Exception:  # e.g. a worker killed while loading: try again here
-            prepared = None
-        if prepared is not None:
-            return prepared
-    return [function(*args) for function, args in calls]
+            results = mapper(calls[1:])
+            others["results"] = None if results is None else list(results)
+        except Exception:  # e.g. a worker killed while loading: they are prepared here
+            others["results"] = None
+
+    thread = threading.Thread(target=in_workers, daemon=True)
+    thread.start()
+    first = _prepare(*calls[0][1])
+    thread.join()
+    return [first] + (others["results"] or [function(*args) for function, args in calls[1:]])
 
 
 def _cacheable_extractors(config):

@@ -23,15 +23,17 @@ def start_fork_server(extra=()):
     Returns at once: the server imports PRELOAD (and `extra`) in the background, on another
     core, while this process goes on (importing the same libraries, loading the data). Idempotent.
     Like any start method other than `fork`, it re-imports the main module in each worker, so a
-    script that runs cells in parallel needs the `if __name__ == "__main__":` guard.
+    script that runs cells in parallel needs the `if __name__ == "__main__":` guard. Returns
+    whether the server is in use (False on Windows: joblib's default start method then).
     """
     if "forkserver" not in multiprocessing.get_all_start_methods():
-        return  # Windows: joblib's default (loky) start method
+        return False  # Windows: joblib's default (loky) start method
     forkserver.set_forkserver_preload(PRELOAD + list(extra) + ["benchmark.preload_freeze"])
     forkserver.ensure_running()
     from joblib.externals.loky.backend.context import set_start_method  # after: it takes 0.3 s
 
     set_start_method("forkserver", force=True)
+    return True
 
 
 def parallel(n_jobs, **kwargs):

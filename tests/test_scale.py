@@ -36,6 +36,23 @@ def test_jobs_2_gives_the_same_scores_as_jobs_1(tmp_path):
     assert outcome(one) == outcome(two)
 
 
+def test_datasets_prepared_in_workers_or_here_give_the_same_cells(tmp_path):
+    """The workers prepare every dataset but the first; if they fail (a worker killed while
+    loading), this process prepares them itself."""
+
+    class WorkersFail(LocalBackend):
+        def map_here(self, calls):
+            raise RuntimeError("a worker died")
+
+    config = RunConfig(["faces", "textures", "shapes"], CLASSICAL, folds=3, seed=2)
+    here = run(config, tmp_path / "here", backend=LocalBackend(1))
+    fallback = run(config, tmp_path / "fallback", backend=WorkersFail(1))
+    workers = run(config, tmp_path / "workers", backend=LocalBackend(2))
+    assert len(here.cells) == 27 and not here.failed_cells
+    assert outcome(fallback) == outcome(here) == outcome(workers)
+    assert here.datasets == fallback.datasets == workers.datasets
+
+
 def test_dask_local_cluster_gives_the_local_scores_and_scatters_each_array_once(tmp_path, monkeypatch):
     pytest.importorskip("dask.distributed")
     config = RunConfig(["faces", "textures"], CLASSICAL, folds=3, seed=2)

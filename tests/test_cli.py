@@ -11,6 +11,15 @@ from benchmark.cli import main
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
+def test_protocol_choices_are_the_runners_protocols():
+    from benchmark.cli import build_parser
+    from benchmark.protocols import PROTOCOLS
+
+    run = next(a for a in build_parser()._subparsers._group_actions[0].choices["run"]._actions
+               if a.dest == "protocol")
+    assert tuple(run.choices) == PROTOCOLS
+
+
 def test_list_shows_estimators_and_datasets(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out

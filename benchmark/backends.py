@@ -117,8 +117,8 @@ def _memory_mapped(work, folder, min_bytes=1_000_000):
     mapped = {}
 
     def share(array):
-        if isinstance(array, np.memmap) or array.nbytes <= min_bytes:
-            return array
+        if isinstance(array, np.memmap) or array.nbytes <= min_bytes or array.dtype.hasobject:
+            return array  # (an array of Python objects cannot be memory-mapped: it is pickled)
         if id(array) not in mapped:
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"{len(mapped)}.npy"

@@ -53,6 +53,18 @@ def test_datasets_prepared_in_workers_or_here_give_the_same_cells(tmp_path):
     assert here.datasets == fallback.datasets == workers.datasets
 
 
+def test_local_workers_share_each_large_array_through_one_memory_map(tmp_path):
+    from benchmark.backends import _memory_mapped
+
+    big, small = np.arange(300_000, dtype=np.float64), np.arange(10)
+    objects = np.array([object()] * 200_000)  # cannot be memory-mapped: passed as it is
+    out = _memory_mapped([("a", big, small), ("b", big, objects)], tmp_path / "arrays")
+    assert isinstance(out[0][1], np.memmap) and out[1][1] is out[0][1]
+    np.testing.assert_array_equal(out[0][1], big)
+    assert out[0][2] is small and out[1][2] is objects
+    assert [p.name for p in (tmp_path / "arrays").iterdir()] == ["0.npy"]
+
+
 def test_dask_local_cluster_gives_the_local_scores_and_scatters_each_array_once(tmp_path, monkeypatch):
     pytest.importorskip("dask.distributed")
     config = RunConfig(["faces", "textures"], CLASSICAL, folds=3, seed=2)

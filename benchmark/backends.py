@@ -48,12 +48,13 @@ class LocalBackend:
         return False
 
     def _ready(self):
-        """Wait for the workers started by __enter__ (or, if it was not called, set them up)."""
+        """Wait for the workers started by __enter__ (if it was not called, the first parallel
+        call starts them)."""
+        if self.n_jobs != 1:
+            start_fork_server()  # idempotent; set before any call, so no call restarts the workers
         if self._warming is not None:
             self._warming.join()
             self._warming = None
-        elif self.n_jobs != 1:
-            start_fork_server()
 
     def run(self, work, marker_dir):
         from joblib import delayed
@@ -86,6 +87,7 @@ class LocalBackend:
 
         if self.n_jobs == 1:
             return None
+        start_fork_server()  # as in _ready, without waiting for the warm-up
         return parallel(self.n_jobs, return_as="generator")(delayed(f)(*args) for f, args in calls)
 
     @staticmethod

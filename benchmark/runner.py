@@ -91,7 +91,7 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
         if dataset is None:
             continue
         cache.seed(features)
-        fingerprint = dataset.fingerprint  # a hash of every image: computed once
+        fingerprint = summary["fingerprint"]  # a hash of every image used: computed once, by _load
         plan[dataset_name] = {"estimators": list(config.estimators), "folds": len(splits)}
         for estimator_name in config.estimators:
             try:
@@ -188,10 +188,9 @@ def _prepare(config, dataset_name, extractors):
     dataset, splits, summary, reason = _load(config, dataset_name)
     cache = FeatureCache(config.cache_dir)
     if dataset is not None:
-        fingerprint = dataset.fingerprint
         for extractor in extractors:
             try:
-                cache.transform(extractor, dataset.images, fingerprint)
+                cache.transform(extractor, dataset.images, summary["fingerprint"])
             except Exception:
                 pass
     return dataset, splits, summary, reason, cache.entries()

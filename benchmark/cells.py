@@ -7,12 +7,17 @@ estimator's full parameters, the split (train and test rows), the seed and the t
 a stored result is reused only by a run that would compute exactly the same cell.
 """
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import re
+import sys
+import tempfile
 import time
 import traceback
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -23,6 +28,8 @@ from features.cache import atomic_write
 
 from .metrics import score_predictions
 from .time_limit import CellTimeout, time_limit
+
+MAX_PRINTED = 4000  # characters of a fit's printed output kept in its cell
 
 
 @dataclass
@@ -46,6 +53,9 @@ class Cell:
     y_true: list = None  # predicted labels as strings, so reports never need to refit
     y_pred: list = None
     history: dict = None  # per-epoch training curves of estimators that keep `history_`
+    # what the fit said and how it trained (see `diagnose_fit`): warnings raised in the cell,
+    # its printed output, a CNN's budget and convergence check; `undertrained` and `reasons`
+    diagnostics: dict = None
     key: str = None  # see cell_key: what this result depends on
     seconds: float = None  # wall time of the whole cell
 
@@ -130,6 +140,7 @@ def run_cell(task, X, labels):
     """
     from threadpoolctl import threadpool_limits
 
+    caught, printed = [], io.StringIO()
     if task.marker:
         Path(task.marker).parent.mkdir(parents=True, exist_ok=True)
         Path(task.marker).write_text(str(os.getpid()))
@@ -139,7 +150,8 @@ def run_cell(task, X, labels):
                 feature_seconds=task.timing[0], feature_source=task.timing[1], key=task.key)
     started = time.perf_counter()
     try:
-        with threadpool_limits(limits=task.threads), time_limit(task.time_limit):
+        with threadpool_limits(limits=task.threads), time_limit(task.time_limit), \
+                _quiet(caught, printed):
             estimator = clone(task.template)
             if "random_state" in estimator.get_params(deep=False):
                 estimator.set_params(random_state=task.split.seed)
@@ -157,6 +169,7 @@ def run_cell(task, X, labels):
         cell.y_true = np.asarray(labels[test]).astype(str).tolist()
         cell.y_pred = np.asarray(y_pred).astype(str).tolist()
         cell.history = getattr(estimator, "history_", None)
+        cell.diagnostics = diagnose_fit(estimator, caught, printed.getvalue())
     except CellTimeout as exc:
         cell = task.failed(str(exc) or f"CellTimeout: longer than {task.time_limit:g} s")
     except Exception as exc:  # one failing cell (MemoryError included) must not end the run
@@ -164,8 +177,83 @@ def run_cell(task, X, labels):
     finally:
         if task.marker:
             Path(task.marker).unlink(missing_ok=True)
+    if cell.status != "ok" and (caught or printed.getvalue()):
+        cell.diagnostics = diagnose_fit(None, caught, printed.getvalue())
     cell.seconds = time.perf_counter() - started
     return cell
+
+
+@contextlib.contextmanager
+def _quiet(caught, printed):
+    """Keep a cell's warnings and output off the terminal: every warning raised is appended to
+    `caught`, and what the fit prints goes to `printed` - Python's prints, and what native
+    code (TensorFlow's C++ start-up log) writes to file descriptors 1 and 2, which are pointed
+    at a temporary file for the cell's duration."""
+    for stream in (sys.stdout, sys.stderr):
+        _flush(stream)
+    saved = []
+    with tempfile.TemporaryFile() as sink, warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")  # every warning, whatever filters the process has
+        try:
+            for fd in (1, 2):
+                try:
+                    saved.append((fd, os.dup(fd)))
+                    os.dup2(sink.fileno(), fd)
+                except OSError:  # no such descriptor (e.g. a detached worker): nothing to hide
+                    pass
+            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+                yield
+        finally:
+            caught.extend(record)
+            for stream in (sys.stdout, sys.stderr):
+                _flush(stream)
+            for fd, copy in saved:
+                os.dup2(copy, fd)
+                os.close(copy)
+            sink.seek(0)
+            printed.write(sink.read().decode("utf-8", "replace"))
+
+
+def _flush(stream):
+    try:
+        stream.flush()
+    except (AttributeError, OSError, ValueError):
+        pass
+
+
+# Warnings about the libraries' own future, not about this fit: kept apart as "notices"
+NOTICES = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+
+
+def summarise_warnings(caught):
+    """["Category: message (xN)"] for each distinct warning, in the order first raised."""
+    counts = {}
+    for w in caught:
+        text = f"{w.category.__name__}: {' '.join(str(w.message).split())}"
+        counts[text] = counts.get(text, 0) + 1
+    return [text if n == 1 else f"{text} (x{n})" for text, n in counts.items()]
+
+
+def diagnose_fit(estimator, caught, printed):
+    """The cell's `diagnostics`: its warnings, the libraries' deprecation notices (NOTICES),
+    its printed output (last MAX_PRINTED characters) and, for estimators that check their own
+    training (`convergence_`), that check. `undertrained` is set by a CNN's convergence check
+    or by a ConvergenceWarning; `reasons` says why, one line each."""
+    texts = summarise_warnings([w for w in caught if not issubclass(w.category, NOTICES)])
+    notices = summarise_warnings([w for w in caught if issubclass(w.category, NOTICES)])
+    convergence = getattr(estimator, "convergence_", None)
+    reasons = list((convergence or {}).get("reasons", []))
+    unconverged = [t for t in texts if t.startswith("ConvergenceWarning")]
+    if unconverged:
+        reasons.append(f"did not converge: {unconverged[0]}")
+    return {
+        "warnings": texts,
+        "notices": notices,
+        "printed": printed[-MAX_PRINTED:] if printed else "",
+        "training": convergence,
+        "undertrained": bool(reasons),
+        "reasons": reasons,
+    }
 
 
 def failure_line(exc):

@@ -27,11 +27,32 @@ def scores_frame(cells):
             "n_train": c.n_train,
             "n_test": c.n_test,
             "error": c.error,
+            **_diagnosis_columns(c),
         }
         rows.append(row)
     columns = ["dataset", "estimator", "fold", "status", *SCORE_COLUMNS, "fit_seconds",
-               "predict_seconds", "feature_seconds", "feature_source", "n_train", "n_test", "error"]
+               "predict_seconds", "feature_seconds", "feature_source", "n_train", "n_test", "error",
+               *DIAGNOSIS_COLUMNS]
     return pd.DataFrame(rows, columns=columns)
+
+
+DIAGNOSIS_COLUMNS = ["undertrained", "train_accuracy", "epochs", "batch_size", "steps",
+                     "warnings", "diagnosis"]
+
+
+def _diagnosis_columns(cell):
+    """A cell's training diagnostics (benchmark.cells.diagnose_fit) as scores.csv columns."""
+    d = cell.diagnostics if isinstance(cell.diagnostics, dict) else {}
+    training = d.get("training") if isinstance(d.get("training"), dict) else {}
+    return {
+        "undertrained": bool(d.get("undertrained")) if d else None,
+        "train_accuracy": training.get("train_accuracy"),
+        "epochs": training.get("epochs_run"),
+        "batch_size": training.get("batch_size"),
+        "steps": training.get("steps"),
+        "warnings": " | ".join(d.get("warnings") or []),
+        "diagnosis": " | ".join(d.get("reasons") or []),
+    }
 
 
 def history_frame(cells):
@@ -71,10 +92,16 @@ def summary_frame(scores, alpha=ALPHA):
         row["predict_seconds"] = ok["predict_seconds"].mean()
         row["feature_seconds"] = ok["feature_seconds"].iloc[0] if len(ok) else np.nan
         row["n_train"], row["n_test"] = n_train, n_test
+        flagged = ok["undertrained"].fillna(False).astype(bool)
+        row["undertrained_folds"] = int(flagged.sum())
+        row["train_accuracy"] = ok["train_accuracy"].astype(float).mean()
+        row["warned_folds"] = int((ok["warnings"].fillna("") != "").sum())
         rows.append(row)
     summary = pd.DataFrame(rows)
     if summary.empty:
         return summary
+    summary = _underfit(summary)
+    summary["training_note"] = summary.apply(training_note, axis=1)
     summary["rank"] = summary.groupby("dataset")["f1_macro_mean"].rank(ascending=False, method="min")
     ok = scores[scores["status"] == "ok"]
     tests = [
@@ -91,6 +118,37 @@ def summary_frame(scores, alpha=ALPHA):
     summary["_position"] = summary["dataset"].map(position)  # datasets in run order
     summary = summary.sort_values(["_position", "f1_macro_mean"], ascending=[True, False], kind="stable")
     return summary.drop(columns="_position").reset_index(drop=True)
+
+
+UNDERFIT_GAP = 0.10  # training accuracy this far below the dataset's best test accuracy
+
+
+def _underfit(summary):
+    """`underfit`: the estimator's mean training accuracy (CNNs record it) is more than
+    UNDERFIT_GAP below the best mean test accuracy any estimator reached on the dataset: it
+    did not even fit its training images as well as another model predicts unseen ones."""
+    best = summary.groupby("dataset")["accuracy_mean"].transform("max")
+    summary["best_accuracy"] = best
+    summary["underfit"] = (summary["train_accuracy"] < best - UNDERFIT_GAP).fillna(False)
+    return summary
+
+
+def training_note(row):
+    """One line on how well an estimator trained on a dataset, "" when nothing was flagged."""
+    parts = []
+    if row["undertrained_folds"]:
+        parts.append(f"undertrained on {row['undertrained_folds']}/{row['folds_ok']} folds")
+    if row.get("underfit"):
+        parts.append(f"training accuracy {row['train_accuracy']:.3f} far below the best test "
+                     f"accuracy here ({row['best_accuracy']:.3f})")
+    if row["warned_folds"]:
+        parts.append(f"warnings on {row['warned_folds']}/{row['folds_ok']} folds")
+    return "; ".join(parts)
+
+
+def is_flagged(row):
+    """Whether the leaderboard marks the row: a fold undertrained, or underfit."""
+    return bool(row.get("undertrained_folds")) or bool(row.get("underfit"))
 
 
 def score_matrix(summary, metric="f1_macro_mean"):
@@ -132,6 +190,9 @@ def seconds_text(value):
     return "" if pd.isna(value) else f"{value:.2f}"
 
 
+TERMINAL_MARK = "(!)"  # after an estimator whose training looked unfinished (see is_flagged)
+
+
 def dataset_table(summary, dataset, escape=str):
     """Rows (list of lists) and headers of one dataset's leaderboard."""
     rows = []
@@ -139,7 +200,7 @@ def dataset_table(summary, dataset, escape=str):
         folds = f"{r['folds_ok']}/{r['folds']}"
         rows.append([
             "" if pd.isna(r["rank"]) else int(r["rank"]),
-            escape(r["estimator"]),
+            escape(r["estimator"]) + (f" {TERMINAL_MARK}" if is_flagged(r) else ""),
             _pm(r["accuracy_mean"], r["accuracy_std"]),
             _pm(r["f1_macro_mean"], r["f1_macro_std"]),
             seconds_text(r["fit_seconds"]),
@@ -182,6 +243,9 @@ def render(summary, overall, tablefmt="simple", escape=str, heading=lambda text:
         rows, headers = dataset_table(summary, dataset, escape)
         parts.append(heading(f"Dataset: {escape(dataset)}"))
         parts.append(tabulate(rows, headers, tablefmt=tablefmt, disable_numparse=True))
+    if "undertrained_folds" in summary and summary.apply(is_flagged, axis=1).any():
+        parts.append(f"{TERMINAL_MARK} training looked unfinished (still improving, stopped near "
+                     "chance, or far below the best model): see Training diagnostics in report.md")
     if len(overall):
         rows, headers = overall_table(overall, escape)
         parts.append(heading("Overall (mean rank by macro-F1 across datasets)"))

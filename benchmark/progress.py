@@ -53,6 +53,11 @@ class Progress:
         else:
             self.log.info("%s: FAILED after %s: %s", where, seconds, cell.error)
             self._print(f"  {where}: FAILED {cell.error}")
+        diagnostics = cell.diagnostics or {}
+        for reason in diagnostics.get("reasons") or []:
+            self.log.info("%s: training: %s", where, reason)
+        for text in (diagnostics.get("warnings") or []) + (diagnostics.get("notices") or []):
+            self.log.info("%s: warning: %s", where, text)
         if self.bar is not None:
             self.bar.set_postfix_str(f"{cell.dataset}/{cell.estimator}", refresh=False)
             self.bar.update()

@@ -7,6 +7,7 @@ refitted, so `python -m benchmark report RUN` gives the same report as the run i
 """
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,8 +16,8 @@ import pandas as pd
 from features.cache import atomic_write
 
 from .leaderboard import (
-    SCORE_COLUMNS, describe_sampling, history_frame, overall_frame, score_matrix, scores_frame,
-    seconds_text, summary_frame, versus_best,
+    SCORE_COLUMNS, describe_sampling, history_frame, is_flagged, overall_frame, score_matrix,
+    scores_frame, seconds_text, summary_frame, versus_best,
 )
 from .markdown import escape_markdown as esc
 from .markdown import link_path, table
@@ -26,6 +27,7 @@ from .cells import slug
 from .stats import ALPHA, MIN_FOLDS, critical_difference, friedman, indistinguishable_groups, nemenyi
 
 REPORT_FILE = "report.md"
+MARK = "⚠"  # after an estimator whose training looked unfinished (see Training diagnostics)
 PLOTS_DIR = "plots"
 
 
@@ -224,7 +226,7 @@ def _markdown(stored, summary, overall, ranking, plots, problems, alpha):
     if len(summary):
         lines += _overview(summary, overall) + _ranking_text(ranking, plots, alpha)
         for dataset in summary["dataset"].drop_duplicates():
-            lines += _dataset_section(dataset, summary, plots.get(dataset, {}), config)
+            lines += _dataset_section(dataset, summary, plots.get(dataset, {}), config, stored)
     else:
         lines += ["No cell finished, so there is nothing to rank yet.", ""]
     if problems:
@@ -273,10 +275,13 @@ def _overview(summary, overall):
             hit = summary[(summary["dataset"] == dataset) & (summary["estimator"] == estimator)]
             value = hit["f1_macro_mean"].iloc[0] if len(hit) else math.nan
             cell = "" if not len(hit) else "failed" if pd.isna(value) else f"{value:.3f}"
+            if len(hit) and is_flagged(hit.iloc[0]):
+                cell += f" {MARK}"
             row.append(f"**{cell}**" if estimator in best.get(dataset, ()) else cell)
         rows.append(row)
     return ["## Overview: macro-F1", "",
-            "Mean macro-F1 over folds; the best estimator of each dataset in bold; rows by mean rank.",
+            f"Mean macro-F1 over folds; the best estimator of each dataset in bold; rows by mean rank; "
+            f"{MARK}: training looked unfinished on that dataset (see its Training diagnostics).",
             "", table(rows, ["estimator", "mean rank", *map(esc, datasets)]), ""]
 
 
@@ -314,10 +319,11 @@ def _ranking_text(ranking, plots, alpha):
     return lines
 
 
-def _dataset_section(dataset, summary, plots, config):
+def _dataset_section(dataset, summary, plots, config, stored):
     rows = []
     for _, r in summary[summary["dataset"] == dataset].iterrows():
-        rows.append(["" if pd.isna(r["rank"]) else int(r["rank"]), esc(r["estimator"]),
+        name = esc(r["estimator"]) + (f" {MARK}" if is_flagged(r) else "")
+        rows.append(["" if pd.isna(r["rank"]) else int(r["rank"]), name,
                      *(_pm(r, m) for m in SCORE_COLUMNS), seconds_text(r["fit_seconds"]),
                      seconds_text(r["predict_seconds"]), seconds_text(r["feature_seconds"]),
                      f"{r['folds_ok']}/{r['folds']}", esc(versus_best(r))])
@@ -335,7 +341,83 @@ def _dataset_section(dataset, summary, plots, config):
                              "from its out-of-fold predictions (rows: true class, share of the row):")
                 lines.append("")
             lines += [_image(plots[kind], f"{dataset}: {alt}"), ""]
-    return lines
+    return lines + _diagnostics_section(dataset, summary, stored)
+
+
+def _diagnostics_section(dataset, summary, stored):
+    """How each estimator trained on `dataset`: the CNNs' budgets and convergence checks and
+    every warning a fit raised, with the evidence for each estimator marked in the tables."""
+    rows = summary[summary["dataset"] == dataset]
+    lines = ["### Training diagnostics", ""]
+    cells = [c for c in stored.cells if c.dataset == dataset and c.status == "ok"]
+    budgets = {}
+    for c in cells:
+        training = (c.diagnostics or {}).get("training") or {}
+        if training:
+            budgets.setdefault(c.estimator, []).append(training)
+    if budgets:
+        table_rows = []
+        for estimator, runs in budgets.items():
+            table_rows.append([esc(estimator), _span(r["batch_size"] for r in runs),
+                               _span(r["epochs_run"] for r in runs) + " of " + _span(r["epochs"] for r in runs),
+                               _span(r["steps"] for r in runs),
+                               _span(f"{r['train_accuracy']:.3f}" for r in runs if r.get("train_accuracy") is not None),
+                               f"{sum(bool(r.get('undertrained')) for r in runs)}/{len(runs)}"])
+        lines += ["Budgets the CNNs trained with (per fold; batch size and epochs follow the "
+                  "training-set size unless set explicitly) and their convergence check:", "",
+                  table(table_rows, ["estimator", "batch", "epochs run of planned", "steps planned",
+                                     "last-epoch training accuracy", "folds flagged"]), ""]
+    flagged = rows[rows.apply(is_flagged, axis=1) | (rows["warned_folds"] > 0)]
+    notices = {}
+    for c in cells:
+        if (c.diagnostics or {}).get("notices"):
+            notices[c.estimator] = notices.get(c.estimator, 0) + 1
+    notice = ([f"Library deprecation notices (about the libraries, not this training) are kept in "
+               f"the cells of: {', '.join(f'{esc(e)} ({n} fold(s))' for e, n in notices.items())}.", ""]
+              if notices else [])
+    if flagged.empty:
+        return lines + ["Every estimator's training passed its checks on every fold: no CNN was "
+                        "still improving or near chance at the end, and no fit raised a warning.",
+                        ""] + notice
+    for _, r in flagged.iterrows():
+        mark = f" {MARK}" if is_flagged(r) else ""
+        lines.append(f"- **{esc(r['estimator'])}**{mark}: {esc(r['training_note'])}.")
+        for text in _evidence(cells, r["estimator"]):
+            lines.append(f"  - {text}")
+    return lines + ["", f"Scores marked {MARK} measure a training that had not finished (or did not "
+                    "converge): more epochs, another batch size or learning rate may change them. "
+                    "`benchmarks/budget_sufficiency.py` compares the default budget with 4x.",
+                    ""] + notice
+
+
+def _span(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return ""
+    low, high = min(values), max(values)
+    return str(low) if low == high else f"{low}-{high}"
+
+
+def _evidence(cells, estimator, limit=3):
+    """Up to `limit` distinct reasons and warnings, each with the folds it came from."""
+    folds = {}
+    for c in cells:
+        if c.estimator != estimator:
+            continue
+        d = c.diagnostics or {}
+        for text in list(d.get("reasons") or []) + [f"warning: {w}" for w in d.get("warnings") or []
+                                                    if not w.startswith("ConvergenceWarning")]:
+            folds.setdefault(_shape(text), (text, []))[1].append(c.fold)
+    out = []
+    for text, f in folds.values():
+        where = f"fold {f[0]}" if len(f) == 1 else f"folds {', '.join(map(str, f))} (figures of fold {f[0]})"
+        out.append(f"{where}: {esc(text)}")
+    return out[:limit] + ([f"... and {len(out) - limit} more in the cells' diagnostics"] if len(out) > limit else [])
+
+
+def _shape(text):
+    """A reason with its numbers blanked: folds whose reasons differ only in figures share a line."""
+    return re.sub(r"\d+(\.\d+)?", "#", text)
 
 
 def _problems(stored, absent):

@@ -5,8 +5,11 @@ Claims checked
       bagged trees on handcrafted features) on every embedded dataset, 5 folds, finishes in
       under 2 minutes on 2 cores;
     * full suite: `run --all` with every registered estimator, the CNNs included, finishes in
-      at most 10 minutes on 2 cores, and the CNNs' mean accuracy on `digits` is printed
-      (target >= 0.99).
+      at most 10 minutes on 2 cores; each CNN's mean accuracy on each embedded dataset is
+      printed, with how many of its folds the convergence check flagged, against the targets
+      of CNN_TARGETS (every CNN >= 0.99 on digits; cnn-fast >= 0.99 on faces and textures and
+      >= 0.97 on shapes; cnn-vgg >= 0.90 on shapes and textures, or flagged as undertrained
+      in the report).
 
 How it is measured
     * Hardware: whatever machine runs this script (the core count is printed); the targets are
@@ -52,7 +55,13 @@ SUITES = {  # name: (target seconds, default repeats)
     "full": (600.0, 1),
 }
 TIMEOUT_SECONDS = 1800
-DIGITS_TARGET = 0.99
+# (estimator, dataset): (mean accuracy target, whether a fit flagged undertrained also passes)
+CNN_TARGETS = {
+    ("cnn-fast", "digits"): (0.99, False), ("cnn-simple", "digits"): (0.99, False),
+    ("cnn-vgg", "digits"): (0.99, False), ("cnn-fast", "faces"): (0.99, False),
+    ("cnn-fast", "textures"): (0.99, False), ("cnn-fast", "shapes"): (0.97, False),
+    ("cnn-vgg", "shapes"): (0.90, True), ("cnn-vgg", "textures"): (0.90, True),
+}
 
 
 def classical_names():
@@ -113,24 +122,34 @@ def measure(suite, repeats):
     print(f"{verdict}: {suite} run --all median {median:.1f} s vs target <= {target:.0f} s "
           f"(ratio {median / target:.2f}) on {os.cpu_count()} cores{note}")
     if suite == "full":
-        digits_report(runs[-1][2])
+        cnn_report(runs[-1][2])
 
 
-def digits_report(rows):
-    """Mean accuracy over folds on digits of each CNN (from the last repeat's scores.csv)."""
-    from estimators import estimator_spec, list_estimators
+def cnn_report(rows):
+    """Each CNN's mean accuracy per dataset and its flagged folds (the last repeat's
+    scores.csv), against CNN_TARGETS."""
+    from estimators import list_estimators
 
-    cnns = [n for n in list_estimators() if estimator_spec(n).family == "cnn"]
-    for name in cnns:
-        accuracies = [float(r["accuracy"]) for r in rows
-                      if r["dataset"] == "digits" and r["estimator"] == name]
-        if not accuracies:
-            print(f"FAIL: {name} has no digits scores")
-            continue
-        mean = statistics.fmean(accuracies)
-        verdict = "PASS" if mean >= DIGITS_TARGET else "FAIL"
-        print(f"{verdict}: {name} mean accuracy on digits {mean:.4f} over {len(accuracies)} folds "
-              f"(min {min(accuracies):.4f}) vs target >= {DIGITS_TARGET}")
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    print(f"\n{'estimator':12s} {'dataset':10s} {'accuracy':>8s} {'min':>6s} {'flagged':>8s} {'fit s':>6s}  target")
+    for name in list_estimators(family="cnn"):
+        for dataset in datasets:
+            cells = [r for r in rows if r["dataset"] == dataset and r["estimator"] == name and r["status"] == "ok"]
+            if not cells:
+                print(f"{name:12s} {dataset:10s} no scores")
+                continue
+            accuracies = [float(r["accuracy"]) for r in cells]
+            flagged = sum(r.get("undertrained") == "True" for r in cells)
+            mean = statistics.fmean(accuracies)
+            fit = statistics.fmean(float(r["fit_seconds"]) for r in cells)
+            line = f"{name:12s} {dataset:10s} {mean:8.4f} {min(accuracies):6.3f} {flagged:5d}/{len(cells)} {fit:6.1f}"
+            target = CNN_TARGETS.get((name, dataset))
+            if target:
+                floor, flag_ok = target
+                verdict = ("PASS" if mean >= floor else
+                           "PASS (flagged undertrained)" if flag_ok and flagged else "FAIL")
+                line += f"  {verdict}: >= {floor}{' or flagged' if flag_ok else ''}"
+            print(line)
 
 
 def main(argv=None):

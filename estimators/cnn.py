@@ -38,6 +38,8 @@ from sklearn.utils.validation import check_is_fitted
 from features.images import as_image_batch, to_uint8
 
 from .base import check_images_and_labels
+from .budget import check_positive_int
+from .convergence import check_convergence
 
 DEFAULT_MAX_INPUT = 32  # the per-dataset default input size never exceeds this (CPU budget)
 PREDICT_BATCH = 128
@@ -147,11 +149,19 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     Subclasses list every hyper-parameter in their own `__init__` (scikit-learn reads the
     signature) including the ones used here: `input_size`, `epochs`, `batch_size`,
     `validation_fraction`, `random_state`, `n_threads`, `verbose`. They implement
-    `_build(keras, input_shape, n_classes, train_images)` returning a compiled model, and may
-    override `_callbacks(keras, has_validation)` and `_predict_logits(model, images)`.
-    `min_input_size` is the smallest input the architecture accepts; `default_min_input` the
-    smallest default input size (`input_size=None`) it resizes small images up to.
+    `_build(keras, input_shape, n_classes, train_images)` returning a compiled model (the
+    schedule's length is `self.budget_.steps`), and may override `_callbacks(keras,
+    has_validation)` and `_predict_proba_batch(model, images)`. `min_input_size` is the
+    smallest input the architecture accepts; `default_min_input` the smallest default input
+    size (`input_size=None`) it resizes small images up to.
+
+    Budget: `epochs=None` / `batch_size=None` follow the training-set size by the class's
+    `step_budget` (see `estimators.budget`); the plan used is `budget_`. After training,
+    `convergence_` holds the convergence check of `estimators.convergence` (is the training
+    loss still falling at the end? did the net learn beyond chance?).
     """
+
+    step_budget = None  # estimators.budget.StepBudget of the recipe
 
     min_input_size = 8
     # the per-dataset default input size is at least this (and at most DEFAULT_MAX_INPUT)
@@ -189,6 +199,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     # -- scikit-learn API --------------------------------------------------------------------
     def fit(self, X, y):
         X, y = check_images_and_labels(X, y)
+        check_positive_int("epochs", self.epochs)  # before any heavy import: a clear ValueError
+        check_positive_int("batch_size", self.batch_size)
         self.classes_, y_index = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(
@@ -205,6 +217,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
         train, val = inner_split(y_index, self.validation_fraction, self.seed_)
         self.n_train_, self.n_validation_ = len(train), len(val)
+        self.budget_ = self.step_budget.plan(len(train), self.batch_size, self.epochs)
         has_validation = len(val) > 0
         n_classes = len(self.classes_)
         targets = np.eye(n_classes, dtype=np.float32)[y_index]
@@ -215,8 +228,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         fitted = model.fit(
             images[train],
             targets[train],
-            batch_size=int(self.batch_size),
-            epochs=int(self.epochs),
+            batch_size=self.budget_.batch_size,
+            epochs=self.budget_.epochs,
             validation_data=(images[val], targets[val]) if has_validation else None,
             callbacks=self._callbacks(keras, has_validation),
             shuffle=True,
@@ -227,6 +240,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             key: [float(v) for v in values] for key, values in fitted.history.items()
         }
         self.n_epochs_ = len(next(iter(self.history_.values()), []))
+        self.convergence_ = check_convergence(self.history_, self.budget_, y_index[train], n_classes)
         return self
 
     def predict_proba(self, X):

@@ -11,10 +11,10 @@ so importing this module stays free of TensorFlow.
 """
 
 import functools
-import math
 
 import numpy as np
 
+from .budget import StepBudget
 from .cnn import CNNClassifier, predict_fixed_batches
 from .registry import register
 
@@ -156,6 +156,15 @@ class FastCNN(CNNClassifier):
     offered: Keras turns it off whenever TensorFlow's op determinism is on, which
     `CNNClassifier` switches on for reproducibility.
 
+    Budget (`epochs=None`, `batch_size=None`; see `estimators.budget`): the recipe's batch 512
+    and 10 epochs on large sets (CIFAR-10: 96 steps an epoch, 960 steps, unchanged); on small
+    sets the batch halves until an epoch has at least 16 steps (not below 16) and the epochs
+    grow to at least 400 optimizer steps, at most 100 epochs. On `shapes` (627 training
+    images) the recipe's numbers gave 20 steps and 0.839 over 5 folds in `run --all` (0.850
+    on fold 0; batch 64 x 10 epochs 0.981, batch 64 x 40 epochs 0.994, fits of 17 and 74 s);
+    the rule gives batch 32 x 20 epochs (400 steps): 0.994 / 0.969 on folds 0 / 1 in 15-19 s
+    on 1 thread.
+
     Defaults, and the measurements behind them (2 cores shared with other jobs, so times are
     noisy; single runs, random_state=0):
 
@@ -192,13 +201,14 @@ class FastCNN(CNNClassifier):
     """
 
     min_input_size = 8
+    step_budget = StepBudget(batch_size=512, epochs=10, min_steps=400, max_epochs=100)
 
     def __init__(
         self,
         input_size=None,
         widths=(64, 128, 128),
-        epochs=10,
-        batch_size=512,
+        epochs=None,
+        batch_size=None,
         learning_rate=0.75,
         momentum=0.85,
         weight_decay=1.3e-5,
@@ -279,9 +289,8 @@ class FastCNN(CNNClassifier):
         outputs = layers.Rescaling(float(self.logit_scale), dtype="float32", name="logits")(x)
         model = keras.Model(inputs, outputs)
 
-        steps_per_epoch = math.ceil(self.n_train_ / int(self.batch_size))
         schedule = objects["WarmupLinearDecay"](
-            float(self.learning_rate), steps_per_epoch * int(self.epochs), warmup=float(self.warmup)
+            float(self.learning_rate), self.budget_.steps, warmup=float(self.warmup)
         )
         optimizer = keras.optimizers.SGD(
             schedule,

@@ -1,0 +1,259 @@
+"""Training budgets that follow the data, convergence checks, and the report's diagnostics."""
+
+import json
+import math
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import estimators.registry as registry
+from benchmark.cli import main
+from estimators import create_estimator, list_estimators, register
+from estimators.budget import StepBudget
+from estimators.cnn_fast import FastCNN
+from estimators.convergence import check_convergence
+
+CNN_NAMES = list_estimators(family="cnn")
+
+
+def rule(budget, n):
+    """The documented rule, written out independently of StepBudget.plan."""
+    batch = budget.batch_size
+    while batch // 2 >= budget.min_batch and math.ceil(n / batch) < budget.steps_per_epoch:
+        batch //= 2
+    batch = min(batch, n)
+    steps = math.ceil(n / batch)
+    epochs = min(max(budget.epochs, math.ceil(budget.min_steps / steps)), budget.max_epochs)
+    return batch, epochs, steps * epochs
+
+
+@pytest.mark.parametrize("name", CNN_NAMES)
+@pytest.mark.parametrize("n", [300, 3_000, 50_000])
+def test_each_cnn_budget_follows_the_documented_rule(name, n):
+    budget = type(create_estimator(name)).step_budget
+    plan = budget.plan(n)
+    assert (plan.batch_size, plan.epochs, plan.steps) == rule(budget, n)
+    assert plan.steps_per_epoch == math.ceil(n / plan.batch_size)
+    assert plan.steps >= min(budget.min_steps, plan.steps_per_epoch * budget.max_epochs)
+
+
+def test_cnn_fast_budget_figures():
+    """The figures the README and the docstring quote: CIFAR-10 trains exactly as the recipe
+    says (batch 512 x 10 epochs); small sets get smaller batches and more epochs."""
+    budget = FastCNN.step_budget
+    figures = lambda plan: (plan.batch_size, plan.epochs, plan.steps_per_epoch, plan.steps)  # noqa: E731
+    assert figures(budget.plan(49_000)) == (512, 10, 96, 960)
+    assert figures(budget.plan(3_000)) == (128, 17, 24, 408)
+    assert figures(budget.plan(300)) == (16, 22, 19, 418)
+    assert budget.plan(300).batch_from == "rule" and budget.plan(49_000).epochs_from == "recipe"
+
+
+def test_explicit_epochs_and_batch_size_win():
+    budget = StepBudget(batch_size=512, epochs=10, min_steps=1000, max_epochs=100)
+    plan = budget.plan(300, batch_size=100, epochs=3)
+    assert (plan.batch_size, plan.epochs, plan.steps, plan.batch_from, plan.epochs_from) == (100, 3, 9, "user", "user")
+    assert budget.plan(300, epochs=2).epochs == 2 and budget.plan(300, batch_size=64).batch_size == 64
+    # a training set smaller than one batch: one step per epoch over every image
+    small = budget.plan(10, batch_size=64)
+    assert (small.batch_size, small.steps_per_epoch) == (10, 1)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "10", True])
+@pytest.mark.parametrize("parameter", ["epochs", "batch_size"])
+def test_a_bad_epochs_or_batch_size_is_a_clear_value_error(parameter, bad):
+    with pytest.raises(ValueError, match=rf"^{parameter} must be a whole number >= 1"):
+        StepBudget(batch_size=64, epochs=10, min_steps=100, max_epochs=50).plan(100, **{parameter: bad})
+
+
+@pytest.mark.parametrize("name", CNN_NAMES)
+@pytest.mark.parametrize("parameter", ["epochs", "batch_size"])
+def test_fit_refuses_zero_epochs_or_batch_size_before_training(name, parameter):
+    X = np.zeros((8, 8, 8, 1), np.uint8)
+    y = np.array(["a", "b"] * 4)
+    with pytest.raises(ValueError, match=rf"{parameter} must be a whole number >= 1"):
+        create_estimator(name, **{parameter: 0}).fit(X, y)
+
+
+# -- the convergence check on hand-made curves -----------------------------------------------
+PLAN = StepBudget(batch_size=32, epochs=8, min_steps=10, max_epochs=8).plan(320)
+Y = np.repeat([0, 1, 2, 3], 80)
+
+
+def test_flat_curves_at_high_accuracy_pass():
+    loss = [1.4, 0.8, 0.5, 0.40, 0.36, 0.35, 0.35, 0.35]
+    accuracy = [0.4, 0.7, 0.9, 0.97, 0.99, 0.995, 0.995, 0.995]
+    result = check_convergence({"loss": loss, "accuracy": accuracy}, PLAN, Y, 4)
+    assert not result["undertrained"] and result["reasons"] == []
+    assert result["window_epochs"] == 2 and result["accuracy_rise"] == 0.0
+    assert result["chance_accuracy"] == 0.25 and result["train_accuracy"] == 0.995
+    json.dumps(result)
+
+
+def test_curves_still_climbing_at_the_end_are_flagged_with_the_evidence():
+    loss = [1.4, 1.3, 1.2, 1.1, 1.0, 0.9, 0.8, 0.7]
+    accuracy = [0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65]
+    result = check_convergence({"loss": loss, "accuracy": accuracy}, PLAN, Y, 4)
+    assert result["undertrained"]
+    # the last 2 epochs' rise, from the epoch before them
+    assert result["accuracy_rise"] == pytest.approx(0.1) and result["loss_share"] == pytest.approx(0.2 / 0.7, abs=1e-4)
+    assert result["reasons"] == ["still improving over the last 2 of 8 epochs: training accuracy "
+                                 "0.550 → 0.650, loss 0.900 → 0.700 (29% of its whole fall)"]
+
+
+def test_a_late_rise_to_a_fitted_training_set_is_not_flagged():
+    loss = [1.4, 0.8, 0.5, 0.40, 0.36, 0.35, 0.35, 0.349]
+    accuracy = [0.4, 0.7, 0.9, 0.95, 0.96, 0.97, 0.98, 0.995]  # +0.025 from epoch 6, but to 0.995
+    assert not check_convergence({"loss": loss, "accuracy": accuracy}, PLAN, Y, 4)["undertrained"]
+    accuracy[5:] = [0.95, 0.96, 0.975]  # the same rise to below FITTED: still improving
+    assert check_convergence({"loss": loss, "accuracy": accuracy}, PLAN, Y, 4)["undertrained"]
+
+
+def test_one_epoch_is_too_short_and_chance_level_did_not_learn():
+    one = check_convergence({"loss": [1.2], "accuracy": [0.9]}, PLAN, Y, 4)
+    assert one["undertrained"] and one["reasons"][0].startswith("too short: 1 epoch(s)")
+    flat_at_chance = check_convergence({"loss": [1.39] * 8, "accuracy": [0.25] * 8}, PLAN, Y, 4)
+    assert flat_at_chance["undertrained"]
+    assert flat_at_chance["reasons"] == ["did not learn: training accuracy 0.250, where always "
+                                         "answering the largest class scores 0.250"]
+
+
+# -- CNN fits: the plan and the check are kept on the estimator -------------------------------
+def separable(n, size=12, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.array(["cat", "dog"])[np.arange(n) % 2]
+    X = rng.integers(0, 100, (n, size, size, 3), dtype=np.uint8)
+    X[y == "dog"] += 140
+    return X, y
+
+
+def test_a_fitted_cnn_keeps_its_plan_and_convergence_check():
+    X, y = separable(64)
+    estimator = create_estimator("cnn-fast", epochs=4, batch_size=16, input_size=8, validation_fraction=0)
+    estimator.fit(X, y)
+    plan = estimator.budget_
+    assert (plan.batch_size, plan.epochs, plan.steps_per_epoch, plan.steps) == (16, 4, 4, 16)
+    assert len(estimator.history_["loss"]) == 4 == estimator.convergence_["epochs_run"]
+    assert estimator.convergence_["batch_size"] == 16 and estimator.convergence_["steps"] == 16
+    assert estimator.convergence_["train_accuracy"] == pytest.approx(estimator.history_["accuracy"][-1], abs=1e-4)
+
+
+def test_default_budget_trains_a_small_set_with_small_batches_and_enough_steps():
+    X, y = separable(40, size=8)  # smaller than the recipe's batch of 512
+    estimator = create_estimator("cnn-fast", input_size=8, validation_fraction=0).fit(X, y)
+    plan = estimator.budget_
+    assert plan.batch_size == 16 and plan.steps_per_epoch == 3
+    # 400 steps would take 134 epochs: the rule caps them at max_epochs
+    assert (plan.epochs, plan.steps) == (FastCNN.step_budget.max_epochs, 3 * FastCNN.step_budget.max_epochs)
+    assert plan.epochs == len(estimator.history_["loss"])
+    assert np.mean(estimator.predict(X) == y) == 1.0
+
+
+def test_odd_training_sets_do_not_crash_and_the_check_says_what_happened():
+    rng = np.random.default_rng(0)
+    # one class has a single image (it stays out of the inner validation split)
+    X = rng.integers(0, 255, (21, 8, 8, 1), dtype=np.uint8)
+    y = np.array(["a"] * 10 + ["b"] * 10 + ["c"])
+    estimator = create_estimator("cnn-vgg", epochs=2, input_size=8).fit(X, y)
+    assert estimator.predict(X).shape == (21,) and estimator.n_validation_ == 2
+    # every image identical: nothing to learn, and the check says so
+    same = np.full((40, 8, 8, 1), 128, np.uint8)
+    labels = np.array(["a", "b"] * 20)
+    estimator = create_estimator("cnn-fast", epochs=4, batch_size=8, input_size=8).fit(same, labels)
+    assert estimator.convergence_["undertrained"]
+    assert any(r.startswith("did not learn") for r in estimator.convergence_["reasons"])
+
+
+# -- the runner and the report ----------------------------------------------------------------
+@pytest.fixture
+def extra_estimators(monkeypatch):
+    registry.list_estimators()  # load the real entries first, so the copy holds them all
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+
+    @register("cnn-one-epoch", family="cnn")
+    def one_epoch():
+        return FastCNN(epochs=1, input_size=8)
+
+    @register("logreg-one-iteration")
+    def one_iteration():
+        return create_estimator("logreg-pixels").set_params(max_iter=1)
+
+
+def test_undertrained_and_unconverged_fits_are_flagged_in_the_report_not_printed(
+        tmp_path, extra_estimators, capfd):
+    out = tmp_path / "run"
+    code = main(["run", "--datasets", "faces", "--estimators", "cnn-one-epoch,logreg-one-iteration,knn-pixels",
+                 "--folds", "3", "--out", str(out), "--no-cache", "--jobs", "1"])
+    captured = capfd.readouterr()
+    assert code == 0
+    assert "ConvergenceWarning" not in captured.err and "Warning" not in captured.err
+    assert "cnn-one-epoch (!)" in captured.out and "logreg-one-iteration (!)" in captured.out
+
+    cell = json.loads((out / "cells" / "faces" / "logreg-one-iteration" / "fold-0.json").read_text())
+    assert cell["diagnostics"]["undertrained"]
+    assert any(w.startswith("ConvergenceWarning: lbfgs failed to converge") for w in cell["diagnostics"]["warnings"])
+    cnn = json.loads((out / "cells" / "faces" / "cnn-one-epoch" / "fold-0.json").read_text())
+    assert cnn["diagnostics"]["training"]["epochs_run"] == 1
+    assert cnn["diagnostics"]["reasons"][0].startswith("too short: 1 epoch(s)")
+
+    summary = pd.read_csv(out / "summary.csv").set_index("estimator")
+    assert summary.loc["cnn-one-epoch", "undertrained_folds"] == 3
+    assert summary.loc["logreg-one-iteration", "undertrained_folds"] == 3
+    assert summary.loc["knn-pixels", "undertrained_folds"] == 0
+    assert "undertrained on 3/3 folds" in summary.loc["cnn-one-epoch", "training_note"]
+    assert pd.isna(summary.loc["knn-pixels", "training_note"])
+    scores = pd.read_csv(out / "scores.csv")
+    assert scores[scores.estimator == "cnn-one-epoch"]["epochs"].tolist() == [1, 1, 1]
+
+    report = (out / "report.md").read_text()
+    section = report[report.index("### Training diagnostics"):]
+    assert "- **cnn-one-epoch** ⚠: undertrained on 3/3 folds" in section
+    assert "too short: 1 epoch(s)" in section
+    assert "- **logreg-one-iteration** ⚠: undertrained on 3/3 folds" in section
+    assert "did not converge: ConvergenceWarning: lbfgs failed to converge" in section
+    assert "knn-pixels**" not in section
+    assert re.search(r"\| cnn-one-epoch ⚠ +\|", report) and re.search(r"\| knn-pixels +\|", report)
+
+
+def test_a_cells_warnings_and_prints_stay_in_the_cell(tmp_path, capfd):
+    from benchmark.cells import CellTask, run_cell
+    from benchmark.protocols import Split
+
+    class Noisy(type(create_estimator("knn-pixels"))):
+        def fit(self, X, y):
+            print("printed by fit")
+            warnings.warn("something odd", UserWarning)
+            return super().fit(X, y)
+
+    X = np.random.default_rng(0).integers(0, 255, (20, 8, 8, 1), dtype=np.uint8)
+    y = np.array(["a", "b"] * 10)
+    task = CellTask("d", "noisy", 0, "k", Noisy(), Split(np.arange(10), np.arange(10, 20), 0),
+                    None, (None, "in-fit"), 1)
+    cell = run_cell(task, X, y)
+    assert cell.status == "ok"
+    assert cell.diagnostics["warnings"] == ["UserWarning: something odd"]
+    assert "printed by fit" in cell.diagnostics["printed"]
+    assert not cell.diagnostics["undertrained"]
+    captured = capfd.readouterr()
+    assert "printed by fit" not in captured.out + captured.err and "something odd" not in captured.err
+
+
+def test_cnn_vgg_patience_is_a_share_of_the_planned_epochs_and_waits_for_half_the_steps():
+    from estimators.cnn_vgg import VGGCNN
+
+    vgg = VGGCNN()
+    vgg.budget_ = VGGCNN.step_budget.plan(45_000)  # CIFAR-10: the studies' 3 and 6 epochs
+    assert (vgg.budget_.batch_size, vgg.budget_.epochs) == (64, 30)
+    assert vgg.watch_plan() == (3, 6, 1)
+    vgg.budget_ = VGGCNN.step_budget.plan(576)  # shapes: 18 steps an epoch, the recipe's 30 epochs
+    assert (vgg.budget_.batch_size, vgg.budget_.epochs, vgg.budget_.steps) == (32, 30, 540)
+    assert vgg.watch_plan() == (3, 6, 14)
+    vgg.budget_ = VGGCNN.step_budget.plan(144)  # faces: 9 steps an epoch, capped at 30 epochs
+    assert (vgg.budget_.batch_size, vgg.budget_.epochs, vgg.budget_.steps) == (16, 30, 270)
+    assert vgg.watch_plan() == (3, 6, 28)
+    vgg.set_params(lr_patience=2, stop_patience=4)
+    assert vgg.watch_plan()[:2] == (2, 4)
+    with pytest.raises(ValueError, match="stop_patience must be a whole number >= 1"):
+        vgg.set_params(stop_patience=0).watch_plan()

@@ -224,7 +224,7 @@ def _markdown(stored, summary, overall, ranking, plots, problems, alpha):
         lines += ["## Datasets", "", table(rows, ["dataset", "images used", "image size", "classes",
                                                   "protocol and sample", "fingerprint", "skipped files"]), ""]
     if len(summary):
-        lines += _overview(summary, overall) + _ranking_text(ranking, plots, alpha)
+        lines += _overview(summary, overall) + _ranking_text(ranking, plots, alpha, summary)
         for dataset in summary["dataset"].drop_duplicates():
             lines += _dataset_section(dataset, summary, plots.get(dataset, {}), config, stored)
     else:
@@ -285,7 +285,7 @@ def _overview(summary, overall):
             "", table(rows, ["estimator", "mean rank", *map(esc, datasets)]), ""]
 
 
-def _ranking_text(ranking, plots, alpha):
+def _ranking_text(ranking, plots, alpha, summary):
     lines = ["## Overall ranking", ""]
     f = ranking.friedman
     if f is None:
@@ -294,6 +294,12 @@ def _ranking_text(ranking, plots, alpha):
     rows = [[i + 1, esc(e), f"{r:.2f}"] for i, (e, r) in enumerate(f.mean_ranks.items())]
     lines += [f"Mean rank by macro-F1 (1 = best) over {n} dataset(s).", "",
               table(rows, ["#", "estimator", "mean rank"]), ""]
+    flagged = summary[summary.apply(is_flagged, axis=1)]
+    if len(flagged):
+        where = flagged.groupby("estimator", sort=False)["dataset"].apply(list)
+        lines += [f"{MARK} Part of this ranking rests on training that looked unfinished: "
+                  + "; ".join(f"{esc(e)} on {', '.join(map(esc, d))}" for e, d in where.items())
+                  + " (see those datasets' Training diagnostics).", ""]
     if ranking.left_out:
         lines += [f"Left out of the ranking and the tests because some of their cells failed or are "
                   f"missing: {', '.join(map(esc, ranking.left_out))}.", ""]

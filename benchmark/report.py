@@ -381,10 +381,19 @@ def _diagnostics_section(dataset, summary, stored):
     notice = ([f"Library deprecation notices (about the libraries, not this training) are kept in "
                f"the cells of: {', '.join(f'{esc(e)} ({n} fold(s))' for e, n in notices.items())}.", ""]
               if notices else [])
+    unchecked = sorted({c.estimator for c in cells if c.diagnostics is None})
+    if unchecked:
+        lines += [f"No training diagnostics were recorded for {', '.join(map(esc, unchecked))} (cells "
+                  "computed by a version of this tool without them): run again to check their "
+                  "training.", ""]
     if flagged.empty:
-        return lines + ["Every estimator's training passed its checks on every fold: no CNN was "
-                        "still improving or near chance at the end, and no fit raised a warning.",
-                        ""] + notice
+        if len(unchecked) == len({c.estimator for c in cells}):
+            return lines
+        return lines + ["Every other estimator's training passed its checks on every fold: no CNN "
+                        "was still improving or near chance at the end, and no fit raised a "
+                        "warning." if unchecked else "Every estimator's training passed its checks "
+                        "on every fold: no CNN was still improving or near chance at the end, and "
+                        "no fit raised a warning.", ""] + notice
     for _, r in flagged.iterrows():
         mark = f" {MARK}" if is_flagged(r) else ""
         lines.append(f"- **{esc(r['estimator'])}**{mark}: {esc(r['training_note'])}.")

@@ -38,7 +38,7 @@ from sklearn.utils.validation import check_is_fitted
 from features.images import as_image_batch, to_uint8
 
 from .base import check_images_and_labels
-from .budget import check_positive_int
+from .budget import StepBudget, check_positive_int
 from .convergence import check_convergence
 
 DEFAULT_MAX_INPUT = 32  # the per-dataset default input size never exceeds this (CPU budget)
@@ -161,7 +161,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     loss still falling at the end? did the net learn beyond chance?).
     """
 
-    step_budget = None  # estimators.budget.StepBudget of the recipe
+    # How `epochs=None` / `batch_size=None` follow the training-set size: each recipe states
+    # its own; this generic one serves a user's subclass that does not.
+    step_budget = StepBudget(batch_size=64, epochs=30, min_steps=1000, max_epochs=100)
 
     min_input_size = 8
     # the per-dataset default input size is at least this (and at most DEFAULT_MAX_INPUT)

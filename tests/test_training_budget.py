@@ -158,6 +158,9 @@ def test_odd_training_sets_do_not_crash_and_the_check_says_what_happened():
     y = np.array(["a"] * 10 + ["b"] * 10 + ["c"])
     estimator = create_estimator("cnn-vgg", epochs=2, input_size=8).fit(X, y)
     assert estimator.predict(X).shape == (21,) and estimator.n_validation_ == 2
+    # a training set smaller than one batch: one step an epoch over all of it
+    estimator = create_estimator("cnn-simple", epochs=2, batch_size=64, input_size=16).fit(X, y)
+    assert (estimator.budget_.batch_size, estimator.budget_.steps) == (estimator.n_train_, 2)
     # every image identical: nothing to learn, and the check says so
     same = np.full((40, 8, 8, 1), 128, np.uint8)
     labels = np.array(["a", "b"] * 20)
@@ -257,3 +260,29 @@ def test_cnn_vgg_patience_is_a_share_of_the_planned_epochs_and_waits_for_half_th
     assert vgg.watch_plan()[:2] == (2, 4)
     with pytest.raises(ValueError, match="stop_patience must be a whole number >= 1"):
         vgg.set_params(stop_patience=0).watch_plan()
+
+
+def test_cells_without_diagnostics_are_not_reported_as_checked(tmp_path):
+    """A run stored by an older version has no diagnostics: the report must not claim they passed."""
+    from benchmark.cells import Cell, save_cell
+    from benchmark.report import write_report
+
+    run = tmp_path / "old"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({
+        "run_id": "old", "status": "finished",
+        "config": {"datasets": ["d"], "estimators": ["e1", "e2"], "folds": 3, "seed": 0},
+        "plan": {"d": {"estimators": ["e1", "e2"], "folds": 3}},
+        "datasets": {"d": {"images": 60, "image_size": "8x8x1", "classes": {"a": 30, "b": 30},
+                           "fingerprint": "fp", "skipped_files": []}},
+    }))
+    for estimator, value in (("e1", 0.9), ("e2", 0.7)):
+        for fold in range(3):
+            y = ["a"] * 10 + ["b"] * 10
+            save_cell(run, Cell("d", estimator, fold, "ok", scores={m: value + fold / 100 for m in (
+                "accuracy", "f1_macro", "f1_weighted", "balanced_accuracy")}, fit_seconds=1.0,
+                predict_seconds=0.1, n_train=40, n_test=20, test_index=list(range(20)), y_true=y, y_pred=y))
+    text = write_report(run).path.read_text()
+    section = text[text.index("### Training diagnostics"):]
+    assert "No training diagnostics were recorded for e1, e2" in section
+    assert "passed its checks" not in section

@@ -4,6 +4,7 @@ import argparse
 import fnmatch
 import json
 import os
+import shlex
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +14,8 @@ from .metrics import METRICS
 from .progress import Progress
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+MAX_SEED = 2**32 - 1
+MAX_IMAGE_SIZE = 1024
 DATA_DIR_HELP = ("where the named datasets (cifar10, mnist, ...) are looked for first: original "
                  "archives or image folders (default: $IMAGE_BENCHMARK_DATA, else [data] dir in "
                  "~/.config/image-benchmark/config.ini)")
@@ -29,6 +32,9 @@ def build_parser():
         description="Benchmark image classifiers: classical models on handcrafted features "
         "vs convolutional networks, cross-validated on the same splits.",
     )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"image-benchmark {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("run", help="cross-validate estimators on datasets and write leaderboards")
@@ -238,6 +244,7 @@ def _run(args, argv):
 
         # connect to the cluster (or start the local one) while the data loads
         threads = args.threads_per_cell or 1
+        _check_thread_budget(args, threads)  # before a local cluster starts its workers
         n_jobs = args.jobs if args.jobs > 0 else max(1, (os.cpu_count() or 1) // threads)
         with make_backend("dask", n_jobs, args.scheduler) as backend:
             return _prepare_and_execute(args, argv, backend)
@@ -248,7 +255,7 @@ def _prepare_and_execute(args, argv, backend):
     from features.cache import default_cache_dir
 
     from .backends import make_backend
-    from .results import new_run_id, prepare_run_dir
+    from .results import new_run_dir, prepare_run_dir
     from .runner import RunConfig
 
     if args.resume:
@@ -264,14 +271,14 @@ def _prepare_and_execute(args, argv, backend):
             data_dir=str(args.data_dir) if args.data_dir else None, unavailable=unavailable,
             folder_cache=not args.no_cache,
         )
-        run_dir = args.out or Path("results") / new_run_id()
+        run_dir = args.out  # None: a new directory under results/, made once the options pass
     if args.threads_per_cell is not None or not args.resume:  # a resume keeps the run's own
         config.threads_per_cell = args.threads_per_cell or 1
     if args.cell_timeout is not None or not args.resume:
         config.cell_timeout = args.cell_timeout
     _check_thread_budget(args, config.threads_per_cell)
     config.n_jobs = args.jobs if args.jobs > 0 else max(1, (os.cpu_count() or 1) // config.threads_per_cell)
-    run_dir = prepare_run_dir(run_dir)
+    run_dir = prepare_run_dir(run_dir if run_dir is not None else new_run_dir())
     with run_lock(run_dir):
         if backend is None:
             with make_backend(args.backend, config.n_jobs, args.scheduler) as backend:
@@ -290,6 +297,11 @@ def _check_run_options(args):
         value = getattr(args, option)
         if value is not None and value <= 0:
             raise UsageError(f"--{option.replace('_', '-')} must be positive; got {value:g}")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise UsageError(f"--seed must be between 0 and {MAX_SEED} (NumPy's seed range); got {args.seed}")
+    if args.image_size is not None and args.image_size > MAX_IMAGE_SIZE:
+        raise UsageError(f"--image-size must be at most {MAX_IMAGE_SIZE} pixels a side; got "
+                         f"{args.image_size} (images are held in memory at that size)")
     if args.scheduler and args.backend != "dask":
         raise UsageError("--scheduler needs --backend dask")
     if args.resume and (args.datasets or args.all or args.estimators or args.out):
@@ -301,7 +313,8 @@ def _check_thread_budget(args, threads):
     cores = os.cpu_count() or 1
     if threads > cores:
         raise UsageError(f"--threads-per-cell {threads} exceeds the {cores} cores")
-    if args.backend == "local" and args.jobs > 0 and args.jobs * threads > cores:
+    on_this_machine = args.backend == "local" or not args.scheduler  # or a local Dask cluster
+    if on_this_machine and args.jobs > 0 and args.jobs * threads > cores:
         raise UsageError(f"--jobs {args.jobs} x --threads-per-cell {threads} threads exceed the "
                          f"{cores} cores; lower one of them")
 
@@ -361,7 +374,7 @@ def _execute(config, run_dir, argv, args, backend):
             write_run_json(started[0], argv, "interrupted", backend=args.backend)
             write_report(run_dir)
         print(f"\ninterrupted: the finished cells are kept in {run_dir}/cells. Resume with:\n"
-              f"  python -m benchmark run --resume {run_dir}", file=sys.stderr)
+              f"  python -m benchmark run --resume {shlex.quote(str(run_dir))}", file=sys.stderr)
         return EXIT_INTERRUPTED
     progress.close()
     write_run_json(result, argv, "finished", backend=args.backend)
@@ -381,7 +394,7 @@ def _execute(config, run_dir, argv, args, backend):
     if result.failed_cells or result.skipped_datasets:
         print(f"{len(result.failed_cells)} failed cell(s), {len(result.skipped_datasets)} skipped "
               f"dataset(s): see the Problems section of {report.path}; `python -m benchmark run "
-              f"--resume {run_dir}` retries the failed cells", file=sys.stderr)
+              f"--resume {shlex.quote(str(run_dir))}` retries the failed cells", file=sys.stderr)
         return EXIT_FAILURES
     return EXIT_OK
 
@@ -398,10 +411,10 @@ def _report(args):
     if len(report.summary):
         print(render(report.summary, report.overall))
     print(f"Report: {report.path}")
-    unreadable = [p for p in report.problems if p.startswith("cannot read ")]
-    for problem in unreadable:
-        print(f"error: {problem}", file=sys.stderr)
-    return EXIT_FAILURES if unreadable else EXIT_OK
+    for path, reason in report.unreadable:
+        print(f"error: cannot read {path}: {reason}; the rest of the run is reported without it",
+              file=sys.stderr)
+    return EXIT_FAILURES if report.unreadable else EXIT_OK
 
 
 def _compare(args):
@@ -412,16 +425,16 @@ def _compare(args):
 
     dirs = [resolve_run_dir(args.run_a), resolve_run_dir(args.run_b)]
     runs = [load_run(d) for d in dirs]
-    for stored in runs:
-        for path, reason in stored.unreadable:
-            print(f"warning: cannot read {path}: {reason}", file=sys.stderr)
+    unreadable = [(path, reason) for stored in runs for path, reason in stored.unreadable]
+    for path, reason in unreadable:
+        print(f"error: cannot read {path}: {reason}; compared without it", file=sys.stderr)
     frame = compare_runs(*runs, metric=args.metric)
     print(f"A: {dirs[0]}\nB: {dirs[1]}\nmetric: {args.metric}, mean over folds\n")
     if frame.empty:
         print("The two runs have no successful cells to compare.")
-        return EXIT_OK
+        return EXIT_FAILURES if unreadable else EXIT_OK
     rows, headers = comparison_table(frame)
     print(tabulate(rows, headers, disable_numparse=True))
     significant = int(frame["significant"].sum())
     print(f"\n{significant} of {int(frame['p_value'].notna().sum())} tested difference(s) significant.")
-    return EXIT_OK
+    return EXIT_FAILURES if unreadable else EXIT_OK

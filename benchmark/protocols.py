@@ -94,6 +94,10 @@ def plan_splits(dataset, *, protocol="auto", folds=5, repeats=3, max_per_class=N
     everything = np.arange(len(labels))
     if protocol == "cv":
         rows = stratified_cap(labels, everything, max_per_class, seed)
+        if max_per_class is not None and max_per_class < folds:  # the cap, not the data, is short
+            raise DatasetError(f"dataset {dataset.name!r}: --max-per-class {max_per_class} leaves each "
+                               f"class fewer images than the {folds} folds need; use --max-per-class "
+                               f"{folds} or more (or fewer --folds)")
         _check_classes(dataset.name, labels[rows], folds, f"{folds} folds", "use --folds {n} or add images")
         splits = [Split(train, test, seed) for train, test in cv_splits(labels[rows], folds, seed)]
         return Plan("cv", rows, splits, max_per_class, len(labels))

@@ -8,6 +8,7 @@ refitted, so `python -m benchmark report RUN` gives the same report as the run i
 
 import math
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +51,7 @@ class Report:
     overall: pd.DataFrame
     ranking: Ranking
     problems: list  # one line each: failed, missing or unreadable cells, skipped datasets
+    unreadable: list = field(default_factory=list)  # [(path, reason)] of files that could not be read
 
 
 def rank_estimators(summary, alpha=ALPHA):
@@ -94,7 +96,7 @@ def write_report(run_dir, alpha=ALPHA, n_jobs=1, mapper=None):
     text = _markdown(stored, summary, overall, ranking, plots, problems, alpha)
     path = run_dir / REPORT_FILE
     atomic_write(path, lambda f: f.write(text.encode()))
-    return Report(path, summary, overall, ranking, problems)
+    return Report(path, summary, overall, ranking, problems, list(stored.unreadable))
 
 
 def _write_csv(path, frame):
@@ -238,27 +240,30 @@ def _markdown(stored, summary, overall, ranking, plots, problems, alpha):
 
 
 def _run_facts(meta):
+    """The run's facts as Markdown list items (each escaped once; the command as code)."""
     config, machine = meta.get("config") or {}, meta.get("machine") or {}
     facts = []
     if config:
-        facts.append(f"seed {config.get('seed')}, protocol {config.get('protocol')}, "
-                     f"{config.get('folds')} folds for cross-validation, {config.get('repeats')} "
-                     "repeats for official splits")
+        facts.append(esc(f"seed {config.get('seed')}, protocol {config.get('protocol')}, "
+                         f"{config.get('folds')} folds for cross-validation, {config.get('repeats')} "
+                         "repeats for official splits"))
     if machine:
         gpus = ", ".join(machine.get("gpus") or []) or "no GPU"
-        facts.append(f"{machine.get('cpu')} ({machine.get('cpu_count')} cores), {gpus}")
+        facts.append(esc(f"{machine.get('cpu')} ({machine.get('cpu_count')} cores), {gpus}"))
     libraries = meta.get("libraries") or {}
     if libraries:
-        facts.append(", ".join(f"{k} {v}" for k, v in libraries.items()))
+        facts.append(esc(", ".join(f"{k} {v}" for k, v in libraries.items())))
     if meta.get("command"):
-        command = " ".join(" ".join(str(part).split()) for part in meta["command"])
+        parts = [" ".join(str(part).split()) for part in meta["command"]]  # each on one line
+        command = " ".join(parts[:1] + [shlex.quote(part) for part in parts[1:]])
         facts.append("`" + command.replace("`", "'") + "`")
     project = meta.get("project")
     if project:
-        facts.append(f"commit {project['commit'][:12]}{' (with local changes)' if project['dirty'] else ''}")
+        facts.append(esc(f"commit {project['commit'][:12]}"
+                         f"{' (with local changes)' if project['dirty'] else ''}"))
     if meta.get("status") and meta["status"] != "finished":
         facts.append(f"**status: {esc(meta['status'])}** (the run did not finish; see Problems)")
-    return [f"- {esc(f) if not f.startswith('`') else f}" for f in facts]
+    return [f"- {f}" for f in facts]
 
 
 def _overview(summary, overall):

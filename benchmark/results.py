@@ -35,6 +35,23 @@ def new_run_id():
     return time.strftime("%Y%m%d-%H%M%S")
 
 
+def new_run_dir(results_root="results"):
+    """Create and return `results_root/<run id>`; a run started in the same second as another
+    gets the id with a suffix (-2, -3, ...). The directory is created atomically, so two runs
+    started at once never share it."""
+    base = new_run_id()
+    for n in range(1, 1000):
+        path = Path(results_root) / (base if n == 1 else f"{base}-{n}")
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+            return path
+        except FileExistsError:
+            continue
+        except OSError:
+            return path  # unwritable: prepare_run_dir says so in one line
+    raise UsageError(f"cannot find a free run directory under {results_root}; choose one with --out")
+
+
 def prepare_run_dir(path):
     """Create the run directory and check it can be written; UsageError if not."""
     path = Path(path)

@@ -9,6 +9,7 @@ Written by hand rather than with `joblib.Memory`, which would hash the whole ima
 on every call and does not tell whether a call was computed or loaded; the runner reports both.
 """
 
+import functools
 import hashlib
 import json
 import os
@@ -144,13 +145,27 @@ class FeatureCache:
             pass
 
 
+@functools.lru_cache(maxsize=1)
+def _umask():
+    """The process's umask, read once (by setting it and setting it straight back, which is
+    not thread-safe, so not on every write)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path, write):
-    """Call `write(binary_file)` into a temporary file beside `path`, then rename it to `path`."""
+    """Call `write(binary_file)` into a temporary file beside `path`, then rename it to `path`.
+
+    The file gets the mode an ordinary `open` would give (0o666 less the umask), not
+    mkstemp's private 0o600, so the results are as readable as the user's other files."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

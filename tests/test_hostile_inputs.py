@@ -1,0 +1,97 @@
+"""Defects a hostile first hour found (issue 14): each test failed before its fix."""
+
+import os
+import stat
+
+import pytest
+
+from benchmark.cli import main
+from benchmark.report import write_report
+from features.cache import atomic_write
+
+from test_report import fake_run  # noqa: E402 (tests/ is on sys.path)
+
+RUN = ["run", "--datasets", "faces", "--estimators", "knn-pixels", "--quiet", "--jobs", "1", "--no-cache"]
+
+
+def test_results_are_written_with_the_umask_not_private(tmp_path):
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "a.txt", lambda f: f.write(b"x"))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
+
+
+def test_two_runs_in_the_same_second_get_their_own_directories(tmp_path, monkeypatch):
+    from benchmark import results
+
+    monkeypatch.setattr(results, "new_run_id", lambda: "20260101-120000")
+    first, second = results.new_run_dir(tmp_path), results.new_run_dir(tmp_path)
+    assert (first.name, second.name) == ("20260101-120000", "20260101-120000-2")
+    assert first.is_dir() and second.is_dir()
+
+
+def test_compare_with_a_corrupt_cell_exits_1_and_names_it(tmp_path, capsys):
+    scores = {("d1", "e1"): [0.8, 0.7, 0.75], ("d1", "e2"): [0.5, 0.6, 0.55]}
+    a, b = fake_run(tmp_path / "a", scores), fake_run(tmp_path / "b", scores)
+    corrupt = b / "cells" / "d1" / "e1" / "fold-0.json"
+    corrupt.write_text("{not json")
+    assert main(["compare", str(a), str(b)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot read {corrupt}" in err and "Traceback" not in err
+
+
+def test_report_exit_code_comes_from_the_unreadable_files_not_the_text(tmp_path):
+    run = fake_run(tmp_path / "r", {("d1", "e1"): [0.8, 0.7, 0.75]})
+    assert write_report(run).unreadable == []
+    (run / "cells" / "d1" / "e1" / "fold-0.json").write_text("[]")
+    report = write_report(run)
+    assert [str(p) for p, _ in report.unreadable] == [str(run / "cells" / "d1" / "e1" / "fold-0.json")]
+    assert main(["report", str(run)]) == 1
+
+
+def test_an_unfinished_status_is_bold_once_and_the_command_is_shell_quoted(tmp_path):
+    import json
+
+    run = fake_run(tmp_path / "r", {("d1", "e1"): [0.8, 0.7, 0.75]})
+    meta = json.loads((run / "run.json").read_text())
+    meta.update(status="running", command=["python -m benchmark", "run", "--out", "my results/x"])
+    (run / "run.json").write_text(json.dumps(meta))
+    text = write_report(run).path.read_text()
+    assert "- **status: running** (the run did not finish" in text
+    assert "`python -m benchmark run --out 'my results/x'`" in text
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith("image-benchmark ")
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--seed", "-1"], "--seed must be between 0 and 4294967295"),
+    (["--seed", str(2**32)], "--seed must be between 0 and 4294967295"),
+    (["--image-size", "100000"], "--image-size must be at most 1024 pixels a side"),
+    (["--backend", "dask", "--jobs", "99"], "--jobs 99 x --threads-per-cell 1 threads exceed the"),
+])
+def test_out_of_range_options_are_usage_errors_before_anything_runs(tmp_path, capsys, option, message):
+    out = tmp_path / "run"
+    assert main([*RUN, "--out", str(out), *option]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_a_cap_below_the_folds_points_at_the_cap(tmp_path, capsys):
+    assert main([*RUN, "--out", str(tmp_path / "run"), "--max-per-class", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "--max-per-class 1 leaves each class fewer images than the 5 folds need; use " \
+           "--max-per-class 5 or more" in err
+    assert "add images" not in err
+
+
+def test_a_default_run_directory_is_made_only_once_the_options_pass(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main([*RUN, "--threads-per-cell", "999"]) == 2
+    assert not (tmp_path / "results").exists()

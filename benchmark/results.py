@@ -52,9 +52,23 @@ def new_run_dir(results_root="results"):
     raise UsageError(f"cannot find a free run directory under {results_root}; choose one with --out")
 
 
+# What a run directory holds before its run.json is written (a run stopped at its start)
+EARLY_RUN_FILES = {"run.log", ".lock", "cells", "running", ".write-test"}
+
+
 def prepare_run_dir(path):
-    """Create the run directory and check it can be written; UsageError if not."""
+    """Create the run directory and check it can be written; UsageError if not, or if it is
+    an existing folder of something else: a run writes only into a new or empty folder, or a
+    run directory of its own (one with run.json, or one stopped before writing it), so it
+    never overwrites or deletes a user's files (report.md, plots/*.png, ...)."""
     path = Path(path)
+    if path.is_dir() and not (path / RUN_FILE).is_file():
+        foreign = sorted(p.name for p in path.iterdir() if p.name not in EARLY_RUN_FILES)
+        if foreign:
+            raise UsageError(
+                f"{str(path)!r} already holds files that are not a benchmark run (e.g. {foreign[0]!r}); "
+                "choose a new or empty directory with --out"
+            )
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".write-test"
@@ -144,8 +158,9 @@ def write_run_json(result_or_start, argv, status, backend=None):
     return meta
 
 
-def point_latest(run_dir):
-    """Make `<results root>/latest` a relative symlink to the newest run.
+def point_latest(run_dir, results_root="results"):
+    """Make `<results root>/latest` a relative symlink to the newest run, when the run is in
+    the results root (a run written elsewhere with --out leaves no link beside it).
 
     Only a missing `latest` or one that is already a symlink is (re)written: a file or folder
     of the user's that happens to be called `latest` is never replaced.
@@ -153,6 +168,8 @@ def point_latest(run_dir):
     run_dir = Path(run_dir)
     latest = run_dir.parent / "latest"
     try:
+        if run_dir.resolve().parent != Path(results_root).resolve():
+            return
         if latest.is_symlink():
             latest.unlink()
         elif latest.exists():

@@ -22,8 +22,7 @@ How it is measured
       an empty directory and IMAGE_BENCHMARK_OFFLINE=1 / BENCHMARK_CACHE_DIR=TMP are set, so
       `--all` means exactly the embedded datasets, whatever named datasets this machine holds.
     * OUT is a `run` folder inside a fresh tempfile.mkdtemp() directory per repeat (deleted
-      afterwards): the command also writes a `latest` link beside OUT, in OUT's parent, and
-      that must land in the temporary directory, not in /tmp itself.
+      afterwards).
     * Timing: `--repeats` repeats per suite (default 3 for classical, 1 for full: a full run
       takes minutes), wall time with time.perf_counter around the subprocess; the median is
       reported. The number of rows (cells) in OUT/scores.csv and the exit code of each repeat

@@ -27,8 +27,9 @@ def test_list_shows_estimators_and_datasets(capsys):
     assert "textures" in out and "folder:PATH" in out
 
 
-def test_run_end_to_end_writes_leaderboard_scores_and_metadata(tmp_path, tiny_folder, capsys):
-    out_dir = tmp_path / "run"
+def test_run_end_to_end_writes_leaderboard_scores_and_metadata(tmp_path, tiny_folder, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out_dir = tmp_path / "results" / "run"
     code = main(["run", "--datasets", f"folder:{tiny_folder}", "--estimators", "knn-pixels,logreg-pixels",
                  "--folds", "3", "--seed", "0", "--out", str(out_dir), "--no-cache", "--jobs", "1"])
     assert code == 0
@@ -102,11 +103,13 @@ def test_hostile_names_are_escaped_in_markdown():
     assert escape_markdown("a|b*c_`<script>\nx") == "a\\|b\\*c\\_\\`&lt;script&gt; x"
 
 
-def test_latest_never_replaces_a_users_file(tmp_path, capsys):
-    notes = tmp_path / "latest"
+def test_latest_never_replaces_a_users_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    notes = tmp_path / "results" / "latest"
+    notes.parent.mkdir()
     notes.write_text("my notes")
     argv = ["run", "--datasets", "faces", "--estimators", "knn-pixels", "--folds", "2", "--no-cache", "--quiet"]
-    assert main(argv + ["--out", str(tmp_path / "run")]) == 0
+    assert main(argv + ["--out", "results/run"]) == 0
     assert notes.read_text() == "my notes" and not notes.is_symlink()
 
 

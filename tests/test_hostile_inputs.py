@@ -95,3 +95,29 @@ def test_a_default_run_directory_is_made_only_once_the_options_pass(tmp_path, mo
     monkeypatch.chdir(tmp_path)
     assert main([*RUN, "--threads-per-cell", "999"]) == 2
     assert not (tmp_path / "results").exists()
+
+
+def test_out_never_overwrites_a_folder_that_is_not_a_run(tmp_path, capsys):
+    mine = tmp_path / "mine"
+    (mine / "plots").mkdir(parents=True)
+    (mine / "plots" / "mine.png").write_bytes(b"not a plot of ours")
+    (mine / "report.md").write_text("my own report")
+    assert main([*RUN, "--out", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert "already holds files that are not a benchmark run" in err and "choose a new or empty" in err
+    assert (mine / "plots" / "mine.png").read_bytes() == b"not a plot of ours"
+    assert (mine / "report.md").read_text() == "my own report"
+    # an empty folder, and a run directory of its own (run again into it), are fine
+    (tmp_path / "empty").mkdir()
+    assert main([*RUN, "--out", str(tmp_path / "empty")]) == 0
+    assert main([*RUN, "--out", str(tmp_path / "empty")]) == 0
+
+
+def test_latest_is_written_only_inside_results(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    elsewhere = tmp_path / "home" / "x"
+    assert main([*RUN, "--out", str(elsewhere)]) == 0
+    assert not (tmp_path / "home" / "latest").exists()
+    assert main(RUN) == 0  # the default: results/<run id>, and results/latest points at it
+    latest = tmp_path / "results" / "latest"
+    assert latest.is_symlink() and (latest / "run.json").is_file()

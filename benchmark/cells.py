@@ -26,10 +26,11 @@ from sklearn.base import clone
 
 from features.cache import atomic_write
 
-from .metrics import score_predictions
+from .metrics import METRICS, score_predictions
 from .time_limit import CellTimeout, time_limit
 
 MAX_PRINTED = 4000  # characters of a fit's printed output kept in its cell
+METRIC_NAMES = tuple(METRICS)
 
 
 @dataclass
@@ -82,11 +83,57 @@ def save_cell(run_dir, cell):
 
 
 def read_cell(path):
-    """The Cell stored at `path`; ValueError (or OSError) if it is not a readable cell record."""
+    """The Cell stored at `path`; ValueError (or OSError) if it is not a valid cell record.
+
+    Every field is checked (types, score ranges, predictions of one length), so a file that
+    parses but was edited or truncated is reported as unreadable - and recomputed on resume -
+    instead of crashing a report or being reused."""
     data = json.loads(Path(path).read_text())
     if not isinstance(data, dict) or not {"dataset", "estimator", "fold", "status"} <= data.keys():
         raise ValueError("not a cell record")
+    problem = _invalid(data)
+    if problem:
+        raise ValueError(f"not a valid cell record: {problem}")
     return Cell(**{k: v for k, v in data.items() if k in CELL_FIELDS})
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _invalid(data):
+    """What is wrong with a cell record read from JSON, or None."""
+    for name in ("dataset", "estimator", "status"):
+        if not isinstance(data[name], str):
+            return f"{name} is not text"
+    if not isinstance(data["fold"], int) or isinstance(data["fold"], bool) or data["fold"] < 0:
+        return "fold is not a whole number >= 0"
+    if data["status"] not in ("ok", "failed"):
+        return f"status {data['status']!r} is neither 'ok' nor 'failed'"
+    for name in ("fit_seconds", "predict_seconds", "feature_seconds", "seconds"):
+        if data.get(name) is not None and not (_is_number(data[name]) and data[name] >= 0):
+            return f"{name} is not a number of seconds"
+    for name in ("n_train", "n_test"):
+        if data.get(name) is not None and not (isinstance(data[name], int) and data[name] >= 0):
+            return f"{name} is not a count"
+    for name in ("history", "diagnostics"):
+        if data.get(name) is not None and not isinstance(data[name], dict):
+            return f"{name} is not a mapping"
+    if data["status"] != "ok":
+        return None
+    scores = data.get("scores")
+    if not isinstance(scores, dict) or not all(
+            _is_number(scores.get(metric)) and 0 <= scores[metric] <= 1 for metric in METRIC_NAMES):
+        return f"scores must hold {', '.join(METRIC_NAMES)} as numbers in [0, 1]"
+    predictions = [data.get(name) for name in ("test_index", "y_true", "y_pred")]
+    if any(p is not None for p in predictions):
+        if not all(isinstance(p, list) for p in predictions) or len({len(p) for p in predictions}) != 1:
+            return "test_index, y_true and y_pred are not lists of one length"
+        if data.get("n_test") is not None and len(predictions[0]) != data["n_test"]:
+            return f"{len(predictions[0])} predictions for n_test {data['n_test']}"
+        if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in predictions[0]):
+            return "test_index holds something other than row numbers"
+    return None
 
 
 def _digest(array):

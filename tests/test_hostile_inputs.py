@@ -121,3 +121,28 @@ def test_latest_is_written_only_inside_results(tmp_path, monkeypatch, capsys):
     assert main(RUN) == 0  # the default: results/<run id>, and results/latest points at it
     latest = tmp_path / "results" / "latest"
     assert latest.is_symlink() and (latest / "run.json").is_file()
+
+
+@pytest.mark.parametrize("edit", [
+    {"scores": "high"}, {"fold": "zero"}, {"fold": True}, {"status": "great"},
+    {"y_pred": ["a"]}, {"scores": {"accuracy": 2.0, "f1_macro": 0.5, "f1_weighted": 0.5,
+                                   "balanced_accuracy": 0.5}},
+    {"fit_seconds": "slow"}, {"history": [1, 2]}, {"test_index": ["x"] * 20},
+])
+def test_a_cell_with_wrong_field_types_is_reported_and_recomputed_not_a_crash(tmp_path, capsys, edit):
+    import json
+
+    out = tmp_path / "run"
+    assert main([*RUN, "--folds", "3", "--out", str(out)]) == 0
+    cell = out / "cells" / "faces" / "knn-pixels" / "fold-1.json"
+    good = json.loads(cell.read_text())
+    cell.write_text(json.dumps({**good, **edit}))
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot read {cell}" in err and "not a valid cell record" in err and "Traceback" not in err
+    # a resume recomputes it (and sets the bad file aside) rather than reusing it
+    assert main(["run", "--resume", str(out), "--quiet"]) == 0
+    again = json.loads(cell.read_text())
+    assert again["scores"] == good["scores"] and again["y_pred"] == good["y_pred"]
+    assert main(["report", str(out)]) == 0

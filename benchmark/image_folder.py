@@ -48,7 +48,7 @@ HELD_OUT = ("test", "val", "valid", "validation")  # in order of preference
 # When the user sets no size, images larger than this (longer side) are scaled down to it:
 # handcrafted features and small CNNs gain little from more pixels and cost much more.
 MAX_DEFAULT_SIDE = 64
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: 16-bit images scaled to 8 bits, not clipped
 
 
 def check_folder(path):
@@ -193,6 +193,18 @@ def _open(file):
     return image
 
 
+WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # 16-bit (or 32-bit integer) grey levels
+
+
+def _to_rgb(image):
+    """`image` as 8-bit RGB. PIL's convert("RGB") clips wide grey levels (16-bit PNG, TIFF) at
+    255, which turns nearly every pixel white; they are scaled to 0..255 first (65535 -> 255)."""
+    if image.mode in WIDE_MODES:
+        levels = np.asarray(image, dtype=np.float64)
+        image = Image.fromarray(np.clip(np.rint(levels / 257.0), 0, 255).astype(np.uint8), "L")
+    return image.convert("RGB")
+
+
 def _probe(file):
     """The image's (width, height), or the reason it cannot be used."""
     try:
@@ -207,7 +219,7 @@ def _decode_into(out, file, size):
     try:
         with _open(file) as image:
             image.draft("RGB", size)  # JPEG: decode at a reduced scale when that suffices
-            image = image if image.mode == "RGB" else image.convert("RGB")
+            image = image if image.mode == "RGB" else _to_rgb(image)
             if image.size != size:
                 image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
             out[...] = np.asarray(image)

@@ -146,3 +146,21 @@ def test_a_cell_with_wrong_field_types_is_reported_and_recomputed_not_a_crash(tm
     again = json.loads(cell.read_text())
     assert again["scores"] == good["scores"] and again["y_pred"] == good["y_pred"]
     assert main(["report", str(out)]) == 0
+
+
+def test_16_bit_images_are_scaled_to_8_bits_not_saturated(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from benchmark.image_folder import load_image_folder
+
+    root = tmp_path / "wide"
+    for label, level in (("dark", 10_000), ("bright", 50_000)):
+        (root / label).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((8, 8), level + i, np.uint16)).save(root / label / f"{i}.png")
+    assert Image.open(root / "dark" / "0.png").mode.startswith("I")
+    data = load_image_folder(root, cache_dir=False)
+    dark = data.images[data.labels == "dark"]
+    bright = data.images[data.labels == "bright"]
+    assert np.all(dark == round(10_000 / 257)) and np.all(bright == round(50_000 / 257))

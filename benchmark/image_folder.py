@@ -23,6 +23,7 @@ rewritten with the same size and the same mtime would not be noticed.
 import hashlib
 import json
 import os
+import unicodedata
 import zipfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -147,8 +148,9 @@ def _list_files(root):
     for split, side in sides:
         for class_dir in _subfolders(side):
             if class_dir.is_symlink() and class_dir.resolve() in around:
-                skipped.append((str(class_dir), "link to the data folder or above it (a loop), not followed"))
+                skipped.append((_shown(class_dir), "link to the data folder or above it (a loop), not followed"))
                 continue
+            label, before = class_label(class_dir.name), len(files)
             # os.walk does not follow links to folders, so a link loop below cannot trap it.
             for dirpath, dirnames, filenames in os.walk(class_dir):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -157,8 +159,23 @@ def _list_files(root):
                     if filename.startswith(".") or os.path.splitext(filename)[1].lower() not in FORMATS:
                         continue
                     path = os.path.join(dirpath, filename)
-                    files.append(_stat(_File(split, class_dir.name, path, f"{prefix}/{filename}")))
+                    files.append(_stat(_File(split, label, path, _shown(f"{prefix}/{filename}"))))
+            if len(files) == before:
+                skipped.append((_shown(class_dir), EMPTY_CLASS))
     return files, held_out, notes, skipped
+
+
+def class_label(folder_name):
+    """A class folder's name as its label: Unicode NFC (so `café` spelled with a combining
+    accent in test/ and a precomposed one in train/ is one class), and a name that is not
+    valid UTF-8 with its odd bytes shown as \\xNN escapes rather than failing later."""
+    text = os.fsencode(folder_name).decode("utf-8", "backslashreplace")
+    return unicodedata.normalize("NFC", text)
+
+
+def _shown(path):
+    """A path as printable text, whatever bytes its name holds."""
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
 
 
 def _stat(file):
@@ -255,7 +272,7 @@ def _decode_all(root, files, image_size, n_threads):
     skipped = []
     if image_size is None:  # the size depends on every image's: read their headers first
         probes = _parallel(_probe, files, threads)
-        skipped = [(f.path, reason) for f, (_, reason) in zip(files, probes) if reason]
+        skipped = [(_shown(f.path), reason) for f, (_, reason) in zip(files, probes) if reason]
         files = [f for f, (size, _) in zip(files, probes) if size is not None]
         sizes = [size for size, _ in probes if size is not None]
         size = _target_size(sizes, None) if sizes else (1, 1)
@@ -264,7 +281,7 @@ def _decode_all(root, files, image_size, n_threads):
     out = np.empty((len(files), size[1], size[0], 3), np.uint8)
     reasons = _parallel(lambda i: _decode_into(out[i], files[i], size), range(len(files)), threads)
     ok = np.array([reason is None for reason in reasons], dtype=bool)
-    skipped += [(f.path, reason) for f, reason in zip(files, reasons) if reason is not None]
+    skipped += [(_shown(f.path), reason) for f, reason in zip(files, reasons) if reason is not None]
     kept = [f for f, good in zip(files, ok) if good]
     split = None if not files or files[0].split is None else np.array([f.split for f in kept], dtype=str)
     return FolderImages(
@@ -275,10 +292,14 @@ def _decode_all(root, files, image_size, n_threads):
     )
 
 
+EMPTY_CLASS = "empty class folder: no image files, so this class is not in the dataset"
+
+
 def _nothing_usable(folder, root):
-    if folder.skipped:
-        path, reason = folder.skipped[0]
-        return (f"image folder {str(root)!r}: none of its {len(folder.skipped)} image file(s) can be "
+    files = [(path, reason) for path, reason in folder.skipped if reason != EMPTY_CLASS]
+    if files:
+        path, reason = files[0]
+        return (f"image folder {str(root)!r}: none of its {len(files)} image file(s) can be "
                 f"used (first: {path}: {reason})")
     loose = sum(1 for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
     found = f"; its {loose} image file(s) at the top level belong in class folders" if loose else ""
@@ -327,7 +348,7 @@ def _read_cache(slot, key, root):
             return FolderImages(
                 images=data["images"], labels=data["labels"], paths=data["paths"],
                 split=data["split"] if "split" in data.files else None,
-                skipped=[(str(root / p), str(r)) for p, r in zip(data["skipped_paths"], data["skipped_reasons"])],
+                skipped=[(f"{_shown(root)}/{p}", str(r)) for p, r in zip(data["skipped_paths"], data["skipped_reasons"])],
                 from_cache=True,
             )
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # absent or damaged
@@ -339,7 +360,7 @@ def _write_cache(slot, key, folder, root):
         return
     arrays = {
         "key": np.array(key), "images": folder.images, "labels": folder.labels, "paths": folder.paths,
-        "skipped_paths": np.array([Path(p).relative_to(root).as_posix() for p, _ in folder.skipped], dtype=str),
+        "skipped_paths": np.array([Path(p).relative_to(_shown(root)).as_posix() for p, _ in folder.skipped], dtype=str),
         "skipped_reasons": np.array([r for _, r in folder.skipped], dtype=str),
     }
     if folder.split is not None:

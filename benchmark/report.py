@@ -445,7 +445,7 @@ def _problems(stored, absent):
     problems = [f"dataset {n} skipped: {r}" for n, r in (meta.get("skipped_datasets") or {}).items()]
     for name, s in (meta.get("datasets") or {}).items():
         for f in s.get("skipped_files", []):
-            problems.append(f"{name}: unreadable file {f['path']}: {f['reason']}")
+            problems.append(f"{name}: skipped {f['path']}: {f['reason']}")
         duplicates = s.get("duplicates") or {}
         for group in duplicates.get("label_conflicts", []):
             where = group.get("names") or [f"image {i}" for i in group["indices"]]

@@ -71,8 +71,8 @@ def test_folder_with_every_bad_input(tmp_path, rng):
     assert d.images.shape == (6, 16, 16, 3)  # 3 cats + 3 readable dogs; all converted to RGB
     assert sorted(d.class_counts.items()) == [("cats", 3), ("dogs", 3)]
     reasons = {path.split("/")[-1]: reason for path, reason in d.skipped}
-    assert set(reasons) == {"empty.jpg", "truncated.jpg", "corrupt.png"}
-    assert "0 bytes" in reasons["empty.jpg"]
+    assert set(reasons) == {"empty.jpg", "truncated.jpg", "corrupt.png", "empty-class"}
+    assert "0 bytes" in reasons["empty.jpg"] and reasons["empty-class"].startswith("empty class folder")
     with pytest.raises(DatasetError, match=r"class 'cats' has 3 image\(s\), .*fewer than the 5 folds; use --folds 3"):
         plan_splits(d, protocol="cv", folds=5)
     plan_splits(d, protocol="cv", folds=3)

@@ -164,3 +164,58 @@ def test_16_bit_images_are_scaled_to_8_bits_not_saturated(tmp_path):
     dark = data.images[data.labels == "dark"]
     bright = data.images[data.labels == "bright"]
     assert np.all(dark == round(10_000 / 257)) and np.all(bright == round(50_000 / 257))
+
+
+def _folder(root, classes, n=8):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i, name in enumerate(classes):
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for k in range(n):
+            pixels = rng.integers(0, 60, (8, 8, 3), dtype=np.uint8) + 60 * i
+            Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{k}.png")
+
+
+def test_one_class_spelled_nfc_and_nfd_is_one_class(tmp_path):
+    import unicodedata
+
+    from benchmark.image_folder import load_image_folder
+
+    _folder(tmp_path / "d" / "train", [unicodedata.normalize("NFC", "café"), "tea"])
+    _folder(tmp_path / "d" / "test", [unicodedata.normalize("NFD", "café"), "tea"])
+    data = load_image_folder(tmp_path / "d", cache_dir=False)
+    assert sorted(set(data.labels)) == ["café", "tea"] and data.class_counts["café"] == 16
+
+
+def test_a_class_folder_named_in_invalid_utf8_is_read_and_reported(tmp_path, capsys):
+    import os
+
+    root = tmp_path / "odd"
+    _folder(root, ["good"])
+    bad = os.path.join(os.fsencode(root), b"caf\xe9")
+    os.makedirs(bad)
+    for k in range(8):
+        with open(os.path.join(bad, b"%d.png" % k), "wb") as f, open(root / "good" / f"{k}.png", "rb") as g:
+            f.write(g.read())
+    out = tmp_path / "run"
+    code = main(["run", "--datasets", f"folder:{root}", "--estimators", "knn-pixels", "--folds", "2",
+                 "--out", str(out), "--quiet", "--no-cache", "--jobs", "1"])
+    assert code == 0, capsys.readouterr().err
+    classes = __import__("json").loads((out / "run.json").read_text())["datasets"][f"folder:{root}"]["classes"]
+    assert sorted(classes) == ["caf\\xe9", "good"]
+    assert "caf\\\\xe9" in (out / "report.md").read_text() or "caf\\xe9" in (out / "report.md").read_text()
+
+
+def test_an_empty_class_folder_is_listed_in_the_report(tmp_path, capsys):
+    root = tmp_path / "withempty"
+    _folder(root, ["a", "b"])
+    (root / "c").mkdir()
+    out = tmp_path / "run"
+    assert main(["run", "--datasets", f"folder:{root}", "--estimators", "knn-pixels", "--folds", "2",
+                 "--out", str(out), "--quiet", "--no-cache", "--jobs", "1"]) == 0
+    report = (out / "report.md").read_text()
+    assert "empty class folder: no image files, so this class is not in the dataset" in report
+    assert f"{root}/c" in report.replace("\\", "")

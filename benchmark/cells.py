@@ -140,9 +140,11 @@ def _digest(array):
     return hashlib.sha1(np.ascontiguousarray(array, dtype=np.int64).tobytes()).hexdigest()
 
 
-def cell_key(fingerprint, estimator, params, split, threads):
-    """A hash of everything a cell's result depends on (see the module docstring)."""
+def cell_key(fingerprint, estimator, params, split, threads, dataset=None):
+    """A hash of everything a cell's result depends on (see the module docstring), and the
+    dataset's name: two datasets with the same pixels are still two sets of cells."""
     described = {
+        "dataset": dataset,
         "fingerprint": fingerprint,
         "estimator": estimator,
         "params": {k: repr(v) for k, v in sorted(params.items())},

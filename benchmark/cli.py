@@ -219,16 +219,27 @@ def resolve_estimators(value):
 
 def resolve_datasets(args):
     """([dataset names to run], {named dataset: why --all does not run it})."""
-    from .datasets import check_dataset_name, list_datasets
+    from .datasets import FOLDER_PREFIX, check_dataset_name, list_datasets
 
     if args.all and not args.datasets:
         found, missing = _available_named(args.data_dir)
         return [name for name, _ in list_datasets()] + found, missing
     if not args.datasets:
         raise UsageError("choose datasets with --datasets NAME[,NAME...] or run them all with --all")
-    names = _split(args.datasets)
-    for name in names:
+    names, seen = [], {}
+    for name in _split(args.datasets):
         check_dataset_name(name)
+        identity, typed = name, name
+        if name.startswith(FOLDER_PREFIX):  # folder:X, folder:X/ and folder:./X are one folder
+            path = name[len(FOLDER_PREFIX):]
+            name = FOLDER_PREFIX + os.path.normpath(path)
+            identity = FOLDER_PREFIX + os.path.realpath(path)
+        if identity in seen:
+            print(f"note: {typed} is the same dataset as {seen[identity]}; it runs once",
+                  file=sys.stderr)
+            continue
+        seen[identity] = name
+        names.append(name)
     return names, {}
 
 
@@ -304,6 +315,10 @@ def _check_run_options(args):
                          f"{args.image_size} (images are held in memory at that size)")
     if args.scheduler and args.backend != "dask":
         raise UsageError("--scheduler needs --backend dask")
+    if args.data_dir is not None:  # as `datasets` does: a --data-dir that is not there is a usage error
+        from .catalog import data_dirs
+
+        data_dirs(args.data_dir)
     if args.resume and (args.datasets or args.all or args.estimators or args.out):
         raise UsageError("--resume takes the datasets, estimators and output directory from the "
                          "run's run.json; drop --all/--datasets/--estimators/--out")
@@ -370,9 +385,12 @@ def _execute(config, run_dir, argv, args, backend):
                      on_dataset=progress.dataset, on_start=on_start)
     except KeyboardInterrupt:
         progress.close()
-        if started:
-            write_run_json(started[0], argv, "interrupted", backend=args.backend)
-            write_report(run_dir)
+        if not started:  # nothing was planned or written yet: there is nothing to resume
+            print("\ninterrupted before the first cell started; nothing to resume: run the same "
+                  "command again", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        write_run_json(started[0], argv, "interrupted", backend=args.backend)
+        write_report(run_dir)
         print(f"\ninterrupted: the finished cells are kept in {run_dir}/cells. Resume with:\n"
               f"  python -m benchmark run --resume {shlex.quote(str(run_dir))}", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -103,7 +103,8 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
             params = template.get_params(deep=False)
             todo = []
             for fold, split in enumerate(splits):
-                key = cell_key(fingerprint, estimator_name, params, split, config.threads_per_cell)
+                key = cell_key(fingerprint, estimator_name, params, split, config.threads_per_cell,
+                               dataset_name)
                 old = stored.get((dataset_name, estimator_name, fold))
                 if old is not None and old.key == key and old.status == "ok":
                     reused.append(old)

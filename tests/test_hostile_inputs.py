@@ -219,3 +219,56 @@ def test_an_empty_class_folder_is_listed_in_the_report(tmp_path, capsys):
     report = (out / "report.md").read_text()
     assert "empty class folder: no image files, so this class is not in the dataset" in report
     assert f"{root}/c" in report.replace("\\", "")
+
+
+def test_the_same_folder_named_twice_runs_once_and_copies_run_apart(tmp_path, capsys):
+    import shutil
+
+    import pandas as pd
+
+    root = tmp_path / "A"
+    _folder(root, ["a", "b"])
+    shutil.copytree(root, tmp_path / "A-copy")
+    out = tmp_path / "run"
+    names = f"folder:{root},folder:{root}/,folder:{tmp_path / 'A-copy'}"
+    assert main(["run", "--datasets", names, "--estimators", "knn-pixels", "--folds", "2",
+                 "--out", str(out), "--no-cache", "--jobs", "1"]) == 0
+    assert f"folder:{root}/ is the same dataset as folder:{root}; it runs once" in capsys.readouterr().err
+    scores = pd.read_csv(out / "scores.csv")
+    assert sorted(scores["dataset"].unique()) == [f"folder:{root}", f"folder:{tmp_path / 'A-copy'}"]
+    assert (scores["status"] == "ok").all() and len(scores) == 4
+
+
+def test_a_data_dir_that_is_not_there_is_a_usage_error_for_run_as_for_datasets(tmp_path, capsys):
+    for command in (["datasets"], RUN):
+        assert main([*command, "--data-dir", str(tmp_path / "nowhere")]) == 2
+        assert "is not an existing directory" in capsys.readouterr().err
+
+
+def test_ctrl_c_before_the_first_cell_gives_no_resume_hint_that_cannot_work(tmp_path, monkeypatch, capsys):
+    from benchmark import runner
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "_prepare_datasets", interrupted)
+    out = tmp_path / "run"
+    assert main([*RUN, "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert "nothing to resume" in err and "--resume" not in err
+
+
+def test_ctrl_c_while_importing_is_one_line_not_a_traceback(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "benchmark", "run", "--all", "--out", str(tmp_path / "r")],
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    time.sleep(0.3)  # still importing
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("interrupted")

@@ -44,20 +44,20 @@ def build_parser():
     run.add_argument("--datasets",
                      help="comma-separated dataset names (see `datasets`), or folder:PATH for an image folder")
     run.add_argument("--estimators", help="comma-separated estimator names or patterns (e.g. 'knn-*'); default: all")
-    run.add_argument("--folds", type=int, default=5, help="stratified folds of --protocol cv (default 5)")
+    run.add_argument("--folds", type=int, help="stratified folds of --protocol cv (default 5)")
     # benchmark.protocols.PROTOCOLS, not imported: it loads NumPy (tests/test_cli.py checks them equal)
-    run.add_argument("--protocol", choices=("auto", "cv", "holdout"), default="auto",
+    run.add_argument("--protocol", choices=("auto", "cv", "holdout"),
                      help="cv: cross-validate on the pooled images; holdout: train on the official "
                      "train split, score on its test split; auto (default): holdout for datasets "
                      "with an official split and >= 10,000 images, else cv")
-    run.add_argument("--repeats", type=int, default=3,
+    run.add_argument("--repeats", type=int,
                      help="holdout repeats with seeds SEED, SEED+1, ... (default 3)")
     budget = run.add_mutually_exclusive_group()
     budget.add_argument("--max-per-class", type=int, metavar="N",
                         help="use a stratified sample of at most N images per class (per split "
                         "side for holdout); default: each dataset's own cap (see `datasets`)")
     budget.add_argument("--full", action="store_true", help="use every image: no sample cap")
-    run.add_argument("--seed", type=int, default=0, help="seed of the splits and estimators (default 0)")
+    run.add_argument("--seed", type=int, help="seed of the splits and estimators (default 0)")
     run.add_argument("--jobs", type=int, default=-1,
                      help="cells run at once: worker processes, or Dask workers of a local cluster "
                      "(default -1: cores / --threads-per-cell); scores do not depend on it")
@@ -297,7 +297,23 @@ def _prepare_and_execute(args, argv, backend):
         return _execute(config, run_dir, argv, args, backend)
 
 
+# What a run's configuration is made of: given with --resume they are refused (the resumed
+# run's own come from its run.json); otherwise those left out take these defaults.
+CONFIG_DEFAULTS = {"folds": 5, "seed": 0, "protocol": "auto", "repeats": 3}
+CONFIG_OPTIONS = ("folds", "seed", "protocol", "repeats", "image_size", "max_per_class", "full",
+                  "data_dir")
+
+
 def _check_run_options(args):
+    if args.resume:
+        given = [f"--{o.replace('_', '-')}" for o in CONFIG_OPTIONS if getattr(args, o) not in (None, False)]
+        if given:
+            raise UsageError(f"--resume continues the run with its own configuration (run.json); "
+                             f"drop {', '.join(given)}, or run the command again with them and the same "
+                             f"--out (cells that still match are reused)")
+    for option, value in CONFIG_DEFAULTS.items():
+        if getattr(args, option) is None:
+            setattr(args, option, value)
     if args.folds < 2:
         raise UsageError(f"--folds must be at least 2; got {args.folds}")
     if args.repeats < 1:

@@ -272,3 +272,15 @@ def test_ctrl_c_while_importing_is_one_line_not_a_traceback(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("interrupted")
+
+
+@pytest.mark.parametrize("option", [["--folds", "2"], ["--seed", "3"], ["--image-size", "16"],
+                                    ["--max-per-class", "10"], ["--protocol", "cv"], ["--full"]])
+def test_resume_refuses_configuration_options_instead_of_ignoring_them(tmp_path, capsys, option):
+    out = tmp_path / "run"
+    assert main([*RUN, "--folds", "3", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["run", "--resume", str(out), *option]) == 2
+    err = capsys.readouterr().err
+    assert f"drop {option[0]}" in err and len(err.strip().splitlines()) == 1
+    assert main(["run", "--resume", str(out), "--quiet"]) == 0  # without them it resumes

@@ -67,14 +67,20 @@ class LocalBackend:
         pending = {task.key: (task, X, labels) for task, X, labels in work}
         for task, _, _ in pending.values():
             task.marker = str(marker_dir / f"{task.key}.running")
+        blind = 0  # worker deaths in a row that no marker explains
         while pending:
             try:
                 with parallel(self.n_jobs, return_as="generator_unordered") as cells:
                     for cell in cells(delayed(run_cell)(*item) for item in list(pending.values())):
                         del pending[cell.key]
+                        blind = 0
                         yield cell
             except TerminatedWorkerError:
                 suspects = [pending[p.stem] for p in marker_dir.glob("*.running") if p.stem in pending]
+                if not suspects:  # a worker died before its cell's marker existed
+                    blind += 1
+                    if blind > MAX_BLIND_RETRIES:  # stop resubmitting: each cell alone, once
+                        suspects = list(pending.values())
                 for item in suspects:
                     yield self._alone(*item)
                     del pending[item[0].key]
@@ -102,6 +108,9 @@ class LocalBackend:
         except TerminatedWorkerError:
             Path(task.marker).unlink(missing_ok=True)
             return task.failed(WORKER_DIED + "; it was retried alone and its worker died again")
+
+
+MAX_BLIND_RETRIES = 2  # parallel retries after worker deaths no cell's marker explains
 
 
 def _memory_mapped(work, folder, min_bytes=1_000_000):

@@ -266,3 +266,28 @@ def test_resume_keeps_the_runs_own_thread_count(tmp_path, capsys):
     assert main(["run", "--resume", str(out), "--quiet"]) == 0
     assert "2 cell(s) reused" in capsys.readouterr().err
     assert json.loads((out / "run.json").read_text())["threads"] == {"workers": 1, "per_cell": 2}
+
+
+class DiesWhenUnpickled(Exploding):
+    """Kills the worker that unpickles it, before its cell's marker file can exist."""
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if os.getpid() != state["creator"]:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def __getstate__(self):
+        return {**super().__getstate__(), "creator": getattr(self, "creator", os.getpid())}
+
+
+def test_a_worker_that_dies_before_its_marker_is_not_resubmitted_forever(tmp_path, exploding):
+    registry.register("dies-unpickled", description="dies")(lambda: DiesWhenUnpickled("die"))
+    signal.alarm(240)  # a regression would loop for ever: fail the test instead
+    try:
+        config = RunConfig(["faces"], ["knn-pixels", "dies-unpickled"], folds=2)
+        result = run(config, tmp_path, backend=LocalBackend(2))
+    finally:
+        signal.alarm(0)
+    by = {(c.estimator, c.fold): c for c in result.cells}
+    assert all(by[("knn-pixels", k)].status == "ok" for k in (0, 1))
+    assert all(WORKER_DIED in by[("dies-unpickled", k)].error for k in (0, 1))

@@ -264,4 +264,6 @@ def describe_sampling(sampling):
     text = f"{how}; {sampling['used_images']} of {sampling['available_images']} images used"
     if sampling["max_per_class"]:
         text += f" (at most {sampling['max_per_class']} per class)"
+    if sampling.get("note"):
+        text += f"; {sampling['note']}"
     return text

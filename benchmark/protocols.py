@@ -36,6 +36,7 @@ class Plan:
     splits: list
     max_per_class: int  # None: no cap
     available: int  # images in the loaded dataset
+    note: str = ""  # what the report must say about the plan (e.g. repeats that could not differ)
 
     def describe(self, labels):
         """JSON-ready facts for the report: protocol, cap and the sample counts used."""
@@ -51,6 +52,7 @@ class Plan:
             "used_per_class": {str(c): int(k) for c, k in zip(*np.unique(used, return_counts=True))},
             "train_images": sorted(int(n) for n in train),
             "test_images": sorted(int(n) for n in test),
+            "note": self.note,
         }
 
 
@@ -111,11 +113,19 @@ def plan_splits(dataset, *, protocol="auto", folds=5, repeats=3, max_per_class=N
     if missing:
         raise DatasetError(f"dataset {dataset.name!r}: class(es) {', '.join(missing)} appear in the "
                            "test split but not in the training split; add training images for them")
+    note = ""
+    if repeats > 1 and all(np.array_equal(train, trains[0]) for train in trains[1:]):
+        # every repeat would train on the same images and score the same test images: their
+        # scores would not be independent evidence (a deterministic estimator repeats itself
+        # exactly, giving intervals of +-0 and tests with p = 0), so the split runs once
+        trains = trains[:1]
+        note = (f"{repeats} repeats asked, but with no sample cap below the class sizes every "
+                "repeat would train and score on the same images: run once")
     rows = np.unique(np.concatenate([test_rows, *trains]))
     position = {row: i for i, row in enumerate(rows.tolist())}
     to_plan = np.vectorize(position.__getitem__, otypes=[np.int64])
     splits = [Split(to_plan(train), to_plan(test_rows), seed + r) for r, train in enumerate(trains)]
-    return Plan("holdout", rows, splits, max_per_class, len(labels))
+    return Plan("holdout", rows, splits, max_per_class, len(labels), note)
 
 
 def _check_classes(name, labels, needed, what, fix):

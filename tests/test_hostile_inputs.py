@@ -284,3 +284,21 @@ def test_resume_refuses_configuration_options_instead_of_ignoring_them(tmp_path,
     err = capsys.readouterr().err
     assert f"drop {option[0]}" in err and len(err.strip().splitlines()) == 1
     assert main(["run", "--resume", str(out), "--quiet"]) == 0  # without them it resumes
+
+
+def test_holdout_repeats_that_cannot_differ_run_once_and_say_so():
+    import numpy as np
+
+    from benchmark.datasets import Dataset
+    from benchmark.leaderboard import describe_sampling
+    from benchmark.protocols import plan_splits
+
+    labels = np.array(["a", "b"] * 20)
+    split = np.array(["train"] * 30 + ["test"] * 10)
+    toy = Dataset("toy", np.zeros((40, 4, 4, 1), np.uint8), labels, split=split)
+    plan = plan_splits(toy, protocol="holdout", repeats=3, max_per_class=None, seed=0)
+    assert len(plan.splits) == 1
+    text = describe_sampling(plan.describe(labels))
+    assert "1 repeat(s)" in text and "3 repeats asked" in text and "run once" in text
+    capped = plan_splits(toy, protocol="holdout", repeats=3, max_per_class=10, seed=0)
+    assert len(capped.splits) == 3 and capped.note == ""  # a cap below the class sizes: samples differ

@@ -86,6 +86,7 @@ class Dataset:
                 side: int(np.sum(np.asarray(self.split) == side)) for side in ("train", "test")
             },
             "licence": self.licence,
+            "description": self.description,
             "skipped_files": [{"path": p, "reason": r} for p, r in self.skipped],
             "duplicates": find_duplicates(self.images, self.labels, self.paths).summary(),
         }

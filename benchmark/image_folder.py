@@ -134,10 +134,14 @@ def _layout(root):
     if TRAIN not in tops or not held_out:
         return [(None, root)], None, []
     notes = [f"official split: {tops[TRAIN].name}/ is train, {held_out[0].name}/ is test"]
-    notes += [f"{p.name}/ left out ({held_out[0].name}/ is the held-out side)" for p in held_out[1:]]
+    # a third split (validation/ beside test/) joins the training side: every protocol here
+    # carves its own validation data out of the training images, and only test/ is scored
+    notes += [f"{p.name}/ is used as training images (this tool carves its own validation split "
+              f"out of the training side; only {held_out[0].name}/ is scored)" for p in held_out[1:]]
     others = sorted(set(tops.values()) - {tops[TRAIN], *held_out})
     notes += [f"{p.name}/ left out (not train/ or a held-out folder)" for p in others]
-    return [("train", tops[TRAIN]), ("test", held_out[0])], held_out[0].name, notes
+    sides = [("train", tops[TRAIN]), ("test", held_out[0])] + [("train", p) for p in held_out[1:]]
+    return sides, held_out[0].name, notes
 
 
 def _list_files(root):

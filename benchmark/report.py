@@ -225,6 +225,8 @@ def _markdown(stored, summary, overall, ranking, plots, problems, alpha):
                          esc(str(s.get("fingerprint", ""))[:12]), len(s.get("skipped_files", []))])
         lines += ["## Datasets", "", table(rows, ["dataset", "images used", "image size", "classes",
                                                   "protocol and sample", "fingerprint", "skipped files"]), ""]
+        described = [(n, s["description"]) for n, s in datasets.items() if s.get("description")]
+        lines += [f"- {esc(n)}: {esc(d)}" for n, d in described] + ([""] if described else [])
     if len(summary):
         lines += _overview(summary, overall) + _ranking_text(ranking, plots, alpha, summary)
         for dataset in summary["dataset"].drop_duplicates():

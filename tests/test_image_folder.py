@@ -58,12 +58,24 @@ def test_train_and_held_out_folders_are_an_official_split(tmp_path, rng, held_ou
     assert f"{held_out}/ is test" in d.description
 
 
-def test_test_folder_wins_over_val_which_is_left_out_and_said_so(tmp_path, rng):
+def test_test_folder_wins_over_val_which_joins_training_and_said_so(tmp_path, rng):
     root = make_folder(tmp_path / "three", rng, {"train/a": 2, "train/b": 2, "valid/a": 4, "valid/b": 4,
                                                  "test/a": 1, "test/b": 1})
     d = load_image_folder(root)
-    assert d.split.tolist().count("test") == 2 and len(d.labels) == 6
-    assert "valid/ left out (test/ is the held-out side)" in d.description
+    assert d.split.tolist().count("test") == 2 and d.split.tolist().count("train") == 12
+    assert "valid/ is used as training images" in d.description and "only test/ is scored" in d.description
+
+
+def test_the_third_split_is_said_in_the_report(tmp_path, rng):
+    from benchmark.cli import main
+
+    root = make_folder(tmp_path / "three", rng, {"train/a": 6, "train/b": 6, "validation/a": 3,
+                                                 "validation/b": 3, "test/a": 3, "test/b": 3})
+    out = tmp_path / "run"
+    assert main(["run", "--datasets", f"folder:{root}", "--estimators", "logreg-pixels", "--protocol",
+                 "holdout", "--out", str(out), "--quiet", "--no-cache", "--jobs", "1"]) == 0
+    report = (out / "report.md").read_text()
+    assert "validation/ is used as training images" in report
 
 
 def test_split_with_different_classes_is_a_clear_error(tmp_path, rng):

@@ -279,8 +279,10 @@ def _prepare_and_execute(args, argv, backend):
             datasets, estimators, folds=args.folds, seed=args.seed, image_size=args.image_size,
             cache_dir=str(cache_dir) if cache_dir else None, protocol=args.protocol,
             repeats=args.repeats, max_per_class=args.max_per_class, full=args.full,
-            data_dir=str(args.data_dir) if args.data_dir else None, unavailable=unavailable,
-            folder_cache=not args.no_cache,
+            data_dir=str(args.data_dir.expanduser().resolve()) if args.data_dir else None,
+            unavailable=unavailable, folder_cache=not args.no_cache,
+            locations={n: os.path.abspath(os.path.expanduser(n[len("folder:"):]))
+                       for n in datasets if n.startswith("folder:")},
         )
         run_dir = args.out  # None: a new directory under results/, made once the options pass
     if args.threads_per_cell is not None or not args.resume:  # a resume keeps the run's own

@@ -44,6 +44,9 @@ class RunConfig:
     folder_cache: bool = True  # keep decoded image folders on disk between runs
     threads_per_cell: int = 1  # BLAS/OpenMP/TensorFlow threads of each cell (part of its key)
     cell_timeout: float = None  # seconds; a longer cell is stopped and marked failed
+    # folder datasets' absolute locations, {name: path}, so a resume from another working
+    # directory still finds them (the name stays as the user gave it)
+    locations: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -112,7 +115,11 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
                     todo.append((fold, split, key))
             if todo:
                 work += _tasks(dataset, fingerprint, estimator_name, template, todo, cache, config, failed_early)
-    replaced = _set_aside(run_dir, stored_paths, {(c.dataset, c.estimator, c.fold) for c in reused})
+    # a dataset that could not be loaded this time (moved, unmounted, another working
+    # directory) keeps its stored cells where they are: nothing says they no longer match
+    kept = {(c.dataset, c.estimator, c.fold) for c in reused}
+    kept |= {key for key in stored if key[0] in skipped}
+    replaced = _set_aside(run_dir, stored_paths, kept)
     if on_start is not None:
         on_start(summaries, skipped, plan, len(work) + len(failed_early), len(reused))
     cells = list(reused)
@@ -203,7 +210,8 @@ def _load(config, dataset_name):
     summary = None
     try:
         dataset = load_dataset(dataset_name, image_size=config.image_size, seed=config.seed,
-                               data_dir=config.data_dir, folder_cache=config.folder_cache)
+                               data_dir=config.data_dir, folder_cache=config.folder_cache,
+                               location=(config.locations or {}).get(dataset_name))
         cap = None if config.full else (config.max_per_class or default_max_per_class(dataset_name))
         try:
             split_plan = plan_splits(dataset, protocol=config.protocol, folds=config.folds,

@@ -302,3 +302,32 @@ def test_holdout_repeats_that_cannot_differ_run_once_and_say_so():
     assert "1 repeat(s)" in text and "3 repeats asked" in text and "run once" in text
     capped = plan_splits(toy, protocol="holdout", repeats=3, max_per_class=10, seed=0)
     assert len(capped.splits) == 3 and capped.note == ""  # a cap below the class sizes: samples differ
+
+
+def test_resume_from_another_directory_finds_the_folder_and_a_missing_one_keeps_its_cells(
+        tmp_path, monkeypatch, capsys):
+    import json
+
+    work = tmp_path / "work"
+    _folder(work / "data" / "pets", ["cat", "dog"])
+    monkeypatch.chdir(work)
+    out = tmp_path / "run"
+    argv = ["run", "--datasets", "folder:data/pets", "--estimators", "knn-pixels,logreg-pixels",
+            "--folds", "2", "--out", str(out), "--quiet", "--no-cache", "--jobs", "1"]
+    assert main(argv) == 0
+    cells = sorted(p.relative_to(out) for p in out.glob("cells/*/*/fold-*.json"))
+    assert len(cells) == 4
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["config"]["locations"] == {"folder:data/pets": str(work / "data" / "pets")}
+
+    monkeypatch.chdir(tmp_path)  # elsewhere: the run still finds its folder
+    capsys.readouterr()
+    assert main(["run", "--resume", str(out)]) == 0
+    assert "4 cell(s) reused" in capsys.readouterr().err
+    assert not (out / "replaced").exists()
+
+    (work / "data" / "pets").rename(work / "data" / "moved")  # gone: its cells must stay
+    assert main(["run", "--resume", str(out), "--quiet"]) == 1
+    assert sorted(p.relative_to(out) for p in out.glob("cells/*/*/fold-*.json")) == cells
+    assert not (out / "replaced").exists()
+    assert "skipped" in (out / "report.md").read_text()

@@ -5,7 +5,9 @@ import fnmatch
 import json
 import os
 import shlex
+import signal
 import sys
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -243,7 +245,40 @@ def resolve_datasets(args):
     return names, {}
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, handled as Ctrl-C; the exit code is 128 + the signal's number."""
+
+    def __init__(self, signum):
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+def _terminated(signum, frame):
+    """SIGTERM (a scheduler, `kill`, a closing terminal's SIGHUP) ends a run the way Ctrl-C
+    does: finished cells kept, run.json marked interrupted, a resume hint."""
+    raise Terminated(signum)
+
+
+@contextmanager
+def _terminate_like_ctrl_c():
+    handled = (signal.SIGTERM, signal.SIGHUP) if hasattr(signal, "SIGHUP") else (signal.SIGTERM,)
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may
+        yield
+        return
+    previous = {s: signal.signal(s, _terminated) for s in handled}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 def _run(args, argv):
+    with _terminate_like_ctrl_c():
+        return _run_checked(args, argv)
+
+
+def _run_checked(args, argv):
     _check_run_options(args)
     if not args.scheduler and args.jobs != 1 and (os.cpu_count() or 1) > 1:
         from .worker_pool import start_fork_server
@@ -401,17 +436,21 @@ def _execute(config, run_dir, argv, args, backend):
     try:
         result = run(config, run_dir, backend=backend, on_cell=progress.cell,
                      on_dataset=progress.dataset, on_start=on_start)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         progress.close()
+        code = 128 + exc.signum if isinstance(exc, Terminated) else EXIT_INTERRUPTED
         if not started:  # nothing was planned or written yet: there is nothing to resume
             print("\ninterrupted before the first cell started; nothing to resume: run the same "
                   "command again", file=sys.stderr)
-            return EXIT_INTERRUPTED
+            return code
         write_run_json(started[0], argv, "interrupted", backend=args.backend)
         write_report(run_dir)
-        print(f"\ninterrupted: the finished cells are kept in {run_dir}/cells. Resume with:\n"
+        finished = len(list(Path(run_dir).glob("cells/*/*/fold-*.json")))
+        kept = (f"the {finished} finished cell(s) are kept in {run_dir}/cells" if finished
+                else "no cell had finished yet")
+        print(f"\ninterrupted: {kept}. Resume with:\n"
               f"  python -m benchmark run --resume {shlex.quote(str(run_dir))}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return code
     progress.close()
     write_run_json(result, argv, "finished", backend=args.backend)
     # the workers, still running, draw the plots (a remote Dask cluster's cannot: they are

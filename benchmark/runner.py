@@ -125,14 +125,16 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
     cells = list(reused)
     # longest first, so no worker idles at the end: CNN cells, then the larger training sets
     work.sort(key=lambda item: (not item[0].heavy, -len(item[0].split.train)))
-    markers = run_dir / "running"
+    markers = run_dir / "running"  # markers and shared arrays of the running cells
     shutil.rmtree(markers, ignore_errors=True)
-    for cell in itertools.chain(failed_early, backend.run(work, markers)):
-        save_cell(run_dir, cell)
-        cells.append(cell)
-        if on_cell is not None:
-            on_cell(cell)
-    shutil.rmtree(markers, ignore_errors=True)
+    try:
+        for cell in itertools.chain(failed_early, backend.run(work, markers)):
+            save_cell(run_dir, cell)
+            cells.append(cell)
+            if on_cell is not None:
+                on_cell(cell)
+    finally:  # also when interrupted (Ctrl-C, SIGTERM) or failing: nothing temporary stays
+        shutil.rmtree(markers, ignore_errors=True)
     datasets = {name: i for i, name in enumerate(config.datasets)}
     estimators = {name: i for i, name in enumerate(config.estimators)}
     cells.sort(key=lambda c: (datasets[c.dataset], estimators[c.estimator], c.fold))

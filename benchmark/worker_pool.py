@@ -28,7 +28,8 @@ def start_fork_server(extra=()):
     """
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return False  # Windows: joblib's default (loky) start method
-    forkserver.set_forkserver_preload(PRELOAD + list(extra) + ["benchmark.preload_freeze"])
+    forkserver.set_forkserver_preload(PRELOAD + list(extra) + ["benchmark.parent_death",
+                                                               "benchmark.preload_freeze"])
     forkserver.ensure_running()
     from joblib.externals.loky.backend.context import set_start_method  # after: it takes 0.3 s
 

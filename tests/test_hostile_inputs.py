@@ -331,3 +331,60 @@ def test_resume_from_another_directory_finds_the_folder_and_a_missing_one_keeps_
     assert sorted(p.relative_to(out) for p in out.glob("cells/*/*/fold-*.json")) == cells
     assert not (out / "replaced").exists()
     assert "skipped" in (out / "report.md").read_text()
+
+
+def _descendants(pid):
+    """PIDs of every process below `pid` (Linux /proc)."""
+    children = {}
+    for stat in os.listdir("/proc"):
+        if stat.isdigit():
+            try:
+                with open(f"/proc/{stat}/stat", "rb") as f:
+                    ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(stat))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs Linux /proc to list the run's processes")
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGKILL"])
+def test_a_terminated_or_killed_run_leaves_no_process_and_sigterm_is_handled_like_ctrl_c(tmp_path, signame):
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from benchmark.parent_death import alive
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmark", "run", "--datasets", "faces,textures", "--estimators",
+         "cnn-fast,knn-pixels", "--jobs", "2", "--out", str(out), "--no-cache", "--quiet"],
+        stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    deadline = time.time() + 120
+    while not (out / "run.json").exists() and time.time() < deadline:  # the cells have started
+        time.sleep(0.2)
+    time.sleep(2)
+    family = _descendants(proc.pid)
+    assert family, "the run should have started worker processes"
+    proc.send_signal(getattr(signal, signame))
+    _, err = proc.communicate(timeout=120)
+    deadline = time.time() + 30
+    while any(alive(p) for p in family) and time.time() < deadline:
+        time.sleep(0.5)
+    assert not [p for p in family if alive(p)], "processes outlived the run"
+    if signame == "SIGTERM":
+        assert proc.returncode == 143, err
+        assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+        assert f"python -m benchmark run --resume {out}" in err and "Traceback" not in err
+        assert not (out / "running").exists()
+    else:
+        assert proc.returncode == -signal.SIGKILL

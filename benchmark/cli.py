@@ -43,6 +43,9 @@ def build_parser():
     run.add_argument("--all", action="store_true",
                      help="every available dataset (the embedded ones and the named ones found "
                      "locally; see `datasets`) and, unless --estimators is given, every estimator")
+    run.add_argument("--dataset", action="append", metavar="NAME",
+                     help="one more dataset, taken whole (repeatable): for a folder:PATH whose path "
+                     "holds a comma")
     run.add_argument("--datasets",
                      help="comma-separated dataset names (see `datasets`), or folder:PATH for an image folder")
     run.add_argument("--estimators", help="comma-separated estimator names or patterns (e.g. 'knn-*'); default: all")
@@ -223,13 +226,14 @@ def resolve_datasets(args):
     """([dataset names to run], {named dataset: why --all does not run it})."""
     from .datasets import FOLDER_PREFIX, check_dataset_name, list_datasets
 
-    if args.all and not args.datasets:
+    given = _split(args.datasets) + list(args.dataset or [])
+    if args.all and not given:
         found, missing = _available_named(args.data_dir)
         return [name for name, _ in list_datasets()] + found, missing
-    if not args.datasets:
+    if not given:
         raise UsageError("choose datasets with --datasets NAME[,NAME...] or run them all with --all")
     names, seen = [], {}
-    for name in _split(args.datasets):
+    for name in given:
         check_dataset_name(name)
         identity, typed = name, name
         if name.startswith(FOLDER_PREFIX):  # folder:X, folder:X/ and folder:./X are one folder
@@ -372,7 +376,7 @@ def _check_run_options(args):
         from .catalog import data_dirs
 
         data_dirs(args.data_dir)
-    if args.resume and (args.datasets or args.all or args.estimators or args.out):
+    if args.resume and (args.datasets or args.dataset or args.all or args.estimators or args.out):
         raise UsageError("--resume takes the datasets, estimators and output directory from the "
                          "run's run.json; drop --all/--datasets/--estimators/--out")
 

@@ -388,3 +388,12 @@ def test_a_terminated_or_killed_run_leaves_no_process_and_sigterm_is_handled_lik
         assert not (out / "running").exists()
     else:
         assert proc.returncode == -signal.SIGKILL
+
+
+def test_a_folder_whose_path_holds_a_comma_is_given_with_dataset(tmp_path, capsys):
+    root = tmp_path / "cats,dogs"
+    _folder(root, ["cat", "dog"])
+    out = tmp_path / "run"
+    assert main(["run", "--dataset", f"folder:{root}", "--estimators", "knn-pixels", "--folds", "2",
+                 "--out", str(out), "--quiet", "--no-cache", "--jobs", "1"]) == 0
+    assert f"folder:{root}" in (out / "run.json").read_text()

@@ -242,7 +242,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             key: [float(v) for v in values] for key, values in fitted.history.items()
         }
         self.n_epochs_ = len(next(iter(self.history_.values()), []))
-        self.convergence_ = check_convergence(self.history_, self.budget_, y_index[train], n_classes)
+        self.convergence_ = check_convergence(self.history_, self.budget_, y_index[train], n_classes,
+                                              n_validation=len(val))
         return self
 
     def predict_proba(self, X):

@@ -111,6 +111,19 @@ def test_a_late_rise_to_a_fitted_training_set_is_not_flagged():
     assert check_convergence({"loss": loss, "accuracy": accuracy}, PLAN, Y, 4)["undertrained"]
 
 
+def test_an_early_stop_on_a_small_validation_split_before_the_training_set_is_fit_is_flagged():
+    loss = [1.4, 0.8, 0.5, 0.42, 0.41, 0.41]
+    accuracy = [0.4, 0.8, 0.93, 0.96, 0.965, 0.966]  # flat, but not fit, and stopped at 6 of 8
+    stopped = check_convergence({"loss": loss, "accuracy": accuracy}, PLAN, Y, 4, n_validation=61)
+    assert stopped["undertrained"] and stopped["stopped_early"] and stopped["validation_images"] == 61
+    assert stopped["reasons"] == ["stopped on noise: early stopping ended training after 6 of 8 epochs, "
+                                  "judged on 61 validation images, with the training accuracy at 0.966"]
+    # a large validation split, or a training set already fit, is trusted
+    assert not check_convergence({"loss": loss, "accuracy": accuracy}, PLAN, Y, 4, n_validation=5000)["undertrained"]
+    fit = accuracy[:-1] + [0.995]
+    assert not check_convergence({"loss": loss, "accuracy": fit}, PLAN, Y, 4, n_validation=61)["undertrained"]
+
+
 def test_one_epoch_is_too_short_and_chance_level_did_not_learn():
     one = check_convergence({"loss": [1.2], "accuracy": [0.9]}, PLAN, Y, 4)
     assert one["undertrained"] and one["reasons"][0].startswith("too short: 1 epoch(s)")

@@ -11,7 +11,7 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import UsageError
+from .errors import UsageError, exit_code, raise_terminated
 from .metrics import METRICS
 from .progress import Progress
 
@@ -249,27 +249,13 @@ def resolve_datasets(args):
     return names, {}
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, handled as Ctrl-C; the exit code is 128 + the signal's number."""
-
-    def __init__(self, signum):
-        super().__init__(f"signal {signum}")
-        self.signum = signum
-
-
-def _terminated(signum, frame):
-    """SIGTERM (a scheduler, `kill`, a closing terminal's SIGHUP) ends a run the way Ctrl-C
-    does: finished cells kept, run.json marked interrupted, a resume hint."""
-    raise Terminated(signum)
-
-
 @contextmanager
 def _terminate_like_ctrl_c():
     handled = (signal.SIGTERM, signal.SIGHUP) if hasattr(signal, "SIGHUP") else (signal.SIGTERM,)
     if threading.current_thread() is not threading.main_thread():  # only the main thread may
         yield
         return
-    previous = {s: signal.signal(s, _terminated) for s in handled}
+    previous = {s: signal.signal(s, raise_terminated) for s in handled}
     try:
         yield
     finally:
@@ -442,7 +428,7 @@ def _execute(config, run_dir, argv, args, backend):
                      on_dataset=progress.dataset, on_start=on_start)
     except KeyboardInterrupt as exc:
         progress.close()
-        code = 128 + exc.signum if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+        code = exit_code(exc)
         if not started:  # nothing was planned or written yet: there is nothing to resume
             print("\ninterrupted before the first cell started; nothing to resume: run the same "
                   "command again", file=sys.stderr)

@@ -5,10 +5,12 @@ for minutes, holding hundreds of MB, and with them Python's fork server: each wo
 copy of the run's pipe to the server, so the server never sees that pipe close. So every
 process the server forks watches the run's process (the server's parent, recorded when the
 server imports this module) from a daemon thread, and exits as soon as that process is gone;
-the server then exits by itself when its last worker has (end of file on its pipe).
+the server then exits by itself when its last worker has (end of file on its pipe). Workers
+ignore SIGINT: the run's process handles Ctrl-C and stops them.
 """
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -41,6 +43,9 @@ def _watch(pid):
 
 
 def _in_child():
+    # Ctrl-C reaches every process of the terminal's group: the run's process handles it (it
+    # stops the workers itself), so a worker ignores SIGINT instead of dying with a traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch, args=(RUN_PID,), daemon=True, name="watch-run-process").start()
 
 

@@ -156,10 +156,14 @@ def _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs=1, map
             ranking.friedman.mean_ranks, ranking.pvalues, folder / "critical-difference.png",
             f"Mean rank by macro-F1 over {ranking.matrix.shape[0]} datasets (Nemenyi, alpha {alpha})",
             alpha)))
-    paths = mapper([(_draw, (f, args)) for _, _, f, args in jobs]) if mapper else None
-    paths = None if paths is None else list(paths)
-    if paths is None:
-        paths = parallel(n_jobs)(delayed(_draw)(f, args) for _, _, f, args in jobs)
+    paths = None
+    try:
+        paths = mapper([(_draw, (f, args)) for _, _, f, args in jobs]) if mapper else None
+        paths = None if paths is None else list(paths)
+        if paths is None:
+            paths = parallel(n_jobs)(delayed(_draw)(f, args) for _, _, f, args in jobs)
+    except Exception:  # a worker killed while drawing (or a broken pool): draw them here
+        paths = [_draw(f, args) for _, _, f, args in jobs]
     for (dataset, kind, _, _), path in zip(jobs, paths):
         path = path[0] if isinstance(path, tuple) else path  # pareto_plot: (path, front)
         drawn.setdefault(dataset, {})[kind] = path.relative_to(run_dir)

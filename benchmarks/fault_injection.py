@@ -90,6 +90,14 @@ def descendants(pid, parents=None):
     return found
 
 
+def cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
 def cells_of(out):
     """{relative cell path: scores} of every valid cell, and the invalid ones."""
     from benchmark.cells import read_cell
@@ -142,8 +150,8 @@ def one_case(signame, target, phase, data, reference, tmp):
     parents = {}
     family = descendants(proc.pid, parents)
     victim = proc.pid
-    if target == "worker":  # a process forked by a child of the run: a worker of the fork server
-        workers = [p for p in family if parents[p] != proc.pid]
+    if target == "worker":  # a worker: a process the run's fork server forked (not a tracker)
+        workers = [p for p in family if parents[p] != proc.pid and b"forkserver" in cmdline(parents[p])]
         if not workers:
             proc.communicate()
             return "missed", "no worker process yet"

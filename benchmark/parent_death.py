@@ -36,6 +36,29 @@ def alive(pid):
     return True
 
 
+def descendants(pid, parents=None):
+    """PIDs of every process below `pid`, from Linux's /proc (for checks that a run left none);
+    `parents`, if given, is filled with pid -> ppid."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for child in children.get(parent, []):
+            found.append(child)
+            todo.append(child)
+            if parents is not None:
+                parents[child] = parent
+    return found
+
+
 def _watch(pid):
     while alive(pid):
         time.sleep(PERIOD)

@@ -44,7 +44,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from benchmark.parent_death import alive  # noqa: E402
+from benchmark.parent_death import alive, descendants  # noqa: E402
 
 PHASES = ("imports", "preparation", "cells", "report")
 SIGNALS = ("SIGINT", "SIGTERM", "SIGKILL")
@@ -66,28 +66,6 @@ def make_folder(root):
 def command(data, out):
     return [sys.executable, "-m", "benchmark", "run", "--datasets", f"folder:{data}", "--estimators",
             ESTIMATORS, "--folds", "3", "--jobs", "2", "--no-cache", "--quiet", "--out", str(out)]
-
-
-def descendants(pid, parents=None):
-    """PIDs of every process below `pid`; `parents`, if given, is filled with pid -> ppid."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as f:
-                    ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
-        for child in children.get(parent, []):
-            found.append(child)
-            todo.append(child)
-            if parents is not None:
-                parents[child] = parent
-    return found
 
 
 def cmdline(pid):

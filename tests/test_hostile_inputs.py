@@ -333,25 +333,6 @@ def test_resume_from_another_directory_finds_the_folder_and_a_missing_one_keeps_
     assert "skipped" in (out / "report.md").read_text()
 
 
-def _descendants(pid):
-    """PIDs of every process below `pid` (Linux /proc)."""
-    children = {}
-    for stat in os.listdir("/proc"):
-        if stat.isdigit():
-            try:
-                with open(f"/proc/{stat}/stat", "rb") as f:
-                    ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(stat))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs Linux /proc to list the run's processes")
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGKILL"])
 def test_a_terminated_or_killed_run_leaves_no_process_and_sigterm_is_handled_like_ctrl_c(tmp_path, signame):
@@ -361,7 +342,7 @@ def test_a_terminated_or_killed_run_leaves_no_process_and_sigterm_is_handled_lik
     import sys
     import time
 
-    from benchmark.parent_death import alive
+    from benchmark.parent_death import alive, descendants
 
     out = tmp_path / "run"
     proc = subprocess.Popen(
@@ -373,7 +354,7 @@ def test_a_terminated_or_killed_run_leaves_no_process_and_sigterm_is_handled_lik
     while not (out / "run.json").exists() and time.time() < deadline:  # the cells have started
         time.sleep(0.2)
     time.sleep(2)
-    family = _descendants(proc.pid)
+    family = descendants(proc.pid)
     assert family, "the run should have started worker processes"
     proc.send_signal(getattr(signal, signame))
     _, err = proc.communicate(timeout=120)

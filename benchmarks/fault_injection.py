@@ -9,21 +9,23 @@ Claim checked
     tests/test_hostile_inputs.py (they are fast); this script holds the slow ones.
 
 How it is measured
-    * Data: a generated image folder (3 classes x 24 images, 16x16 RGB, seeded) in a temporary
-      directory, with a file of the user's (`notes.txt`) beside the run directory.
-    * Command: `python -m benchmark run --datasets folder:DATA --estimators cnn-fast,knn-pixels,
+    * Data: two generated image folders (3 classes x 24 and x 12 images, 16x16 RGB, seeded; two,
+      so that a worker prepares the second while the run's process prepares the first) in a
+      temporary directory, with a file of the user's (`notes.txt`) beside the run directory.
+    * Command: `python -m benchmark run --datasets folder:A,folder:B --estimators cnn-fast,knn-pixels,
       logreg-pixels --folds 3 --jobs 2 --no-cache --quiet --out RUN`, as a subprocess.
     * Faults: SIGINT, SIGTERM and SIGKILL, sent to the main process or to one worker process,
       in each phase: `imports` (0.3 s after start), `preparation` (run.log written, run.json
       not yet), `cells` (the first cell file written) and `report` (every cell file written,
       the report not yet). A worker exists from the preparation on, so 3 x (1 + 2 x 3) = 21
-      cases; a phase the run passes through before the signal lands is reported as missed.
+      cases; a phase the run passes through before the signal lands is reported as missed, and
+      a worker signalled after its phase ended says where it landed.
     * After each: the run's processes (all descendants of the main process, listed from /proc
       just before the signal) are checked gone within 30 s; run.json, the cells and the user's
       file are checked; then `run --resume RUN` (or, when nothing was planned yet, the same
       command again) must exit 0 and leave cells equal to the reference run's.
 
-Run from the repository root (Linux): `python benchmarks/fault_injection.py` (about 10 minutes
+Run from the repository root (Linux): `python benchmarks/fault_injection.py` (about 15 minutes
 on 2 cores; `--signals SIGKILL --phases cells` for part). Prints one line per case and the
 number of faults that lost data, left a process or exited wrongly (target 0). Exits 0.
 """
@@ -44,27 +46,28 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from benchmark.parent_death import alive, descendants  # noqa: E402
+from benchmark.processes import alive, descendants  # noqa: E402
 
 PHASES = ("imports", "preparation", "cells", "report")
 SIGNALS = ("SIGINT", "SIGTERM", "SIGKILL")
 ESTIMATORS = "cnn-fast,knn-pixels,logreg-pixels"
 
 
-def make_folder(root):
+def make_folder(root, seed, per_class):
     from PIL import Image
 
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     for i, label in enumerate(("red", "green", "blue")):
         (root / label).mkdir(parents=True)
-        for k in range(24):
+        for k in range(per_class):
             pixels = rng.integers(0, 90, (16, 16, 3))
             pixels[..., i] += 120
             Image.fromarray(pixels.astype(np.uint8)).save(root / label / f"{k}.png")
 
 
 def command(data, out):
-    return [sys.executable, "-m", "benchmark", "run", "--datasets", f"folder:{data}", "--estimators",
+    datasets = ",".join(f"folder:{folder}" for folder in data)
+    return [sys.executable, "-m", "benchmark", "run", "--datasets", datasets, "--estimators",
             ESTIMATORS, "--folds", "3", "--jobs", "2", "--no-cache", "--quiet", "--out", str(out)]
 
 
@@ -114,6 +117,13 @@ def wait_for(phase, out, proc, started, limit=120):
     return False
 
 
+def phase_now(out):
+    """The phase the run is in, from its files (for the line of a case whose signal came late)."""
+    if not (out / "run.json").exists():
+        return "preparation"
+    return "cells" if not (out / "report.md").exists() else "report"
+
+
 def one_case(signame, target, phase, data, reference, tmp):
     out = tmp / f"{signame}-{target}-{phase}" / "run"
     out.parent.mkdir(parents=True)
@@ -129,11 +139,18 @@ def one_case(signame, target, phase, data, reference, tmp):
     family = descendants(proc.pid, parents)
     victim = proc.pid
     if target == "worker":  # a worker: a process the run's fork server forked (not a tracker)
-        workers = [p for p in family if parents[p] != proc.pid and b"forkserver" in cmdline(parents[p])]
+        looked = time.time()
+        while True:  # in the preparation the first worker appears a moment after run.log
+            workers = [p for p in family if parents[p] != proc.pid and b"forkserver" in cmdline(parents[p])]
+            if workers or time.time() - looked > 10 or proc.poll() is not None:
+                break
+            time.sleep(0.02)
+            family = descendants(proc.pid, parents)
         if not workers:
             proc.communicate()
             return "missed", "no worker process yet"
         victim = workers[0]
+    landed = phase_now(out)
     os.kill(victim, getattr(signal, signame))
     try:
         _, err = proc.communicate(timeout=180)
@@ -141,6 +158,7 @@ def one_case(signame, target, phase, data, reference, tmp):
         proc.kill()
         _, err = proc.communicate()
         return "FAULT", "the run did not end after a worker was signalled"
+    (out.parent / "stderr.txt").write_text(err)  # kept for a FAULT's post-mortem
     problems = []
     deadline = time.time() + 30
     while any(alive(p) for p in family) and time.time() < deadline:
@@ -151,7 +169,7 @@ def one_case(signame, target, phase, data, reference, tmp):
         for p in left:
             os.kill(p, signal.SIGKILL)
     if "Traceback" in err:
-        problems.append("a traceback on stderr")
+        problems.append(f"a traceback on stderr ({out.parent / 'stderr.txt'})")
     code = proc.returncode
     if target == "main":
         expected = {"SIGINT": 130, "SIGTERM": 143, "SIGKILL": -9}[signame]
@@ -185,7 +203,8 @@ def one_case(signame, target, phase, data, reference, tmp):
         problems.append(f"{len(differ)} cell(s) differ from the reference after finishing: {differ[:2]}")
     if notes.read_text() != "the user's own file":
         problems.append("the user's file changed")
-    return ("FAULT", "; ".join(problems)) if problems else ("ok", f"exit {code}, finished by resume")
+    where = "" if landed == phase or phase in ("imports", "report") else f" (landed in {landed})"
+    return ("FAULT", "; ".join(problems) + where) if problems else ("ok", f"exit {code}, finished by resume{where}")
 
 
 def main(argv=None):
@@ -198,8 +217,11 @@ def main(argv=None):
         print("this script needs Linux (/proc) to list a run's processes")
         return 0
     tmp = Path(tempfile.mkdtemp(prefix="fault-injection-"))
-    data = tmp / "data"
-    make_folder(data)
+    print(f"working in {tmp} (each case's stderr is kept there)")
+    # two datasets: the second is prepared by a worker while the run's process prepares the first
+    data = [tmp / "colours", tmp / "more-colours"]
+    make_folder(data[0], seed=0, per_class=24)
+    make_folder(data[1], seed=1, per_class=12)
     ref = tmp / "reference" / "run"
     subprocess.run(command(data, ref), cwd=tmp, check=True, capture_output=True)
     reference, _ = cells_of(ref)

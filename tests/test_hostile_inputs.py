@@ -274,6 +274,21 @@ def test_ctrl_c_while_importing_is_one_line_not_a_traceback(tmp_path):
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("interrupted")
 
 
+def test_a_worker_ignores_ctrl_c_so_only_the_run_handles_it():
+    # a worker hit by SIGINT died with a KeyboardInterrupt traceback: the fork server reset
+    # the SIG_IGN set in each child to the handler it had found at start
+    import signal
+
+    from joblib import delayed
+
+    from benchmark.worker_pool import parallel, start_fork_server
+
+    if not start_fork_server():
+        pytest.skip("no fork server on this system (Windows)")
+    handlers = parallel(2)(delayed(signal.getsignal)(signal.SIGINT) for _ in range(4))
+    assert handlers == [signal.SIG_IGN] * 4
+
+
 @pytest.mark.parametrize("option", [["--folds", "2"], ["--seed", "3"], ["--image-size", "16"],
                                     ["--max-per-class", "10"], ["--protocol", "cv"], ["--full"]])
 def test_resume_refuses_configuration_options_instead_of_ignoring_them(tmp_path, capsys, option):
@@ -342,7 +357,7 @@ def test_a_terminated_or_killed_run_leaves_no_process_and_sigterm_is_handled_lik
     import sys
     import time
 
-    from benchmark.parent_death import alive, descendants
+    from benchmark.processes import alive, descendants
 
     out = tmp_path / "run"
     proc = subprocess.Popen(

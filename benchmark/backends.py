@@ -153,10 +153,17 @@ def _warm_up(plots=True):
 
 
 def _start_workers(n_jobs):
-    """Start joblib's worker processes and import the libraries in them (then kept for reuse)."""
+    """Start joblib's worker processes and import the libraries in them (then kept for reuse).
+
+    Best effort, in a background thread: a worker killed while warming up (a signal, the
+    out-of-memory killer) is replaced when the cells start, so it is no error here; it
+    printed a thread's traceback."""
     from joblib import delayed
 
-    parallel(n_jobs)(delayed(_warm_up)() for _ in range(max(1, n_jobs)))
+    try:
+        parallel(n_jobs)(delayed(_warm_up)() for _ in range(max(1, n_jobs)))
+    except Exception:  # the cells' own pool reports a failure that persists
+        pass
 
 
 class DaskBackend:

@@ -19,7 +19,10 @@ import time
 
 from benchmark.processes import alive
 
-RUN_PID = os.getppid()  # in the fork server: the process that started it
+# The process that started the fork server. From the environment it set, not os.getppid():
+# killed while the server was still importing, the run's process would leave the server
+# reparented to init by now, and its workers unwatched (they lived on with the server).
+RUN_PID = int(os.environ.get("BENCHMARK_RUN_PID") or os.getppid())
 PERIOD = 1.0  # seconds between two looks
 
 

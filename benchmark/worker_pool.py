@@ -6,7 +6,10 @@ the server before it imports anything heavy itself.
 """
 
 import multiprocessing
+import os
 from multiprocessing import forkserver
+
+RUN_PID_VARIABLE = "BENCHMARK_RUN_PID"
 
 # What every cell, and the report's plots, import. The fork server imports them once and each
 # worker process starts as a fork of it, with them already in memory: a fresh interpreter spends
@@ -28,8 +31,11 @@ def start_fork_server(extra=()):
     """
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return False  # Windows: joblib's default (loky) start method
-    forkserver.set_forkserver_preload(PRELOAD + list(extra) + ["benchmark.parent_death",
-                                                               "benchmark.preload_freeze"])
+    # parent_death first: the server may be forked from after the run's process has died
+    # (a request already sent), and its workers must still watch the run's process
+    forkserver.set_forkserver_preload(["benchmark.parent_death"] + PRELOAD + list(extra)
+                                      + ["benchmark.preload_freeze"])
+    os.environ[RUN_PID_VARIABLE] = str(os.getpid())  # inherited by the server: see parent_death
     forkserver.ensure_running()
     from joblib.externals.loky.backend.context import set_start_method  # after: it takes 0.3 s
 

@@ -157,7 +157,8 @@ def one_case(signame, target, phase, data, reference, tmp):
     except subprocess.TimeoutExpired:
         proc.kill()
         _, err = proc.communicate()
-        return "FAULT", "the run did not end after a worker was signalled"
+        return "FAULT", ("the run's stderr stayed open 180 s after the signal: a process of the run "
+                         "lived on")
     (out.parent / "stderr.txt").write_text(err)  # kept for a FAULT's post-mortem
     problems = []
     deadline = time.time() + 30

@@ -393,3 +393,40 @@ def test_a_folder_whose_path_holds_a_comma_is_given_with_dataset(tmp_path, capsy
     assert main(["run", "--dataset", f"folder:{root}", "--estimators", "knn-pixels", "--folds", "2",
                  "--out", str(out), "--quiet", "--no-cache", "--jobs", "1"]) == 0
     assert f"folder:{root}" in (out / "run.json").read_text()
+
+
+def test_a_worker_killed_while_warming_up_is_no_traceback(monkeypatch):
+    # SIGTERM to a worker during the preparation printed "Exception in thread ... TerminatedWorkerError"
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+    from benchmark import backends
+
+    def killed(n_jobs, **kwargs):
+        def call(tasks):
+            raise TerminatedWorkerError("A worker process managed by the executor was unexpectedly terminated.")
+        return call
+
+    monkeypatch.setattr(backends, "parallel", killed)
+    assert backends._start_workers(2) is None
+
+
+@pytest.mark.skipif(not hasattr(os, "register_at_fork"), reason="needs os.register_at_fork (POSIX)")
+def test_workers_watch_the_run_process_named_by_the_run_even_once_the_server_is_orphaned(tmp_path):
+    # SIGKILL while the fork server was still importing left it reparented to init: it took
+    # init for the run's process, and the worker it forked next lived on with it
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    script = ("import os, sys, time\n"
+              "import benchmark.parent_death\n"
+              "pid = os.fork()\n"
+              "if pid == 0:\n"
+              "    time.sleep(20)\n"
+              "    os._exit(0)\n"
+              "sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))\n")
+    done = subprocess.run([sys.executable, "-c", script], timeout=60, cwd=tmp_path,
+                          env={**os.environ, "BENCHMARK_RUN_PID": str(dead.pid),
+                               "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 1  # the forked worker saw the run gone and exited at once

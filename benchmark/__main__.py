@@ -2,12 +2,12 @@ import gc
 import signal
 import sys
 
-if __name__ == "__main__":  # worker processes import this module too (see benchmark.worker_pool)
-    from .errors import exit_code, raise_terminated
+if __name__ == "__main__":  # worker processes import this module too (see benchmark.execution.worker_pool)
+    from benchmark.errors import exit_code, raise_terminated
 
     signal.signal(signal.SIGTERM, raise_terminated)  # from the start: SIGTERM while importing too
     try:
-        from .cli import main
+        from benchmark.cli import main
 
         code = main()
     except KeyboardInterrupt as exc:  # Ctrl-C / SIGTERM outside a run's own handling (imports):

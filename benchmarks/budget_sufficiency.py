@@ -7,7 +7,7 @@ Claim checked
     flagged as undertrained by the convergence check the report shows.
 
 How it is measured
-    * Data and folds: the runner's own loader and stratified folds (`benchmark.protocols`,
+    * Data and folds: the runner's own loader and stratified folds (`benchmark.data.protocols`,
       seed 0, `--folds` folds, default 5), so these are the cells of `run --all`. With
       `--cifar-per-class N` (default 100) a stratified sample of N images per class of
       ../shared/datasets/cifar10 (train and test pooled, cross-validated the same way) is
@@ -50,8 +50,8 @@ FACTOR = 4
 
 def load(name, folds, cifar_per_class):
     """(dataset as used, splits) with the runner's folds."""
-    from benchmark.datasets import load_dataset
-    from benchmark.protocols import plan_splits
+    from benchmark.data import load_dataset
+    from benchmark.data.protocols import plan_splits
 
     if name == "cifar10":
         dataset = load_dataset(f"folder:{CIFAR}", image_size=32)
@@ -88,9 +88,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     from joblib import delayed
 
-    from benchmark.cells import CellTask, run_cell
-    from benchmark.stats import corrected_ttest, fold_interval
-    from benchmark.worker_pool import parallel
+    from benchmark.execution.cells import CellTask, run_cell
+    from benchmark.reporting.stats import corrected_ttest, fold_interval
+    from benchmark.execution.worker_pool import parallel
 
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
           f"{args.folds} folds, {args.jobs} cells at once x 1 thread")

@@ -11,7 +11,7 @@ How it is measured
       stated for 2 cores. TensorFlow uses all cores (n_threads=None). The CPU is assumed
       otherwise idle: other processes competing for it slow both networks and add noise.
     * Data: ../shared/datasets/cifar10/{train,test}/<class>/*.jpg (relative to the repository
-      root), read with the repository's loader `benchmark.image_folder.load_image_folder` at
+      root), read with the repository's loader `benchmark.data.image_folder.load_image_folder` at
       32x32, kept as uint8. `--train-limit` / `--test-limit` keep a random subset (seed 0) for
       quick checks; the claim is only about the full sets.
     * Each estimator is created from the registry with its defaults, fitted once on the
@@ -50,7 +50,7 @@ TIME_RATIO = 4  # cnn-fast must fit in at most 1/TIME_RATIO of cnn-vgg's time
 
 
 def load_split(folder, limit, seed=0):
-    from benchmark.image_folder import load_image_folder
+    from benchmark.data.image_folder import load_image_folder
 
     data = load_image_folder(folder, image_size=32)
     images, labels = data.images, data.labels

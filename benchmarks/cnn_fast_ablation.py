@@ -12,7 +12,7 @@ How it is measured
       project's measurements. The CPU is assumed otherwise idle.
     * Data: a random subset (seed 0) of CIFAR-10's training images (`--train-limit`, default
       10,000) and of its test images (`--test-limit`, default 10,000), from
-      ../shared/datasets/cifar10 via `benchmark.image_folder.load_image_folder` at 32x32 uint8.
+      ../shared/datasets/cifar10 via `benchmark.data.image_folder.load_image_folder` at 32x32 uint8.
     * Variants: `cnn-fast` with its defaults ("default"), then each technique switched off
       (EMA: on) through its `__init__` parameter (the table lists the parameters). `--epochs` overrides
       the number of epochs for every variant alike (shorter runs: quicker, less faithful).

@@ -46,7 +46,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from benchmark.processes import alive, descendants  # noqa: E402
+from benchmark.execution.processes import alive, descendants  # noqa: E402
 
 PHASES = ("imports", "preparation", "cells", "report")
 SIGNALS = ("SIGINT", "SIGTERM", "SIGKILL")
@@ -81,7 +81,7 @@ def cmdline(pid):
 
 def cells_of(out):
     """{relative cell path: scores} of every valid cell, and the invalid ones."""
-    from benchmark.cells import read_cell
+    from benchmark.execution.cells import read_cell
 
     good, bad = {}, []
     for path in sorted(out.glob("cells/*/*/fold-*.json")):

@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 import PIL  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from benchmark.image_folder import load_image_folder, read_image_folder  # noqa: E402
+from benchmark.data.image_folder import load_image_folder, read_image_folder  # noqa: E402
 
 N_IMAGES = 3_000
 N_CLASSES = 6

@@ -1,7 +1,7 @@
 """Benchmark: the runner's classical suite vs a plain loop of sklearn cross_validate, on digits.
 
 Claim checked
-    On the `digits` dataset, `benchmark.runner.run` over every classical estimator (5 folds,
+    On the `digits` dataset, `benchmark.execution.runner.run` over every classical estimator (5 folds,
     seed 0, n_jobs=-1, in-memory feature cache) is at least 3x faster in wall time than the
     way the studies' notebooks did it: for each estimator, one after another,
     `cross_validate(Pipeline([("features", extractor), ("head", head)]), images, labels,
@@ -59,9 +59,9 @@ import sklearn  # noqa: E402
 from sklearn.model_selection import cross_validate  # noqa: E402
 from sklearn.pipeline import Pipeline  # noqa: E402
 
-from benchmark.datasets import load_dataset  # noqa: E402
-from benchmark.protocols import cv_splits  # noqa: E402
-from benchmark.runner import RunConfig, run  # noqa: E402
+from benchmark.data import load_dataset  # noqa: E402
+from benchmark.data.protocols import cv_splits  # noqa: E402
+from benchmark.execution.runner import RunConfig, run  # noqa: E402
 from estimators import create_estimator, list_estimators  # noqa: E402
 from notebook_features import notebook_features  # noqa: E402
 

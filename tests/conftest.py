@@ -28,7 +28,7 @@ def tiny_folder(tmp_path):
 @pytest.fixture(autouse=True)
 def no_network_and_no_user_data(monkeypatch, tmp_path_factory):
     """No test downloads anything or reads the user's data directories, config or caches."""
-    from benchmark import catalog
+    from benchmark.data import catalog
 
     monkeypatch.setenv(catalog.ENV_OFFLINE, "1")
     monkeypatch.delenv(catalog.ENV_DATA_DIR, raising=False)

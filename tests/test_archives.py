@@ -10,10 +10,10 @@ import tarfile
 import numpy as np
 import pytest
 
-from benchmark.archives import (ArchiveError, iter_tar_members, open_tar, read_cifar10,
+from benchmark.data.archives import (ArchiveError, iter_tar_members, open_tar, read_cifar10,
                                 read_cifar100, read_idx, read_mnist_dir, read_mnist_npz,
                                 safe_pickle_load)
-from benchmark.datasets import DatasetError
+from benchmark.data import DatasetError
 
 
 class _Py2Pickler(pickle._Pickler):

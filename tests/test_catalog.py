@@ -11,9 +11,9 @@ import time
 import numpy as np
 import pytest
 
-from benchmark import catalog
+from benchmark.data import catalog
 from benchmark.cli import main
-from benchmark.datasets import DatasetError, load_dataset
+from benchmark.data import DatasetError, load_dataset
 from conftest import write_image
 from test_archives import dump, make_tar, write_mnist
 

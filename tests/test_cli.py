@@ -13,7 +13,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def test_protocol_choices_are_the_runners_protocols():
     from benchmark.cli import build_parser
-    from benchmark.protocols import PROTOCOLS
+    from benchmark.data.protocols import PROTOCOLS
 
     run = next(a for a in build_parser()._subparsers._group_actions[0].choices["run"]._actions
                if a.dest == "protocol")
@@ -98,7 +98,7 @@ def test_readme_example_estimator_appears_in_the_leaderboard(tmp_path, monkeypat
 
 
 def test_hostile_names_are_escaped_in_markdown():
-    from benchmark.markdown import escape_markdown
+    from benchmark.reporting.markdown import escape_markdown
 
     assert escape_markdown("a|b*c_`<script>\nx") == "a\\|b\\*c\\_\\`&lt;script&gt; x"
 

@@ -220,7 +220,7 @@ def test_inner_split_is_a_stratified_partition_of_the_training_positions():
 @pytest.fixture(scope="module")
 def runner_run(tmp_path_factory):
     """The runner on a 24-image folder with a spying, tiny cnn-simple; 2 folds."""
-    from benchmark.runner import RunConfig, run
+    from benchmark.execution.runner import RunConfig, run
 
     root = tmp_path_factory.mktemp("cnn-run")
     rng = np.random.default_rng(5)
@@ -240,7 +240,7 @@ def runner_run(tmp_path_factory):
 
 
 def test_runner_never_fits_a_cnn_on_test_fold_images(runner_run):
-    from benchmark.datasets import load_dataset
+    from benchmark.data import load_dataset
 
     result, dataset, fitted_on = runner_run
     assert [c.status for c in result.cells] == ["ok", "ok"], [c.error for c in result.cells]
@@ -256,7 +256,7 @@ def test_runner_never_fits_a_cnn_on_test_fold_images(runner_run):
 
 
 def test_runner_cell_json_keeps_the_per_epoch_history(runner_run):
-    from benchmark.cells import cell_path
+    from benchmark.execution.cells import cell_path
 
     result, _, _ = runner_run
     for cell in result.cells:

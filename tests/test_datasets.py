@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from benchmark.datasets import DatasetError, list_datasets, load_dataset
-from benchmark.protocols import plan_splits
+from benchmark.data import DatasetError, list_datasets, load_dataset
+from benchmark.data.protocols import plan_splits
 from benchmark.errors import UsageError
-from benchmark.image_folder import load_image_folder
+from benchmark.data.image_folder import load_image_folder
 from conftest import write_image
 
 

@@ -6,7 +6,7 @@ import stat
 import pytest
 
 from benchmark.cli import main
-from benchmark.report import write_report
+from benchmark.reporting.report import write_report
 from features.cache import atomic_write
 
 from test_report import fake_run  # noqa: E402 (tests/ is on sys.path)
@@ -24,7 +24,7 @@ def test_results_are_written_with_the_umask_not_private(tmp_path):
 
 
 def test_two_runs_in_the_same_second_get_their_own_directories(tmp_path, monkeypatch):
-    from benchmark import results
+    from benchmark.reporting import results
 
     monkeypatch.setattr(results, "new_run_id", lambda: "20260101-120000")
     first, second = results.new_run_dir(tmp_path), results.new_run_dir(tmp_path)
@@ -152,7 +152,7 @@ def test_16_bit_images_are_scaled_to_8_bits_not_saturated(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from benchmark.image_folder import load_image_folder
+    from benchmark.data.image_folder import load_image_folder
 
     root = tmp_path / "wide"
     for label, level in (("dark", 10_000), ("bright", 50_000)):
@@ -182,7 +182,7 @@ def _folder(root, classes, n=8):
 def test_one_class_spelled_nfc_and_nfd_is_one_class(tmp_path):
     import unicodedata
 
-    from benchmark.image_folder import load_image_folder
+    from benchmark.data.image_folder import load_image_folder
 
     _folder(tmp_path / "d" / "train", [unicodedata.normalize("NFC", "café"), "tea"])
     _folder(tmp_path / "d" / "test", [unicodedata.normalize("NFD", "café"), "tea"])
@@ -246,7 +246,7 @@ def test_a_data_dir_that_is_not_there_is_a_usage_error_for_run_as_for_datasets(t
 
 
 def test_ctrl_c_before_the_first_cell_gives_no_resume_hint_that_cannot_work(tmp_path, monkeypatch, capsys):
-    from benchmark import runner
+    from benchmark.execution import runner
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -281,7 +281,7 @@ def test_a_worker_ignores_ctrl_c_so_only_the_run_handles_it():
 
     from joblib import delayed
 
-    from benchmark.worker_pool import parallel, start_fork_server
+    from benchmark.execution.worker_pool import parallel, start_fork_server
 
     if not start_fork_server():
         pytest.skip("no fork server on this system (Windows)")
@@ -304,9 +304,9 @@ def test_resume_refuses_configuration_options_instead_of_ignoring_them(tmp_path,
 def test_holdout_repeats_that_cannot_differ_run_once_and_say_so():
     import numpy as np
 
-    from benchmark.datasets import Dataset
-    from benchmark.leaderboard import describe_sampling
-    from benchmark.protocols import plan_splits
+    from benchmark.data import Dataset
+    from benchmark.reporting.leaderboard import describe_sampling
+    from benchmark.data.protocols import plan_splits
 
     labels = np.array(["a", "b"] * 20)
     split = np.array(["train"] * 30 + ["test"] * 10)
@@ -357,7 +357,7 @@ def test_a_terminated_or_killed_run_leaves_no_process_and_sigterm_is_handled_lik
     import sys
     import time
 
-    from benchmark.processes import alive, descendants
+    from benchmark.execution.processes import alive, descendants
 
     out = tmp_path / "run"
     proc = subprocess.Popen(
@@ -399,7 +399,7 @@ def test_a_worker_killed_while_warming_up_is_no_traceback(monkeypatch):
     # SIGTERM to a worker during the preparation printed "Exception in thread ... TerminatedWorkerError"
     from joblib.externals.loky.process_executor import TerminatedWorkerError
 
-    from benchmark import backends
+    from benchmark.execution import backends
 
     def killed(n_jobs, **kwargs):
         def call(tasks):
@@ -420,7 +420,7 @@ def test_workers_watch_the_run_process_named_by_the_run_even_once_the_server_is_
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     script = ("import os, sys, time\n"
-              "import benchmark.parent_death\n"
+              "import benchmark.execution.parent_death\n"
               "pid = os.fork()\n"
               "if pid == 0:\n"
               "    time.sleep(20)\n"

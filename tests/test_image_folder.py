@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmark import image_folder
-from benchmark.datasets import Dataset, DatasetError
-from benchmark.duplicates import find_duplicates
+from benchmark.data import image_folder
+from benchmark.data import Dataset, DatasetError
+from benchmark.data.duplicates import find_duplicates
 from benchmark.errors import UsageError
-from benchmark.image_folder import load_image_folder, read_image_folder
+from benchmark.data.image_folder import load_image_folder, read_image_folder
 from conftest import write_image
 
 TRASHNET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "trashnet"

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from benchmark import plots
+from benchmark.reporting import plots
 
 HOSTILE = "a$b_c|d\n<e>"
 

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from benchmark.datasets import Dataset, DatasetError, load_dataset
-from benchmark.protocols import HOLDOUT_MIN_IMAGES, plan_splits, resolve_protocol
-from benchmark.runner import RunConfig, run
+from benchmark.data import Dataset, DatasetError, load_dataset
+from benchmark.data.protocols import HOLDOUT_MIN_IMAGES, plan_splits, resolve_protocol
+from benchmark.execution.runner import RunConfig, run
 
 
 def split_dataset(n_train_per_class=30, n_test_per_class=10, classes=("a", "b", "c")):
@@ -67,7 +67,7 @@ def test_holdout_refuses_test_classes_missing_from_training():
 
 def test_runner_holdout_repeats(tmp_path, monkeypatch):
     toy = split_dataset()
-    monkeypatch.setattr("benchmark.runner.load_dataset", lambda name, **kw: toy)
+    monkeypatch.setattr("benchmark.execution.runner.load_dataset", lambda name, **kw: toy)
     config = RunConfig(["toy"], ["knn-pixels", "bagged-trees-art-moments"], protocol="holdout",
                        repeats=2, max_per_class=25)
     result = run(config, tmp_path)

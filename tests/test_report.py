@@ -11,8 +11,8 @@ from PIL import Image
 from scipy import stats as scipy_stats
 
 from benchmark.cli import main
-from benchmark.report import write_report
-from benchmark.cells import Cell, save_cell
+from benchmark.reporting.report import write_report
+from benchmark.execution.cells import Cell, save_cell
 
 ESTIMATORS = "knn-pixels,logreg-pixels,knn-hog"
 
@@ -20,7 +20,7 @@ ESTIMATORS = "knn-pixels,logreg-pixels,knn-hog"
 @pytest.fixture(scope="module")
 def stored_run(tmp_path_factory):
     """A real run: 3 embedded datasets x 3 classical estimators x 3 folds (a few seconds)."""
-    from benchmark import catalog
+    from benchmark.data import catalog
 
     with pytest.MonkeyPatch.context() as mp:  # module scope: the autouse fixture is per test
         mp.setenv(catalog.ENV_OFFLINE, "1")
@@ -113,9 +113,9 @@ def test_report_command_regenerates_the_same_report_without_refitting(run_copy, 
     for name in ("report.md", "summary.csv", "scores.csv"):
         (run_copy / name).unlink()
     shutil.rmtree(run_copy / "plots")
-    import benchmark.cells
+    import benchmark.execution.cells
 
-    monkeypatch.setattr(benchmark.cells, "run_cell", None)  # any refit would fail
+    monkeypatch.setattr(benchmark.execution.cells, "run_cell", None)  # any refit would fail
     assert main(["report", str(run_copy)]) == 0
     assert (run_copy / "report.md").read_text() == original
     assert (run_copy / "summary.csv").read_text() == original_summary
@@ -238,8 +238,8 @@ def test_compare_same_splits_is_paired_and_flags_a_real_change(tmp_path, capsys)
 
 
 def test_compare_different_splits_uses_welch_and_lists_unmatched(tmp_path, capsys):
-    from benchmark.compare import compare_runs
-    from benchmark.results import load_run
+    from benchmark.reporting.compare import compare_runs
+    from benchmark.reporting.results import load_run
 
     a = fake_run(tmp_path / "a", {("d1", "e1"): [0.8, 0.7, 0.75], ("d1", "e2"): [0.5, 0.6, 0.55]})
     b = fake_run(tmp_path / "b", {("d1", "e1"): [0.6, 0.65, 0.55], ("d1", "e3"): [0.5, 0.5, 0.5]},

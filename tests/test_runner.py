@@ -5,10 +5,10 @@ from sklearn.model_selection import cross_validate
 from sklearn.pipeline import Pipeline
 
 import estimators.registry as registry
-from benchmark.datasets import load_dataset
-from benchmark.protocols import cv_splits
-from benchmark.cells import cell_path
-from benchmark.runner import RunConfig, run
+from benchmark.data import load_dataset
+from benchmark.data.protocols import cv_splits
+from benchmark.execution.cells import cell_path
+from benchmark.execution.runner import RunConfig, run
 from estimators import FeatureClassifier, create_estimator, register
 from features.cache import FeatureCache
 
@@ -133,7 +133,7 @@ def test_a_seeded_cache_serves_another_process_features_with_their_source(tmp_pa
 
 
 def test_runner_gives_each_estimator_the_seed_thread_share_and_mirror_rule():
-    from benchmark.runner import _template
+    from benchmark.execution.runner import _template
 
     digits, faces = load_dataset("digits"), load_dataset("faces")
     assert not digits.mirror_invariant and faces.mirror_invariant

@@ -15,9 +15,9 @@ import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 import estimators.registry as registry
-from benchmark.backends import WORKER_DIED, DaskBackend, LocalBackend
+from benchmark.execution.backends import WORKER_DIED, DaskBackend, LocalBackend
 from benchmark.cli import main
-from benchmark.runner import RunConfig, run
+from benchmark.execution.runner import RunConfig, run
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSICAL = ["knn-pixels", "logreg-hog-color", "bagged-trees-art-moments"]
@@ -54,7 +54,7 @@ def test_datasets_prepared_in_workers_or_here_give_the_same_cells(tmp_path):
 
 
 def test_local_workers_share_each_large_array_through_one_memory_map(tmp_path):
-    from benchmark.backends import _memory_mapped
+    from benchmark.execution.backends import _memory_mapped
 
     big, small = np.arange(300_000, dtype=np.float64), np.arange(10)
     objects = np.array([object()] * 200_000)  # cannot be memory-mapped: passed as it is
@@ -82,9 +82,9 @@ def test_dask_local_cluster_gives_the_local_scores_and_scatters_each_array_once(
 
 def test_an_unreachable_scheduler_is_a_clear_error_within_bounded_time(tmp_path, capsys, monkeypatch):
     pytest.importorskip("dask.distributed")
-    import benchmark.backends
+    import benchmark.execution.backends
 
-    monkeypatch.setattr(benchmark.backends, "SCHEDULER_TIMEOUT", 2)
+    monkeypatch.setattr(benchmark.execution.backends, "SCHEDULER_TIMEOUT", 2)
     start = time.monotonic()
     code = main(["run", "--datasets", "faces", "--estimators", "knn-pixels", "--out", str(tmp_path / "r"),
                  "--backend", "dask", "--scheduler", "tcp://127.0.0.1:9", "--quiet"])
@@ -213,7 +213,7 @@ def test_progress_log_has_one_line_per_cell(tmp_path):
 
 
 def test_ctrl_c_keeps_finished_cells_and_says_how_to_resume(tmp_path, capsys, monkeypatch):
-    from benchmark.progress import Progress
+    from benchmark.cli.progress import Progress
 
     seen = []
     original = Progress.cell

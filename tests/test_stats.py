@@ -5,7 +5,7 @@ import scikit_posthocs
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from benchmark.stats import (
+from benchmark.reporting.stats import (
     ALPHA, MIN_FOLDS, compare_to_best, corrected_ttest, critical_difference, fold_interval,
     friedman, holm, iman_davenport, indistinguishable_groups, nemenyi,
 )

@@ -234,8 +234,8 @@ def test_undertrained_and_unconverged_fits_are_flagged_in_the_report_not_printed
 
 
 def test_a_cells_warnings_and_prints_stay_in_the_cell(tmp_path, capfd):
-    from benchmark.cells import CellTask, run_cell
-    from benchmark.protocols import Split
+    from benchmark.execution.cells import CellTask, run_cell
+    from benchmark.data.protocols import Split
 
     class Noisy(type(create_estimator("knn-pixels"))):
         def fit(self, X, y):
@@ -277,8 +277,8 @@ def test_cnn_vgg_patience_is_a_share_of_the_planned_epochs_and_waits_for_half_th
 
 def test_cells_without_diagnostics_are_not_reported_as_checked(tmp_path):
     """A run stored by an older version has no diagnostics: the report must not claim they passed."""
-    from benchmark.cells import Cell, save_cell
-    from benchmark.report import write_report
+    from benchmark.execution.cells import Cell, save_cell
+    from benchmark.reporting.report import write_report
 
     run = tmp_path / "old"
     run.mkdir()

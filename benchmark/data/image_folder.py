@@ -35,8 +35,8 @@ from PIL import Image
 
 from features.cache import atomic_write, default_cache_dir
 
-from .datasets import Dataset, DatasetError
-from .errors import UsageError
+from benchmark.data.dataset import Dataset, DatasetError
+from benchmark.errors import UsageError
 
 # The formats PIL may find in a file with this extension; anything else is skipped.
 FORMATS = {

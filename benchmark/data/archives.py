@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 
-from .datasets import DatasetError
+from benchmark.data.dataset import DatasetError
 
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
 REDOWNLOAD = "delete it and download it again"

@@ -6,7 +6,7 @@ Layout of `results/<run-id>/`:
   written when the cells start (status "running") and again at the end;
 - `cells/<dataset>/<estimator>/fold-<k>.json`: one file per finished cell, written atomically
   the moment it finishes, with its scores, timings and out-of-fold predictions;
-- everything else (report.md, CSVs, plots) is derived from those by `benchmark.report` and can
+- everything else (report.md, CSVs, plots) is derived from those by `benchmark.reporting.report` and can
   be regenerated at any time.
 """
 
@@ -23,8 +23,8 @@ from pathlib import Path
 
 from features.cache import atomic_write
 
-from . import __version__
-from .errors import UsageError
+from benchmark import __version__
+from benchmark.errors import UsageError
 
 LIBRARIES = ("numpy", "scipy", "scikit-learn", "scikit-image", "pandas", "joblib", "pillow",
              "tabulate", "matplotlib", "scikit-posthocs", "tensorflow", "keras")
@@ -192,7 +192,7 @@ class StoredRun:
         """Cells the plan in run.json has but no readable file holds, as failed-like Cells
         with status "missing" (never written: not run yet, or the run was interrupted) or
         "unreadable" (a corrupt file), so tables count them and no average hides them."""
-        from .cells import Cell, cell_path
+        from benchmark.execution.cells import Cell, cell_path
 
         have = {(c.dataset, c.estimator, c.fold) for c in self.cells}
         corrupt = dict(self.unreadable)
@@ -223,7 +223,7 @@ def resolve_run_dir(run, results_root="results"):
 
 def load_run(run_dir):
     """Read run.json and every cell; corrupt files are listed in `unreadable`, never fatal."""
-    from .cells import read_cell
+    from benchmark.execution.cells import read_cell
 
     run_dir = Path(run_dir)
     unreadable, meta = [], {}

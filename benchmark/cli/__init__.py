@@ -11,9 +11,9 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import UsageError, exit_code, raise_terminated
-from .metrics import METRICS
-from .progress import Progress
+from benchmark.errors import UsageError, exit_code, raise_terminated
+from benchmark.execution.metrics import METRICS
+from benchmark.cli.progress import Progress
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 MAX_SEED = 2**32 - 1
@@ -34,7 +34,7 @@ def build_parser():
         description="Benchmark image classifiers: classical models on handcrafted features "
         "vs convolutional networks, cross-validated on the same splits.",
     )
-    from . import __version__
+    from benchmark import __version__
 
     parser.add_argument("--version", action="version", version=f"image-benchmark {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -50,7 +50,7 @@ def build_parser():
                      help="comma-separated dataset names (see `datasets`), or folder:PATH for an image folder")
     run.add_argument("--estimators", help="comma-separated estimator names or patterns (e.g. 'knn-*'); default: all")
     run.add_argument("--folds", type=int, help="stratified folds of --protocol cv (default 5)")
-    # benchmark.protocols.PROTOCOLS, not imported: it loads NumPy (tests/test_cli.py checks them equal)
+    # benchmark.data.protocols.PROTOCOLS, not imported: it loads NumPy (tests/test_cli.py checks them equal)
     run.add_argument("--protocol", choices=("auto", "cv", "holdout"),
                      help="cv: cross-validate on the pooled images; holdout: train on the official "
                      "train split, score on its test split; auto (default): holdout for datasets "
@@ -134,7 +134,7 @@ def _list():
 
     from estimators import estimator_spec, list_estimators
 
-    from .datasets import list_datasets, named_datasets
+    from benchmark.data import list_datasets, named_datasets
 
     specs = [estimator_spec(n) for n in list_estimators()]
     print("Estimators")
@@ -152,8 +152,8 @@ def _datasets(args):
 
     from tabulate import tabulate
 
-    from .catalog import availability, data_dirs, download_dir
-    from .datasets import list_datasets, load_dataset, named_datasets
+    from benchmark.data.catalog import availability, data_dirs, download_dir
+    from benchmark.data import list_datasets, load_dataset, named_datasets
 
     dirs, origin = data_dirs(args.data_dir)
     rows, notes = [], []
@@ -185,8 +185,8 @@ def _datasets(args):
 
 def _available_named(data_dir):
     """([names found on disk], {name: why it is not run}) of the named datasets, for --all."""
-    from .catalog import availability, data_dirs
-    from .datasets import named_datasets
+    from benchmark.data.catalog import availability, data_dirs
+    from benchmark.data import named_datasets
 
     dirs, origin = data_dirs(data_dir)
     found, missing = [], {}
@@ -224,7 +224,7 @@ def resolve_estimators(value):
 
 def resolve_datasets(args):
     """([dataset names to run], {named dataset: why --all does not run it})."""
-    from .datasets import FOLDER_PREFIX, check_dataset_name, list_datasets
+    from benchmark.data import FOLDER_PREFIX, check_dataset_name, list_datasets
 
     given = _split(args.datasets) + list(args.dataset or [])
     if args.all and not given:
@@ -271,12 +271,12 @@ def _run(args, argv):
 def _run_checked(args, argv):
     _check_run_options(args)
     if not args.scheduler and args.jobs != 1 and (os.cpu_count() or 1) > 1:
-        from .worker_pool import start_fork_server
+        from benchmark.execution.worker_pool import start_fork_server
 
         # the workers' libraries load on another core while this one starts
         start_fork_server(extra=["distributed"] if args.backend == "dask" else [])
     if args.backend == "dask" and not args.resume:
-        from .backends import make_backend
+        from benchmark.execution.backends import make_backend
 
         # connect to the cluster (or start the local one) while the data loads
         threads = args.threads_per_cell or 1
@@ -290,9 +290,9 @@ def _run_checked(args, argv):
 def _prepare_and_execute(args, argv, backend):
     from features.cache import default_cache_dir
 
-    from .backends import make_backend
-    from .results import new_run_dir, prepare_run_dir
-    from .runner import RunConfig
+    from benchmark.execution.backends import make_backend
+    from benchmark.reporting.results import new_run_dir, prepare_run_dir
+    from benchmark.execution.runner import RunConfig
 
     if args.resume:
         run_dir, config, argv = _resumed(args)
@@ -359,7 +359,7 @@ def _check_run_options(args):
     if args.scheduler and args.backend != "dask":
         raise UsageError("--scheduler needs --backend dask")
     if args.data_dir is not None:  # as `datasets` does: a --data-dir that is not there is a usage error
-        from .catalog import data_dirs
+        from benchmark.data.catalog import data_dirs
 
         data_dirs(args.data_dir)
     if args.resume and (args.datasets or args.dataset or args.all or args.estimators or args.out):
@@ -379,8 +379,8 @@ def _check_thread_budget(args, threads):
 
 def _resumed(args):
     """(run dir, RunConfig, command line) of the run to resume, from its run.json."""
-    from .results import RUN_FILE, resolve_run_dir
-    from .runner import RunConfig
+    from benchmark.reporting.results import RUN_FILE, resolve_run_dir
+    from benchmark.execution.runner import RunConfig
 
     run_dir = resolve_run_dir(args.resume)
     try:
@@ -410,10 +410,10 @@ def run_lock(run_dir):
 
 
 def _execute(config, run_dir, argv, args, backend):
-    from .leaderboard import render
-    from .report import write_report
-    from .results import point_latest, write_run_json
-    from .runner import RunResult, run
+    from benchmark.reporting.leaderboard import render
+    from benchmark.reporting.report import write_report
+    from benchmark.reporting.results import point_latest, write_run_json
+    from benchmark.execution.runner import RunResult, run
 
     progress = Progress(run_dir, quiet=args.quiet)
     started = []
@@ -465,9 +465,9 @@ def _execute(config, run_dir, argv, args, backend):
 
 
 def _report(args):
-    from .leaderboard import render
-    from .report import write_report
-    from .results import resolve_run_dir
+    from benchmark.reporting.leaderboard import render
+    from benchmark.reporting.report import write_report
+    from benchmark.reporting.results import resolve_run_dir
 
     if args.jobs == 0 or args.jobs < -1:
         raise UsageError("--jobs must be a positive number of processes, or -1 for all cores")
@@ -485,8 +485,8 @@ def _report(args):
 def _compare(args):
     from tabulate import tabulate
 
-    from .compare import compare_runs, comparison_table
-    from .results import load_run, resolve_run_dir
+    from benchmark.reporting.compare import compare_runs, comparison_table
+    from benchmark.reporting.results import load_run, resolve_run_dir
 
     dirs = [resolve_run_dir(args.run_a), resolve_run_dir(args.run_b)]
     runs = [load_run(d) for d in dirs]

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from .metrics import METRICS
-from .stats import ALPHA, compare_to_best, fold_interval
+from benchmark.execution.metrics import METRICS
+from benchmark.reporting.stats import ALPHA, compare_to_best, fold_interval
 
 SCORE_COLUMNS = list(METRICS)
 
@@ -41,7 +41,7 @@ DIAGNOSIS_COLUMNS = ["undertrained", "train_accuracy", "epochs", "batch_size", "
 
 
 def _diagnosis_columns(cell):
-    """A cell's training diagnostics (benchmark.cells.diagnose_fit) as scores.csv columns."""
+    """A cell's training diagnostics (benchmark.execution.cells.diagnose_fit) as scores.csv columns."""
     d = cell.diagnostics if isinstance(cell.diagnostics, dict) else {}
     training = d.get("training") if isinstance(d.get("training"), dict) else {}
     return {

@@ -1,4 +1,4 @@
-"""Imported by the fork server (benchmark.worker_pool.PRELOAD): no worker outlives its run.
+"""Imported by the fork server (benchmark.execution.worker_pool.PRELOAD): no worker outlives its run.
 
 A run killed with SIGKILL (or any death that skips its clean-up) left its loky workers running
 for minutes, holding hundreds of MB, and with them Python's fork server: each worker keeps a
@@ -9,7 +9,7 @@ the server then exits by itself when its last worker has (end of file on its pip
 ignore SIGINT: the run's process handles Ctrl-C and stops them.
 
 Only the fork server imports this module (it changes the signal handling of the process that
-imports it); benchmark.processes holds the process-listing helpers for everyone else.
+imports it); benchmark.execution.processes holds the process-listing helpers for everyone else.
 """
 
 import os
@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 
-from benchmark.processes import alive
+from benchmark.execution.processes import alive
 
 # The process that started the fork server. From the environment it set, not os.getppid():
 # killed while the server was still importing, the run's process would leave the server

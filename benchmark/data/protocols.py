@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .datasets import DatasetError
+from benchmark.data.dataset import DatasetError
 
 PROTOCOLS = ("auto", "cv", "holdout")
 HOLDOUT_MIN_IMAGES = 10_000

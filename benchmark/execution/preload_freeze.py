@@ -1,4 +1,4 @@
-"""Imported last by the fork server (see benchmark.worker_pool.PRELOAD), never by the main process.
+"""Imported last by the fork server (see benchmark.execution.worker_pool.PRELOAD), never by the main process.
 
 Importing it freezes the garbage collector's view of everything the server has imported, as
 the Python documentation advises before forking (`gc.freeze`): the worker processes forked

@@ -25,7 +25,7 @@ class Progress:
         (self.bar.write if self.bar is not None else print)(text, file=sys.stderr)
 
     def dataset(self, name, summary, skip_reason):
-        from .leaderboard import describe_sampling
+        from benchmark.reporting.leaderboard import describe_sampling
 
         if skip_reason:
             self._print(f"skipping dataset {name}: {skip_reason}")

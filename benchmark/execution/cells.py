@@ -26,8 +26,8 @@ from sklearn.base import clone
 
 from features.cache import atomic_write
 
-from .metrics import METRICS, score_predictions
-from .time_limit import CellTimeout, time_limit
+from benchmark.execution.metrics import METRICS, score_predictions
+from benchmark.execution.time_limit import CellTimeout, time_limit
 
 MAX_PRINTED = 4000  # characters of a fit's printed output kept in its cell
 METRIC_NAMES = tuple(METRICS)

@@ -4,7 +4,7 @@ The runner prints nothing: it returns a `RunResult` and reports progress through
 and the command line decides what to show. Each finished (dataset, estimator, fold) cell is
 written to `<run dir>/cells/` the moment it finishes, atomically, so a crash or a kill loses at
 most the cells that were running. Running again into the same directory reuses every stored
-cell whose key (benchmark.cells.cell_key) still matches and computes the rest: missing cells,
+cell whose key (benchmark.execution.cells.cell_key) still matches and computes the rest: missing cells,
 failed ones, and ones whose data, parameters, split, seed or thread count changed. Stored cells
 that no longer match are moved to `replaced/`, never mixed into the new results.
 """
@@ -20,10 +20,10 @@ from pathlib import Path
 from estimators import FeatureClassifier, create_estimator
 from features.cache import FeatureCache, is_cacheable
 
-from .backends import LocalBackend
-from .cells import Cell, CellTask, cell_key, cell_path, failure_line, read_cell, save_cell
-from .datasets import DatasetError, default_max_per_class, load_dataset
-from .protocols import plan_splits
+from benchmark.execution.backends import LocalBackend
+from benchmark.execution.cells import Cell, CellTask, cell_key, cell_path, failure_line, read_cell, save_cell
+from benchmark.data import DatasetError, default_max_per_class, load_dataset
+from benchmark.data.protocols import plan_splits
 
 
 @dataclass
@@ -35,7 +35,7 @@ class RunConfig:
     image_size: int = None
     cache_dir: str = None  # None: features are cached in memory for this run only
     n_jobs: int = 1  # worker processes (or Dask workers) for the cells
-    protocol: str = "auto"  # "auto" | "cv" | "holdout" (see benchmark.protocols)
+    protocol: str = "auto"  # "auto" | "cv" | "holdout" (see benchmark.data.protocols)
     repeats: int = 3  # holdout: train/score repeats with seeds seed, seed+1, ...
     max_per_class: int = None  # sample cap per class; None: each dataset's default cap
     full: bool = False  # no sample cap at all

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from .stats import ALPHA, MIN_FOLDS, corrected_ttest
+from benchmark.reporting.stats import ALPHA, MIN_FOLDS, corrected_ttest
 
 
 def _folds(stored, metric):

@@ -1,6 +1,6 @@
 """report.md, its plots and the CSVs of a run, regenerated from the stored cells alone.
 
-`write_report(run_dir)` reads run.json and cells/ (see `benchmark.results`), recomputes every
+`write_report(run_dir)` reads run.json and cells/ (see `benchmark.reporting.results`), recomputes every
 score, table and test from the out-of-fold predictions and per-fold scores, draws the plots and
 writes `report.md`, `scores.csv`, `summary.csv`, `history.csv` and `plots/*.png`. Nothing is
 refitted, so `python -m benchmark report RUN` gives the same report as the run itself.
@@ -16,16 +16,16 @@ import pandas as pd
 
 from features.cache import atomic_write
 
-from .leaderboard import (
+from benchmark.reporting.leaderboard import (
     SCORE_COLUMNS, describe_sampling, history_frame, is_flagged, overall_frame, score_matrix,
     scores_frame, seconds_text, summary_frame, versus_best,
 )
-from .markdown import escape_markdown as esc
-from .markdown import link_path, table
-from .metrics import METRICS
-from .results import load_run, plan_order
-from .cells import slug
-from .stats import ALPHA, MIN_FOLDS, critical_difference, friedman, indistinguishable_groups, nemenyi
+from benchmark.reporting.markdown import escape_markdown as esc
+from benchmark.reporting.markdown import link_path, table
+from benchmark.execution.metrics import METRICS
+from benchmark.reporting.results import load_run, plan_order
+from benchmark.execution.cells import slug
+from benchmark.reporting.stats import ALPHA, MIN_FOLDS, critical_difference, friedman, indistinguishable_groups, nemenyi
 
 REPORT_FILE = "report.md"
 MARK = "⚠"  # after an estimator whose training looked unfinished (see Training diagnostics)
@@ -115,7 +115,7 @@ def _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs=1, map
     """
     from joblib import delayed
 
-    from .worker_pool import parallel
+    from benchmark.execution.worker_pool import parallel
 
     folder = run_dir / PLOTS_DIR
     folder.mkdir(exist_ok=True)
@@ -171,10 +171,10 @@ def _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs=1, map
 
 
 def _draw(function, args):
-    """Draw one plot with `function`, the name of a benchmark.plots function. matplotlib is
+    """Draw one plot with `function`, the name of a benchmark.reporting.plots function. matplotlib is
     imported here, in the process that draws: with workers drawing, the main process never
     spends the 0.2-0.5 s of importing it."""
-    from . import plots
+    from benchmark.reporting import plots
 
     return getattr(plots, function)(*args)
 

@@ -1,7 +1,7 @@
 """The local worker processes: forks of a server that has already imported the libraries,
 shared by every parallel step of a run (preparing datasets, cells, plots).
 
-Kept apart from benchmark.backends (which imports scikit-learn) so the command line can start
+Kept apart from benchmark.execution.backends (which imports scikit-learn) so the command line can start
 the server before it imports anything heavy itself.
 """
 
@@ -16,7 +16,7 @@ RUN_PID_VARIABLE = "BENCHMARK_RUN_PID"
 # about 1.4 s of CPU importing scikit-learn, scikit-image and matplotlib, paid once per worker
 # otherwise. TensorFlow is not preloaded: it is only imported by the cells that need it, after
 # the fork, as forking a process that has started TensorFlow's threads is unsafe.
-PRELOAD = ["benchmark.runner", "benchmark.catalog", "benchmark.duplicates", "benchmark.plots", "estimators",
+PRELOAD = ["benchmark.execution.runner", "benchmark.data.catalog", "benchmark.data.duplicates", "benchmark.reporting.plots", "estimators",
            "features", "sklearn.ensemble", "skimage.data"]
 
 
@@ -33,8 +33,8 @@ def start_fork_server(extra=()):
         return False  # Windows: joblib's default (loky) start method
     # parent_death first: the server may be forked from after the run's process has died
     # (a request already sent), and its workers must still watch the run's process
-    forkserver.set_forkserver_preload(["benchmark.parent_death"] + PRELOAD + list(extra)
-                                      + ["benchmark.preload_freeze"])
+    forkserver.set_forkserver_preload(["benchmark.execution.parent_death"] + PRELOAD + list(extra)
+                                      + ["benchmark.execution.preload_freeze"])
     os.environ[RUN_PID_VARIABLE] = str(os.getpid())  # inherited by the server: see parent_death
     forkserver.ensure_running()
     from joblib.externals.loky.backend.context import set_start_method  # after: it takes 0.3 s
@@ -49,7 +49,7 @@ def parallel(n_jobs, **kwargs):
     Every parallel step goes through here so all pass joblib the same executor arguments:
     joblib replaces its worker processes whenever they change. `max_nbytes=None` turns
     joblib's own memory-mapping of large arrays off; the local backend maps them itself
-    (see benchmark.backends._memory_mapped for why).
+    (see benchmark.execution.backends._memory_mapped for why).
     """
     from joblib import Parallel
 

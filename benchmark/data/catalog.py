@@ -12,7 +12,7 @@ Where a dataset comes from, tried in order:
 3. the official download, from the addresses `keras.datasets` uses, with a bounded timeout.
 
 A dataset found nowhere is reported missing with the exact file names and the directory to put
-them in. Archives are read by `benchmark.archives` (no code execution from pickles, no
+them in. Archives are read by `benchmark.data.archives` (no code execution from pickles, no
 path-traversal, clear errors for truncated files).
 """
 
@@ -29,8 +29,8 @@ import numpy as np
 
 from features.cache import default_cache_dir
 
-from .datasets import Dataset, DatasetError
-from .errors import UsageError
+from benchmark.data.dataset import Dataset, DatasetError
+from benchmark.errors import UsageError
 
 ENV_DATA_DIR = "IMAGE_BENCHMARK_DATA"
 ENV_OFFLINE = "IMAGE_BENCHMARK_OFFLINE"  # set to 1: never try a download
@@ -283,7 +283,7 @@ def _from_arrays(spec, train_x, train_y, test_x, test_y, names):
 
 
 def _load_folder(spec, path, image_size=None, cache_dir=True):
-    from .image_folder import load_image_folder
+    from benchmark.data.image_folder import load_image_folder
 
     return load_image_folder(path, image_size=image_size, name=spec.name, cache_dir=cache_dir)
 
@@ -291,7 +291,7 @@ def _load_folder(spec, path, image_size=None, cache_dir=True):
 def _load_cifar10(spec, path, image_size=None, cache_dir=True):
     if path.is_dir():
         return _load_folder(spec, path, image_size, cache_dir)
-    from .archives import read_cifar10
+    from benchmark.data.archives import read_cifar10
 
     data = read_cifar10(path)
     return _from_arrays(spec, data.train_images, data.train_labels, data.test_images,
@@ -310,7 +310,7 @@ def _load_cifar100(spec, path, image_size=None, cache_dir=True):
                                    f"herbivores-omnivores task needs {', '.join(HERBIVORES_OMNIVORES)}")
             dataset = dataset.subset(np.flatnonzero(keep))
         return dataset
-    from .archives import read_cifar100
+    from benchmark.data.archives import read_cifar100
 
     data = read_cifar100(path)
     if which == "coarse":
@@ -330,7 +330,7 @@ def _load_cifar100(spec, path, image_size=None, cache_dir=True):
 
 
 def _load_mnist(spec, path, image_size=None, cache_dir=True):
-    from .archives import read_mnist_dir, read_mnist_npz
+    from benchmark.data.archives import read_mnist_dir, read_mnist_npz
 
     if path.is_dir() and not _has_idx_files(path):
         return _load_folder(spec, path, image_size, cache_dir)

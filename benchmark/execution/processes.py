@@ -1,5 +1,5 @@
 """Which processes run: for the checks (tests, benchmarks/fault_injection.py) that a run left
-none behind, and for benchmark.parent_death's watch on the run's process."""
+none behind, and for benchmark.execution.parent_death's watch on the run's process."""
 
 import os
 import sys

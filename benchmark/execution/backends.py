@@ -1,6 +1,6 @@
 """Where cells run: local worker processes (joblib) or an existing Dask cluster.
 
-A backend takes `(task, X, labels)` triples (benchmark.cells.CellTask and the dataset's shared
+A backend takes `(task, X, labels)` triples (benchmark.execution.cells.CellTask and the dataset's shared
 arrays) and yields one finished Cell per task, in completion order; it never raises for a
 cell's own failure. Both backends run the same `run_cell`, with the same thread count per cell,
 so they give the same scores.
@@ -10,9 +10,9 @@ import os
 import threading
 from pathlib import Path
 
-from .cells import failure_line, run_cell
-from .errors import UsageError
-from .worker_pool import parallel, start_fork_server
+from benchmark.execution.cells import failure_line, run_cell
+from benchmark.errors import UsageError
+from benchmark.execution.worker_pool import parallel, start_fork_server
 
 WORKER_DIED = ("the worker process died while running this cell (killed, e.g. by the system "
                "when out of memory, or a crash in native code)")

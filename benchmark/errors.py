@@ -13,10 +13,44 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
+# The interrupts this process received (KeyboardInterrupt or Terminated), for `python -m
+# benchmark` to exit with their code even where a library turned one into another exception
+received = []
+
+
+def raise_interrupted(signum, frame):
+    """SIGINT handler: Python's own (a KeyboardInterrupt), and the interrupt is remembered."""
+    received.append(KeyboardInterrupt())
+    raise received[-1]
+
+
 def raise_terminated(signum, frame):
     """Signal handler: SIGTERM (a scheduler, `kill`, a closing terminal's SIGHUP) ends a run the
     way Ctrl-C does: finished cells kept, run.json marked interrupted, a resume hint."""
-    raise Terminated(signum)
+    received.append(Terminated(signum))
+    raise received[-1]
+
+
+def exit_after_interrupt(code):
+    """End the process with `code` (130, 143) after its exit handlers ran.
+
+    Not `raise SystemExit(code)`: CPython 3.11 then dies by SIGINT instead (exit -2) whenever
+    the interrupt had passed through a string `exec()` (scipy's array-API shim imports numpy
+    that way), even though the interrupt was caught: its run_eval_code_obj sets the flag
+    _Py_UnhandledKeyboardInterrupt, which Py_RunMain checks last. One in six Ctrl-C during
+    the imports exited -2. The exit handlers (logging, the worker pools) run as they would.
+    """
+    import atexit
+    import os
+    import sys
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def exit_code(interrupt):

@@ -430,3 +430,23 @@ def test_workers_watch_the_run_process_named_by_the_run_even_once_the_server_is_
                           env={**os.environ, "BENCHMARK_RUN_PID": str(dead.pid),
                                "PYTHONPATH": os.pathsep.join(sys.path)})
     assert done.returncode == 1  # the forked worker saw the run gone and exited at once
+
+
+@pytest.mark.parametrize("ending", ["exit_after_interrupt(130)", "raise SystemExit(130)"])
+def test_an_interrupt_that_passed_through_exec_still_exits_130(tmp_path, ending):
+    # Ctrl-C while scipy imported numpy through exec() made `python -m benchmark` exit -2
+    # (CPython 3.11 kills itself with SIGINT at the end), not the documented 130
+    import subprocess
+    import sys
+
+    script = ("from benchmark.errors import exit_after_interrupt\n"
+              "try:\n"
+              "    exec('raise KeyboardInterrupt')\n"
+              "except KeyboardInterrupt:\n"
+              "    pass\n" + ending + "\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, timeout=60,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    if ending.startswith("raise") and done.returncode != 130:
+        assert done.returncode == -2  # the CPython behaviour that exit_after_interrupt avoids
+    elif not ending.startswith("raise"):
+        assert done.returncode == 130

@@ -256,11 +256,11 @@ def test_runner_never_fits_a_cnn_on_test_fold_images(runner_run):
 
 
 def test_runner_cell_json_keeps_the_per_epoch_history(runner_run):
-    from benchmark.execution.cells import cell_path
+    from benchmark.execution.store import RunStore
 
     result, _, _ = runner_run
     for cell in result.cells:
-        saved = json.loads(cell_path(result.run_dir, cell.dataset, cell.estimator, cell.fold).read_text())
+        saved = json.loads(RunStore(result.run_dir).cell_path(cell.dataset, cell.estimator, cell.fold).read_text())
         history = saved["history"]
         for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
             assert len(history[key]) == 2 and all(np.isfinite(history[key])), key

@@ -24,10 +24,10 @@ def test_results_are_written_with_the_umask_not_private(tmp_path):
 
 
 def test_two_runs_in_the_same_second_get_their_own_directories(tmp_path, monkeypatch):
-    from benchmark.reporting import results
+    from benchmark.execution import store
 
-    monkeypatch.setattr(results, "new_run_id", lambda: "20260101-120000")
-    first, second = results.new_run_dir(tmp_path), results.new_run_dir(tmp_path)
+    monkeypatch.setattr(store, "new_run_id", lambda: "20260101-120000")
+    first, second = store.RunStore.new(tmp_path).path, store.RunStore.new(tmp_path).path
     assert (first.name, second.name) == ("20260101-120000", "20260101-120000-2")
     assert first.is_dir() and second.is_dir()
 

@@ -12,7 +12,8 @@ from scipy import stats as scipy_stats
 
 from benchmark.cli import main
 from benchmark.reporting.report import write_report
-from benchmark.execution.cells import Cell, save_cell
+from benchmark.execution.cells import Cell
+from benchmark.execution.store import RunStore
 
 ESTIMATORS = "knn-pixels,logreg-pixels,knn-hog"
 
@@ -176,7 +177,7 @@ def fake_run(run_dir, scores, *, datasets=None, n_train=80, n_test=20, history=N
     for (dataset, estimator), values in scores.items():
         for fold, value in enumerate(values):
             y_true = ["a"] * 10 + ["b|<i>"] * 10
-            save_cell(run_dir, Cell(dataset, estimator, fold, "ok", scores={
+            RunStore(run_dir).save_cell(Cell(dataset, estimator, fold, "ok", scores={
                 "accuracy": value, "f1_macro": value, "f1_weighted": value, "balanced_accuracy": value,
             }, fit_seconds=1.0 + fold, predict_seconds=0.1, n_train=n_train, n_test=n_test,
                 test_index=list(range(fold * 20, fold * 20 + 20)), y_true=y_true, y_pred=y_true,

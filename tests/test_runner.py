@@ -7,7 +7,7 @@ from sklearn.pipeline import Pipeline
 import estimators.registry as registry
 from benchmark.data import load_dataset
 from benchmark.data.protocols import cv_splits
-from benchmark.execution.cells import cell_path
+from benchmark.execution.store import RunStore
 from benchmark.execution.runner import RunConfig, run
 from estimators import FeatureClassifier, create_estimator, register
 from features.cache import FeatureCache
@@ -42,7 +42,7 @@ def test_every_estimator_sees_the_same_splits_and_cells_are_written(tmp_path):
     result = run(RunConfig(["faces"], ["knn-pixels", "logreg-pixels"], folds=3, seed=1), tmp_path)
     by_fold = {}
     for c in result.cells:
-        stored = json.loads(cell_path(tmp_path, c.dataset, c.estimator, c.fold).read_text())
+        stored = json.loads(RunStore(tmp_path).cell_path(c.dataset, c.estimator, c.fold).read_text())
         assert stored["scores"] == c.scores and stored["status"] == "ok"
         by_fold.setdefault(c.fold, set()).add(tuple(stored["test_index"]))
     assert all(len(indices) == 1 for indices in by_fold.values())  # same test fold for both

@@ -277,7 +277,8 @@ def test_cnn_vgg_patience_is_a_share_of_the_planned_epochs_and_waits_for_half_th
 
 def test_cells_without_diagnostics_are_not_reported_as_checked(tmp_path):
     """A run stored by an older version has no diagnostics: the report must not claim they passed."""
-    from benchmark.execution.cells import Cell, save_cell
+    from benchmark.execution.cells import Cell
+    from benchmark.execution.store import RunStore
     from benchmark.reporting.report import write_report
 
     run = tmp_path / "old"
@@ -292,7 +293,7 @@ def test_cells_without_diagnostics_are_not_reported_as_checked(tmp_path):
     for estimator, value in (("e1", 0.9), ("e2", 0.7)):
         for fold in range(3):
             y = ["a"] * 10 + ["b"] * 10
-            save_cell(run, Cell("d", estimator, fold, "ok", scores={m: value + fold / 100 for m in (
+            RunStore(run).save_cell(Cell("d", estimator, fold, "ok", scores={m: value + fold / 100 for m in (
                 "accuracy", "f1_macro", "f1_weighted", "balanced_accuracy")}, fit_seconds=1.0,
                 predict_seconds=0.1, n_train=40, n_test=20, test_index=list(range(20)), y_true=y, y_pred=y))
     text = write_report(run).path.read_text()

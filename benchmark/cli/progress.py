@@ -12,12 +12,13 @@ from tqdm import tqdm
 
 
 class Progress:
-    def __init__(self, run_dir, quiet=False):
+    def __init__(self, store, quiet=False):
+        """`store`: the run's benchmark.execution.store.RunStore (where run.log goes)."""
         self.quiet, self.bar = quiet, None
         self.log = logging.getLogger(f"benchmark.run.{id(self)}")
         self.log.propagate = False
         self.log.setLevel(logging.INFO)
-        self.handler = logging.FileHandler(f"{run_dir}/run.log", encoding="utf-8")
+        self.handler = logging.FileHandler(store.log_file, encoding="utf-8")
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
         self.log.addHandler(self.handler)
 

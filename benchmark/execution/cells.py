@@ -18,13 +18,11 @@ import tempfile
 import time
 import traceback
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 from sklearn.base import clone
-
-from features.cache import atomic_write
 
 from benchmark.execution.metrics import METRICS, score_predictions
 from benchmark.execution.time_limit import CellTimeout, time_limit
@@ -70,16 +68,6 @@ def slug(name):
     if safe == name:
         return name
     return f"{safe}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
-
-
-def cell_path(run_dir, dataset, estimator, fold):
-    return Path(run_dir) / "cells" / slug(dataset) / slug(estimator) / f"fold-{fold}.json"
-
-
-def save_cell(run_dir, cell):
-    path = cell_path(run_dir, cell.dataset, cell.estimator, cell.fold)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda f: f.write(json.dumps(asdict(cell)).encode()))
 
 
 def read_cell(path):

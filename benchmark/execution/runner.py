@@ -10,10 +10,7 @@ that no longer match are moved to `replaced/`, never mixed into the new results.
 """
 
 import itertools
-import os
-import shutil
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +18,9 @@ from estimators import FeatureClassifier, create_estimator
 from features.cache import FeatureCache, is_cacheable
 
 from benchmark.execution.backends import LocalBackend
-from benchmark.execution.cells import Cell, CellTask, cell_key, cell_path, failure_line, read_cell, save_cell
+from benchmark.execution.cells import Cell, CellTask, cell_key, failure_line
+from benchmark.execution.provenance import run_metadata
+from benchmark.execution.store import RunStore
 from benchmark.data import DatasetError, default_max_per_class, load_dataset
 from benchmark.data.protocols import plan_splits
 
@@ -65,8 +64,14 @@ class RunResult:
         return [c for c in self.cells if c.status != "ok"]
 
 
-def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_start=None):
-    """Run every cell of `config` not already stored in `run_dir`; return the RunResult.
+def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_start=None, argv=None,
+        backend_name="local"):
+    """Run every cell of `config` not already stored in `run_dir` (a path or a RunStore); return
+    the RunResult.
+
+    run.json is written here: with status "running" before the first cell, "finished" at the
+    end, and "interrupted" when Ctrl-C or SIGTERM stops the cells (the KeyboardInterrupt then
+    goes on to the caller); `argv` (the command line) and `backend_name` are recorded in it.
 
     `backend` runs the cells (default: LocalBackend(config.n_jobs)); a Dask backend must be
     entered (`with DaskBackend(...) as backend:`) by the caller. Cells of every dataset
@@ -78,10 +83,11 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
     `plan` = {dataset: {"estimators": [...], "folds": n}} and the number of cells to compute
     and reused; `on_cell(cell)` after each computed cell.
     """
-    run_dir = Path(run_dir)
+    store = run_dir if isinstance(run_dir, RunStore) else RunStore(run_dir)
+    run_dir = store.path
     backend = backend or LocalBackend(config.n_jobs)
     cache = FeatureCache(config.cache_dir)
-    stored, stored_paths = _stored_cells(run_dir)
+    stored, stored_paths = store.stored_cells()
     reused, failed_early, summaries, skipped, plan, work = [], [], {}, {}, {}, []
     for dataset_name, prepared in zip(config.datasets, _prepare_datasets(config, backend)):
         dataset, splits, summary, skip_reason, features = prepared
@@ -119,26 +125,30 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
     # directory) keeps its stored cells where they are: nothing says they no longer match
     kept = {(c.dataset, c.estimator, c.fold) for c in reused}
     kept |= {key for key in stored if key[0] in skipped}
-    replaced = _set_aside(run_dir, stored_paths, kept)
+    replaced = store.set_aside(stored_paths, kept)
+    started = RunResult(run_dir, config, [], summaries, skipped, plan)
+    store.write_meta(run_metadata(started, argv, "running", backend=backend_name))
     if on_start is not None:
         on_start(summaries, skipped, plan, len(work) + len(failed_early), len(reused))
     cells = list(reused)
     # longest first, so no worker idles at the end: CNN cells, then the larger training sets
     work.sort(key=lambda item: (not item[0].heavy, -len(item[0].split.train)))
-    markers = run_dir / "running"  # markers and shared arrays of the running cells
-    shutil.rmtree(markers, ignore_errors=True)
     try:
-        for cell in itertools.chain(failed_early, backend.run(work, markers)):
-            save_cell(run_dir, cell)
-            cells.append(cell)
-            if on_cell is not None:
-                on_cell(cell)
-    finally:  # also when interrupted (Ctrl-C, SIGTERM) or failing: nothing temporary stays
-        shutil.rmtree(markers, ignore_errors=True)
+        with store.running() as markers:  # removed on every exit path
+            for cell in itertools.chain(failed_early, backend.run(work, markers)):
+                store.save_cell(cell)
+                cells.append(cell)
+                if on_cell is not None:
+                    on_cell(cell)
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM: finished cells are on disk; say so in run.json
+        store.write_meta(run_metadata(started, argv, "interrupted", backend=backend_name))
+        raise
     datasets = {name: i for i, name in enumerate(config.datasets)}
     estimators = {name: i for i, name in enumerate(config.estimators)}
     cells.sort(key=lambda c: (datasets[c.dataset], estimators[c.estimator], c.fold))
-    return RunResult(run_dir, config, cells, summaries, skipped, plan, len(reused), replaced)
+    result = RunResult(run_dir, config, cells, summaries, skipped, plan, len(reused), replaced)
+    store.write_meta(run_metadata(result, argv, "finished", backend=backend_name))
+    return result
 
 
 def _prepare_datasets(config, backend):
@@ -273,35 +283,3 @@ def _tasks(dataset, fingerprint, estimator_name, template, todo, cache, config, 
                   config.threads_per_cell, config.cell_timeout, heavy), X, dataset.labels)
         for fold, split, key in todo
     ]
-
-
-def _stored_cells(run_dir):
-    """({(dataset, estimator, fold): Cell} readable in `run_dir/cells`, [every cell file])."""
-    by_cell, paths = {}, sorted(Path(run_dir).glob("cells/*/*/fold-*.json"))
-    for path in paths:
-        try:
-            cell = read_cell(path)
-        except (OSError, ValueError, TypeError):
-            continue  # corrupt: recomputed, and the file set aside
-        if path == cell_path(run_dir, cell.dataset, cell.estimator, cell.fold):
-            by_cell[(cell.dataset, cell.estimator, cell.fold)] = cell
-    return by_cell, paths
-
-
-def _set_aside(run_dir, paths, kept):
-    """Move every stored cell file not reused to `replaced/<time>/`; return how many.
-
-    What an earlier configuration computed is kept for reference, but outside `cells/`, so
-    the report of this run never mixes it in.
-    """
-    kept_paths = {cell_path(run_dir, *k) for k in kept}
-    target = Path(run_dir) / "replaced" / time.strftime("%Y%m%d-%H%M%S")
-    moved = 0
-    for source in paths:
-        if source in kept_paths or not source.exists():
-            continue
-        destination = target / source.relative_to(run_dir)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(source, destination)
-        moved += 1
-    return moved

@@ -25,11 +25,10 @@ from benchmark.reporting.markdown import link_path, table
 from benchmark.execution.metrics import METRICS
 from benchmark.reporting.results import load_run, plan_order
 from benchmark.execution.cells import slug
+from benchmark.execution.store import RunStore
 from benchmark.reporting.stats import ALPHA, MIN_FOLDS, critical_difference, friedman, indistinguishable_groups, nemenyi
 
-REPORT_FILE = "report.md"
 MARK = "⚠"  # after an estimator whose training looked unfinished (see Training diagnostics)
-PLOTS_DIR = "plots"
 
 
 @dataclass
@@ -78,7 +77,8 @@ def write_report(run_dir, alpha=ALPHA, n_jobs=1, mapper=None):
 
     `n_jobs` processes, or `mapper` (see _draw_plots), draw the plots."""
     stored = load_run(run_dir)
-    run_dir = Path(run_dir)
+    store = RunStore(run_dir)
+    run_dir = store.path
     absent = stored.absent()
     order = plan_order(stored.meta)
     cells = sorted(stored.cells + absent, key=lambda c: (*order(c.dataset, c.estimator), c.fold))
@@ -86,15 +86,15 @@ def write_report(run_dir, alpha=ALPHA, n_jobs=1, mapper=None):
     summary = summary_frame(scores, alpha)
     overall = overall_frame(summary) if len(summary) else pd.DataFrame()
     history = history_frame(stored.cells)
-    _write_csv(run_dir / "scores.csv", scores)
-    _write_csv(run_dir / "summary.csv", summary)
+    _write_csv(store.output("scores.csv"), scores)
+    _write_csv(store.output("summary.csv"), summary)
     if len(history):
-        _write_csv(run_dir / "history.csv", history)
+        _write_csv(store.output("history.csv"), history)
     ranking = rank_estimators(summary, alpha)
     plots = _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs, mapper)
     problems = _problems(stored, absent)
     text = _markdown(stored, summary, overall, ranking, plots, problems, alpha)
-    path = run_dir / REPORT_FILE
+    path = store.report_file
     atomic_write(path, lambda f: f.write(text.encode()))
     return Report(path, summary, overall, ranking, problems, list(stored.unreadable))
 
@@ -117,7 +117,7 @@ def _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs=1, map
 
     from benchmark.execution.worker_pool import parallel
 
-    folder = run_dir / PLOTS_DIR
+    folder = RunStore(run_dir).plots_dir
     folder.mkdir(exist_ok=True)
     for old in folder.glob("*.png"):
         old.unlink()

@@ -1,0 +1,252 @@
+"""The one owner of a run directory's layout: every other module asks a `RunStore` for paths.
+
+    results/
+      latest -> <run id>          the newest run under results/ (never a user's own `latest`)
+      <run id>/
+        run.json                  what was run and where, and its status (written by the runner)
+        run.log                   one line per finished cell (benchmark.cli.progress)
+        .lock                     held by the one process writing the run
+        cells/<dataset>/<estimator>/fold-<k>.json   each cell, written atomically as it finishes
+        running/                  markers and shared arrays of the running cells (temporary)
+        replaced/<time>/          stored cells of an earlier configuration, set aside
+        report.md, scores.csv, summary.csv, history.csv, plots/   derived from run.json and
+                                  cells/ (benchmark.reporting.report), rewritten at will
+
+A run writes only into a new or empty folder, or a run directory of its own, so it never
+overwrites or deletes a user's files. Temporary files (running/, the write probe, half-written
+files) are removed on every exit path: Ctrl-C, SIGTERM, an exception, a killed worker.
+"""
+
+import json
+import os
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+
+from features.cache import atomic_write
+
+from benchmark.errors import UsageError
+from benchmark.execution.cells import read_cell, slug
+
+RUN_FILE = "run.json"
+LOG_FILE = "run.log"
+LOCK_FILE = ".lock"
+CELLS = "cells"
+RUNNING = "running"
+REPLACED = "replaced"
+LATEST = "latest"
+REPORT_FILE = "report.md"
+PLOTS = "plots"
+WRITE_PROBE = ".write-test"
+# What a run directory holds before its run.json is written (a run stopped at its start)
+EARLY_RUN_FILES = {LOG_FILE, LOCK_FILE, CELLS, RUNNING, WRITE_PROBE}
+
+
+def new_run_id():
+    return time.strftime("%Y%m%d-%H%M%S")
+
+
+class RunStore:
+    """A run directory at `path` (which need not exist yet)."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __repr__(self):
+        return f"RunStore({str(self.path)!r})"
+
+    def __fspath__(self):
+        return str(self.path)
+
+    # ---- creating and checking -------------------------------------------------------------
+
+    @classmethod
+    def new(cls, results_root="results"):
+        """A new directory `results_root/<run id>`; a run started in the same second as another
+        gets the id with a suffix (-2, -3, ...). Made atomically, so two runs never share it."""
+        base = new_run_id()
+        for n in range(1, 1000):
+            path = Path(results_root) / (base if n == 1 else f"{base}-{n}")
+            try:
+                path.mkdir(parents=True, exist_ok=False)
+                return cls(path)
+            except FileExistsError:
+                continue
+            except OSError:
+                return cls(path)  # unwritable: prepare() says so in one line
+        raise UsageError(f"cannot find a free run directory under {results_root}; choose one with --out")
+
+    def prepare(self):
+        """Create the directory and check it can be written; UsageError if not, or if it is an
+        existing folder of something else (a run writes only into a new or empty folder, or a
+        run directory of its own: one with run.json, or one stopped before writing it)."""
+        if self.path.is_dir() and not self.run_file.is_file():
+            foreign = sorted(p.name for p in self.path.iterdir() if p.name not in EARLY_RUN_FILES)
+            if foreign:
+                raise UsageError(
+                    f"{str(self.path)!r} already holds files that are not a benchmark run (e.g. "
+                    f"{foreign[0]!r}); choose a new or empty directory with --out")
+        probe = self.path / WRITE_PROBE
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise UsageError(f"cannot write results to {str(self.path)!r} ({reason}); choose another "
+                             "directory with --out") from None
+        return self
+
+    @classmethod
+    def find(cls, run, results_root="results"):
+        """The run directory named by a path or a run id under `results_root` (default: the latest
+        run); UsageError when there is none."""
+        candidates = [Path(run)] if run else []
+        candidates += [Path(results_root) / (run or LATEST)]
+        for path in candidates:
+            store = cls(path)
+            if store.run_file.exists() or store.cells_dir.is_dir():
+                return store
+        shown = run or f"{results_root}/{LATEST}"
+        raise UsageError(f"{shown!r} is not a run directory (no {RUN_FILE} or {CELLS}/ in it); give a "
+                         f"path like results/<run-id> or a run id from {results_root}/")
+
+    # ---- paths -----------------------------------------------------------------------------
+
+    @property
+    def run_file(self):
+        return self.path / RUN_FILE
+
+    @property
+    def log_file(self):
+        return self.path / LOG_FILE
+
+    @property
+    def cells_dir(self):
+        return self.path / CELLS
+
+    @property
+    def running_dir(self):
+        return self.path / RUNNING
+
+    @property
+    def report_file(self):
+        return self.path / REPORT_FILE
+
+    @property
+    def plots_dir(self):
+        return self.path / PLOTS
+
+    def output(self, name):
+        """A derived file of the report (scores.csv, summary.csv, ...)."""
+        return self.path / name
+
+    def cell_path(self, dataset, estimator, fold):
+        return self.cells_dir / slug(dataset) / slug(estimator) / f"fold-{fold}.json"
+
+    def cell_files(self):
+        return sorted(self.cells_dir.glob("*/*/fold-*.json"))
+
+    # ---- run.json --------------------------------------------------------------------------
+
+    def write_meta(self, meta):
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.run_file, lambda f: f.write(json.dumps(meta, indent=2).encode()))
+
+    def read_meta(self):
+        """run.json as a dict; FileNotFoundError, or ValueError when it is not a JSON object."""
+        meta = json.loads(self.run_file.read_text())
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+        return meta
+
+    # ---- cells -----------------------------------------------------------------------------
+
+    def save_cell(self, cell):
+        path = self.cell_path(cell.dataset, cell.estimator, cell.fold)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda f: f.write(json.dumps(asdict(cell)).encode()))
+
+    def stored_cells(self):
+        """({(dataset, estimator, fold): Cell} of the valid cells in their own place, [every cell
+        file]); a corrupt file or one in the wrong place is only in the list."""
+        by_cell, paths = {}, self.cell_files()
+        for path in paths:
+            try:
+                cell = read_cell(path)
+            except (OSError, ValueError, TypeError):
+                continue  # corrupt: recomputed, and the file set aside
+            if path == self.cell_path(cell.dataset, cell.estimator, cell.fold):
+                by_cell[(cell.dataset, cell.estimator, cell.fold)] = cell
+        return by_cell, paths
+
+    def set_aside(self, paths, kept):
+        """Move every cell file of `paths` not in `kept` ((dataset, estimator, fold) keys) to
+        `replaced/<time>/`; return how many. What an earlier configuration computed is kept for
+        reference, but outside cells/, so the report never mixes it in."""
+        kept_paths = {self.cell_path(*k) for k in kept}
+        target = self.path / REPLACED / time.strftime("%Y%m%d-%H%M%S")
+        moved = 0
+        for source in paths:
+            if source in kept_paths or not source.exists():
+                continue
+            destination = target / source.relative_to(self.path)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, destination)
+            moved += 1
+        return moved
+
+    # ---- process-level state ---------------------------------------------------------------
+
+    @contextmanager
+    def lock(self):
+        """Refuse a second run writing into the same directory at the same time."""
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.path / LOCK_FILE))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise UsageError(f"another run is writing to {self.path} right now; wait for it to finish "
+                             "or choose another --out") from None
+        try:
+            yield self
+        finally:
+            lock.release()
+
+    @contextmanager
+    def running(self):
+        """The running/ folder for the cells' markers and shared arrays, emptied before and
+        removed after, also when interrupted (Ctrl-C, SIGTERM) or failing."""
+        shutil.rmtree(self.running_dir, ignore_errors=True)
+        try:
+            yield self.running_dir
+        finally:
+            self.remove_temporary()
+
+    def remove_temporary(self):
+        """Remove what only a running process needs: running/, the write probe, and files a
+        killed writer left half-written (`.<name>.<...>.tmp` next to their target)."""
+        shutil.rmtree(self.running_dir, ignore_errors=True)
+        (self.path / WRITE_PROBE).unlink(missing_ok=True)
+        for stale in self.path.glob("**/.*.tmp"):
+            stale.unlink(missing_ok=True)
+
+    def point_latest(self, results_root="results"):
+        """Make `<results root>/latest` a relative symlink to this run, when the run is in the
+        results root (a run written elsewhere with --out leaves no link beside it). Only a
+        missing `latest` or one that is already a symlink is (re)written: a file or folder of
+        the user's that happens to be called `latest` is never replaced."""
+        latest = self.path.parent / LATEST
+        try:
+            if self.path.resolve().parent != Path(results_root).resolve():
+                return
+            if latest.is_symlink():
+                latest.unlink()
+            elif latest.exists():
+                return
+            latest.symlink_to(self.path.name, target_is_directory=True)
+        except OSError:  # e.g. a file system without symlinks: the run itself is complete
+            pass

@@ -456,3 +456,25 @@ def test_an_interrupt_that_passed_through_exec_still_exits_130(tmp_path, ending)
         assert done.returncode == -2  # the CPython behaviour that exit_after_interrupt avoids
     elif not ending.startswith("raise"):
         assert done.returncode == 130
+
+
+@pytest.mark.skipif(not hasattr(os, "register_at_fork"), reason="needs os.register_at_fork (POSIX)")
+@pytest.mark.parametrize("run_alive", [True, False])
+def test_a_worker_failing_to_start_after_the_run_ended_prints_nothing(tmp_path, run_alive):
+    # Ctrl-C in the preparation: a worker still being started failed to unpickle the pool's
+    # semaphores (the exiting run had removed them) and printed a traceback after "interrupted"
+    import subprocess
+    import sys
+
+    if run_alive:
+        run_pid = os.getpid()
+    else:
+        gone = subprocess.Popen([sys.executable, "-c", "pass"])
+        gone.wait()
+        run_pid = gone.pid
+    script = "import benchmark.parent_death\nraise FileNotFoundError(2, 'No such file or directory')\n"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path, env={**os.environ, "BENCHMARK_RUN_PID": str(run_pid),
+                                             "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 1
+    assert ("FileNotFoundError" in done.stderr) is run_alive

@@ -1,6 +1,7 @@
 """Defects a hostile first hour found (issue 14): each test failed before its fix."""
 
 import os
+import signal
 import stat
 
 import pytest
@@ -274,19 +275,24 @@ def test_ctrl_c_while_importing_is_one_line_not_a_traceback(tmp_path):
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("interrupted")
 
 
-def test_a_worker_ignores_ctrl_c_so_only_the_run_handles_it():
+def test_a_worker_ignores_ctrl_c_so_only_the_run_handles_it(tmp_path):
     # a worker hit by SIGINT died with a KeyboardInterrupt traceback: the fork server reset
-    # the SIG_IGN set in each child to the handler it had found at start
-    import signal
+    # the SIG_IGN set in each child to the handler it had found at start. In a fresh process:
+    # this one's joblib workers may come from an executor another test started
+    import subprocess
+    import sys
 
-    from joblib import delayed
-
-    from benchmark.execution.worker_pool import parallel, start_fork_server
-
-    if not start_fork_server():
-        pytest.skip("no fork server on this system (Windows)")
-    handlers = parallel(2)(delayed(signal.getsignal)(signal.SIGINT) for _ in range(4))
-    assert handlers == [signal.SIG_IGN] * 4
+    script = ("import signal\n"
+              "from joblib import delayed\n"
+              "from benchmark.execution.worker_pool import parallel, start_fork_server\n"
+              "if __name__ == '__main__':\n"
+              "    assert start_fork_server()\n"
+              "    print(parallel(2)(delayed(signal.getsignal)(signal.SIGINT) for _ in range(4)))\n")
+    (tmp_path / "probe.py").write_text(script)
+    done = subprocess.run([sys.executable, "probe.py"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str([signal.SIG_IGN] * 4)
 
 
 @pytest.mark.parametrize("option", [["--folds", "2"], ["--seed", "3"], ["--image-size", "16"],
@@ -450,3 +456,25 @@ def test_an_interrupt_that_passed_through_exec_still_exits_130(tmp_path, ending)
         assert done.returncode == -2  # the CPython behaviour that exit_after_interrupt avoids
     elif not ending.startswith("raise"):
         assert done.returncode == 130
+
+
+@pytest.mark.skipif(not hasattr(os, "register_at_fork"), reason="needs os.register_at_fork (POSIX)")
+@pytest.mark.parametrize("run_alive", [True, False])
+def test_a_worker_failing_to_start_after_the_run_ended_prints_nothing(tmp_path, run_alive):
+    # Ctrl-C in the preparation: a worker still being started failed to unpickle the pool's
+    # semaphores (the exiting run had removed them) and printed a traceback after "interrupted"
+    import subprocess
+    import sys
+
+    if run_alive:
+        run_pid = os.getpid()
+    else:
+        gone = subprocess.Popen([sys.executable, "-c", "pass"])
+        gone.wait()
+        run_pid = gone.pid
+    script = "import benchmark.execution.parent_death\nraise FileNotFoundError(2, 'No such file or directory')\n"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path, env={**os.environ, "BENCHMARK_RUN_PID": str(run_pid),
+                                             "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 1
+    assert ("FileNotFoundError" in done.stderr) is run_alive

@@ -14,6 +14,7 @@ imports it); benchmark.execution.processes holds the process-listing helpers for
 
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -32,6 +33,19 @@ def _watch(pid):
     os._exit(1)
 
 
+def _quiet_when_the_run_ended(kind, value, tb):
+    """The fork server's (and its children's) hook for an uncaught exception: silent when the
+    run's process has ended (or ends within seconds), as when a worker was still being
+    started as an interrupted run exited - it failed to unpickle the pool's semaphores, which
+    the exiting run had just removed, and printed a traceback after the run's last line.
+    While the run lives, the error is shown as usual."""
+    deadline = time.time() + 3
+    while alive(RUN_PID) and time.time() < deadline:
+        time.sleep(0.05)
+    if alive(RUN_PID):
+        sys.__excepthook__(kind, value, tb)
+
+
 def _in_child():
     threading.Thread(target=_watch, args=(RUN_PID,), daemon=True, name="watch-run-process").start()
 
@@ -44,3 +58,4 @@ if hasattr(os, "register_at_fork") and RUN_PID != 1:
     # after the at-fork hooks, to those it found when its preloading was done (CPython's
     # multiprocessing.forkserver._serve_one), which undid a SIG_IGN set in the hook.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.excepthook = _quiet_when_the_run_ended

@@ -161,6 +161,10 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     loss still falling at the end? did the net learn beyond chance?).
     """
 
+    # what the runner may set (see estimators.capabilities); a recipe with a mirror
+    # augmentation switch adds "mirror_augmentation"
+    _benchmark_capabilities = {"seed": "random_state", "threads": "n_threads"}
+
     # How `epochs=None` / `batch_size=None` follow the training-set size: each recipe states
     # its own; this generic one serves a user's subclass that does not.
     step_budget = StepBudget(batch_size=64, epochs=30, min_steps=1000, max_epochs=100)

@@ -146,9 +146,11 @@ def predict_fixed_batches(model, images, batch=PREDICT_BATCH):
 class CNNClassifier(ClassifierMixin, BaseEstimator):
     """Base of the Keras CNN estimators. Subclasses define the network and its training.
 
-    Subclasses list every hyper-parameter in their own `__init__` (scikit-learn reads the
-    signature) including the ones used here: `input_size`, `epochs`, `batch_size`,
-    `validation_fraction`, `random_state`, `n_threads`, `verbose`. They implement
+    To add a CNN, start from `estimators.keras_cnn.KerasCNN`: it holds the common
+    hyper-parameters and compiles the model, so a subclass only writes the network. Working
+    directly on this class, subclasses list every hyper-parameter in their own `__init__`
+    (scikit-learn reads the signature) including the ones used here: `input_size`, `epochs`,
+    `batch_size`, `validation_fraction`, `random_state`, `n_threads`, `verbose`. They implement
     `_build(keras, input_shape, n_classes, train_images)` returning a compiled model (the
     schedule's length is `self.budget_.steps`), and may override `_callbacks(keras,
     has_validation)` and `_predict_proba_batch(model, images)`. `min_input_size` is the

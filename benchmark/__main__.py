@@ -2,7 +2,7 @@ import gc
 import signal
 import sys
 
-if __name__ == "__main__":  # worker processes import this module too (see benchmark.worker_pool)
+if __name__ == "__main__":  # worker processes import this module too (see benchmark.execution.worker_pool)
     from benchmark.errors import exit_after_interrupt, exit_code, raise_interrupted, raise_terminated, received
 
     signal.signal(signal.SIGTERM, raise_terminated)  # from the start: SIGTERM while importing too

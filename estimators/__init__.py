@@ -5,6 +5,7 @@ estimator is one new file with a `@register(...)` class or factory.
 """
 
 from .base import FeatureClassifier
+from .keras_cnn import KerasCNN
 from .registry import (
     ENTRY_POINT_GROUP,
     create_estimator,
@@ -16,6 +17,7 @@ from .registry import (
 __all__ = [
     "ENTRY_POINT_GROUP",
     "FeatureClassifier",
+    "KerasCNN",
     "create_estimator",
     "estimator_spec",
     "list_estimators",

@@ -17,6 +17,8 @@ class BaggedTreesClassifier(FeatureClassifier):
     `n_jobs` trains trees in parallel and does not change the result.
     """
 
+    _benchmark_capabilities = {"seed": "random_state"}  # see estimators.capabilities
+
     def __init__(
         self,
         features="hog+color-moments+color-hist+lbp",

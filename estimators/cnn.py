@@ -146,9 +146,11 @@ def predict_fixed_batches(model, images, batch=PREDICT_BATCH):
 class CNNClassifier(ClassifierMixin, BaseEstimator):
     """Base of the Keras CNN estimators. Subclasses define the network and its training.
 
-    Subclasses list every hyper-parameter in their own `__init__` (scikit-learn reads the
-    signature) including the ones used here: `input_size`, `epochs`, `batch_size`,
-    `validation_fraction`, `random_state`, `n_threads`, `verbose`. They implement
+    To add a CNN, start from `estimators.keras_cnn.KerasCNN`: it holds the common
+    hyper-parameters and compiles the model, so a subclass only writes the network. Working
+    directly on this class, subclasses list every hyper-parameter in their own `__init__`
+    (scikit-learn reads the signature) including the ones used here: `input_size`, `epochs`,
+    `batch_size`, `validation_fraction`, `random_state`, `n_threads`, `verbose`. They implement
     `_build(keras, input_shape, n_classes, train_images)` returning a compiled model (the
     schedule's length is `self.budget_.steps`), and may override `_callbacks(keras,
     has_validation)` and `_predict_proba_batch(model, images)`. `min_input_size` is the
@@ -160,6 +162,10 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     `convergence_` holds the convergence check of `estimators.convergence` (is the training
     loss still falling at the end? did the net learn beyond chance?).
     """
+
+    # what the runner may set (see estimators.capabilities); a recipe with a mirror
+    # augmentation switch adds "mirror_augmentation"
+    _benchmark_capabilities = {"seed": "random_state", "threads": "n_threads"}
 
     # How `epochs=None` / `batch_size=None` follow the training-set size: each recipe states
     # its own; this generic one serves a user's subclass that does not.

@@ -200,6 +200,7 @@ class FastCNN(CNNClassifier):
     * XLA: not available (see above). steps_per_execution 1: 4 was not measurably faster.
     """
 
+    _benchmark_capabilities = {**CNNClassifier._benchmark_capabilities, "mirror_augmentation": "flip"}
     min_input_size = 8
     step_budget = StepBudget(batch_size=512, epochs=10, min_steps=400, max_epochs=100)
 

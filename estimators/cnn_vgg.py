@@ -70,6 +70,7 @@ class VGGCNN(CNNClassifier):
     144 inner-validation images, early stopping fires on noise after 12-25 epochs.
     """
 
+    _benchmark_capabilities = {**CNNClassifier._benchmark_capabilities, "mirror_augmentation": "flip"}
     min_input_size = 8
     step_budget = StepBudget(batch_size=64, epochs=30, min_steps=500, max_epochs=30)
 

@@ -29,6 +29,8 @@ class TunedKNNClassifier(FeatureClassifier):
     `best_n_neighbors_`.
     """
 
+    _benchmark_capabilities = {"seed": "random_state"}  # see estimators.capabilities
+
     def __init__(
         self,
         features="hog",

@@ -8,7 +8,7 @@ from sklearn.model_selection import GridSearchCV, cross_validate
 from sklearn.pipeline import FeatureUnion
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from estimators import create_estimator, list_estimators
+from estimators import KerasCNN, create_estimator, list_estimators
 from estimators.cnn import CNNClassifier
 from features import HOG
 
@@ -78,8 +78,17 @@ def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
 
+class OneFileCNN(KerasCNN):
+    """A user's CNN as the README writes one: only `build` (KerasCNN holds the parameters)."""
+
+    def build(self, keras, input_shape, n_classes):
+        return keras.Sequential([keras.Input(input_shape), keras.layers.Conv2D(4, 3),
+                                 keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(n_classes)])
+
+
 @parametrize_with_checks(
-    [tiny_cnn(name) for name in list_estimators(family="cnn")],
+    [tiny_cnn(name) for name in list_estimators(family="cnn")]
+    + [OneFileCNN(epochs=1, batch_size=32, input_size=8)],
     expected_failed_checks=expected_failed_checks,
 )
 def test_sklearn_estimator_checks_on_cnns(estimator, check):

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.base import clone
 
+from estimators.capabilities import capability_parameter
+
 from benchmark.execution.metrics import METRICS, score_predictions
 from benchmark.execution.time_limit import CellTimeout, time_limit
 
@@ -158,7 +160,7 @@ class CellTask:
     timing: tuple  # (feature seconds, feature source)
     threads: int  # BLAS / OpenMP / TensorFlow threads for this cell
     time_limit: float = None  # seconds; None: no limit
-    heavy: bool = False  # a CNN: scheduled first, so no worker idles at the end
+    heavy: bool = False  # family "cnn": scheduled first, so no worker idles at the end
     marker: str = None  # file that exists while a local worker runs the cell (crash detection)
 
     def failed(self, error, trace=None):
@@ -170,9 +172,10 @@ def run_cell(task, X, labels):
     """Fit a fresh clone of the task's estimator on the training rows, score it on the test rows.
 
     X holds the images, or, when `task.image_shape` is given, their precomputed features. An
-    estimator with a `random_state` gets the split's seed (the run's seed, plus the repeat
-    number for repeated holdout). BLAS and OpenMP pools are capped at `task.threads` (the CNNs
-    get the same number through their `n_threads` parameter); `task.time_limit` stops the cell.
+    estimator that declares a "seed" parameter (estimators.capabilities) gets the split's seed
+    (the run's seed, plus the repeat number for repeated holdout). BLAS and OpenMP pools are
+    capped at `task.threads` (estimators declaring "threads", the CNNs, get the same number
+    through that parameter); `task.time_limit` stops the cell.
     Never raises: a failure is a failed Cell with its reason.
     """
     from threadpoolctl import threadpool_limits
@@ -190,8 +193,9 @@ def run_cell(task, X, labels):
         with threadpool_limits(limits=task.threads), time_limit(task.time_limit), \
                 _quiet(caught, printed):
             estimator = clone(task.template)
-            if "random_state" in estimator.get_params(deep=False):
-                estimator.set_params(random_state=task.split.seed)
+            seed = capability_parameter(estimator, "seed")
+            if seed is not None:
+                estimator.set_params(**{seed: task.split.seed})
             start = time.perf_counter()
             if precomputed:
                 estimator.fit_features(X[train], labels[train], task.image_shape)

@@ -14,7 +14,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from estimators import FeatureClassifier, create_estimator
+from estimators import FeatureClassifier, create_estimator, estimator_spec
+from estimators.capabilities import capabilities
 from features.cache import FeatureCache, is_cacheable
 
 from benchmark.execution.backends import LocalBackend
@@ -243,18 +244,20 @@ def _load(config, dataset_name):
 def _template(dataset, estimator_name, config):
     """The estimator with the run's parameters (they are part of each cell's key).
 
-    An estimator with a `random_state` gets the run's seed (each cell then gets its split's);
-    one with `n_threads` (the CNNs) gets the threads per cell; one with a `flip` switch (mirror
-    augmentation) has it turned off on datasets whose labels a mirror changes.
+    Only the parameters the estimator declares (estimators.capabilities) are set: its "seed"
+    gets the run's seed (each cell then gets its split's), its "threads", when left at None,
+    the threads per cell, and its "mirror_augmentation" switch is turned off on datasets whose
+    labels a mirror changes. Any other parameter, whatever its name, keeps its value.
     """
     template = create_estimator(estimator_name)
+    declared = capabilities(template)
     params = template.get_params(deep=False)
-    if "random_state" in params:
-        template.set_params(random_state=config.seed)
-    if "n_threads" in params and params["n_threads"] is None:
-        template.set_params(n_threads=config.threads_per_cell)
-    if "flip" in params and not dataset.mirror_invariant:
-        template.set_params(flip=False)
+    if "seed" in declared:
+        template.set_params(**{declared["seed"]: config.seed})
+    if "threads" in declared and params[declared["threads"]] is None:
+        template.set_params(**{declared["threads"]: config.threads_per_cell})
+    if "mirror_augmentation" in declared and not dataset.mirror_invariant:
+        template.set_params(**{declared["mirror_augmentation"]: False})
     return template
 
 
@@ -277,7 +280,7 @@ def _tasks(dataset, fingerprint, estimator_name, template, todo, cache, config, 
         cells += [Cell(dataset.name, estimator_name, fold, "failed", error=error, key=key)
                   for fold, _, key in todo]
         return []
-    heavy = "n_threads" in template.get_params(deep=False)
+    heavy = estimator_spec(estimator_name).family == "cnn"  # the longest cells: run first
     return [
         (CellTask(dataset.name, estimator_name, fold, key, template, split, image_shape, timing,
                   config.threads_per_cell, config.cell_timeout, heavy), X, dataset.labels)

@@ -21,7 +21,9 @@ from estimators import FeatureClassifier, create_estimator
 from features.cache import FeatureCache, is_cacheable
 
 from benchmark.execution.backends import LocalBackend
-from benchmark.execution.cells import Cell, CellTask, cell_key, cell_path, failure_line, read_cell, save_cell
+from benchmark.errors import failure_line
+from benchmark.execution.order import plan_order
+from benchmark.execution.cells import Cell, CellTask, cell_key, cell_path, read_cell, save_cell
 from benchmark.data import DatasetError, default_max_per_class, load_dataset
 from benchmark.data.protocols import plan_splits
 
@@ -135,9 +137,8 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
                 on_cell(cell)
     finally:  # also when interrupted (Ctrl-C, SIGTERM) or failing: nothing temporary stays
         shutil.rmtree(markers, ignore_errors=True)
-    datasets = {name: i for i, name in enumerate(config.datasets)}
-    estimators = {name: i for i, name in enumerate(config.estimators)}
-    cells.sort(key=lambda c: (datasets[c.dataset], estimators[c.estimator], c.fold))
+    order = plan_order(config.datasets, config.estimators)
+    cells.sort(key=lambda c: (*order(c.dataset, c.estimator), c.fold))
     return RunResult(run_dir, config, cells, summaries, skipped, plan, len(reused), replaced)
 
 

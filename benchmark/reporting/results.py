@@ -24,7 +24,8 @@ from pathlib import Path
 from features.cache import atomic_write
 
 from benchmark import __version__
-from benchmark.errors import UsageError
+from benchmark.errors import UsageError, failure_line
+from benchmark.execution import order as cell_order
 
 LIBRARIES = ("numpy", "scipy", "scikit-learn", "scikit-image", "pandas", "joblib", "pillow",
              "tabulate", "matplotlib", "scikit-posthocs", "tensorflow", "keras")
@@ -235,13 +236,13 @@ def load_run(run_dir):
         unreadable.append((str(run_dir / RUN_FILE), "missing: the run did not start writing it"))
     except (OSError, ValueError) as exc:
         meta = {}
-        unreadable.append((str(run_dir / RUN_FILE), f"{type(exc).__name__}: {exc}"))
+        unreadable.append((str(run_dir / RUN_FILE), failure_line(exc)))
     cells = []
     for path in sorted((run_dir / "cells").glob("*/*/fold-*.json")):
         try:
             cells.append(read_cell(path))
         except (OSError, ValueError, TypeError) as exc:
-            unreadable.append((str(path), f"{type(exc).__name__}: {exc}".splitlines()[0]))
+            unreadable.append((str(path), failure_line(exc)))
     order = plan_order(meta)
     cells.sort(key=lambda c: (*order(c.dataset, c.estimator), c.fold))
     return StoredRun(run_dir, meta, cells, unreadable)
@@ -250,7 +251,4 @@ def load_run(run_dir):
 def plan_order(meta):
     """Sort key (dataset position, estimator position) following the run's configuration."""
     config = meta.get("config") or {}
-    datasets = {n: i for i, n in enumerate(config.get("datasets") or [])}
-    estimators = {n: i for i, n in enumerate(config.get("estimators") or [])}
-    big = len(datasets) + len(estimators) + 1
-    return lambda d, e: (datasets.get(d, big), d, estimators.get(e, big), e)
+    return cell_order.plan_order(config.get("datasets") or [], config.get("estimators") or [])

@@ -151,21 +151,6 @@ def is_flagged(row):
     return bool(row.get("undertrained_folds")) or bool(row.get("underfit"))
 
 
-def score_matrix(summary, metric="f1_macro_mean"):
-    """Datasets x estimators of the estimators that ran every fold of every dataset.
-
-    The input of the cross-dataset tests, which need a complete table; returns (matrix,
-    [estimators left out because some of their cells failed or are missing]).
-    """
-    complete = summary[summary["folds_ok"] == summary["folds"]]
-    matrix = complete.pivot(index="dataset", columns="estimator", values=metric)
-    order = list(summary["estimator"].drop_duplicates())
-    matrix = matrix.reindex(index=list(summary["dataset"].drop_duplicates()),
-                            columns=[e for e in order if e in matrix.columns])
-    full = matrix.dropna(axis=1)
-    return full, [e for e in order if e not in full.columns]
-
-
 def overall_frame(summary):
     """Estimators by mean rank (by macro-F1) over the datasets where all their folds ran."""
     complete = summary[summary["folds_ok"] == summary["folds"]].copy()

@@ -1,6 +1,11 @@
 """Errors the command line reports as one line (exit code 2) instead of a traceback."""
 
 
+def failure_line(exc):
+    """An exception as one line, "Type: first line of its message", for cells, logs and reports."""
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
 class UsageError(Exception):
     """The user asked for something that cannot be done as asked; the message says how to fix it."""
 

@@ -1,7 +1,7 @@
 """`cnn-fast`: this project's fast CPU recipe, tuned for test accuracy per CPU-second.
 
-The airbench / hlb-CIFAR10 recipe (see ../shared/docs/cnn-speed-notes.md), narrowed and
-shortened for a 2-core CPU. Every technique has an `__init__` switch so that
+The airbench / hlb-CIFAR10 recipe (Keller Jordan's airbench and tysam-code's hlb-CIFAR10, fast
+CIFAR-10 training scripts for one GPU), narrowed and shortened for a 2-core CPU. Every technique has an `__init__` switch so that
 `benchmarks/cnn_fast_ablation.py` can measure what it buys; the default values and the
 measurements behind them are in the class docstring.
 

@@ -13,6 +13,16 @@ from .images import as_image_batch
 CHUNK = 512
 
 
+def thread_budget():
+    """The threads this process's native pools may use: the smallest limit threadpoolctl reports
+    for the loaded BLAS / OpenMP libraries (a `threadpool_limits` block in effect lowers it),
+    else the number of cores."""
+    from threadpoolctl import threadpool_info
+
+    limits = [pool["num_threads"] for pool in threadpool_info() if pool.get("num_threads")]
+    return min(limits) if limits else os.cpu_count() or 1
+
+
 class ImageFeatures(TransformerMixin, BaseEstimator):
     """A deterministic per-image feature extractor.
 
@@ -21,8 +31,11 @@ class ImageFeatures(TransformerMixin, BaseEstimator):
     dataset and cached (see `features.cache`). Subclasses implement `_extract(images)` for a
     validated (n, h, w, c) batch and return a float32 (n, n_features) array.
 
-    `n_jobs` is how many threads share a batch (None: all cores). NumPy releases the GIL in the
-    array operations that dominate here, so threads scale without copying the batch.
+    `n_jobs` is how many threads share a batch; None: as many as the BLAS / OpenMP pools may use
+    here (`thread_budget`), so inside a cell capped with threadpoolctl (the runner gives each
+    cell its threads that way) extraction keeps to the cell's threads, and elsewhere uses every
+    core. NumPy releases the GIL in the array operations that dominate here, so threads scale
+    without copying the batch.
     """
 
     # Bumped whenever an extractor's output changes for the same parameters, so that cached
@@ -36,7 +49,7 @@ class ImageFeatures(TransformerMixin, BaseEstimator):
 
     def transform(self, X):
         X = as_image_batch(X)
-        n_jobs = self.n_jobs if getattr(self, "n_jobs", None) else os.cpu_count() or 1
+        n_jobs = self.n_jobs if getattr(self, "n_jobs", None) else thread_budget()
         chunks = [X[i : i + CHUNK] for i in range(0, len(X), CHUNK)]
         if n_jobs == 1 or len(chunks) == 1:
             parts = [self._extract(c) for c in chunks]

@@ -29,7 +29,6 @@ class FeatureTiming:
     """How a feature matrix was obtained: computed now, loaded from disk, or already in memory."""
 
     source: str  # "computed" | "disk" | "memory"
-    seconds: float  # time spent in this call
     compute_seconds: float  # what computing it once cost (stored with the cached features)
 
 
@@ -93,13 +92,12 @@ class FeatureCache:
             sources = {t.source for t in timings}
             return features, FeatureTiming(
                 source=sources.pop() if len(sources) == 1 else "mixed",
-                seconds=sum(t.seconds for t in timings),
                 compute_seconds=sum(t.compute_seconds for t in timings),
             )
         key = cache_key(extractor, fingerprint)
         if key in self._memory:
             features, compute_seconds = self._memory[key]
-            return features, FeatureTiming(self._unserved.pop(key, "memory"), 0.0, compute_seconds)
+            return features, FeatureTiming(self._unserved.pop(key, "memory"), compute_seconds)
         start = time.perf_counter()
         loaded = self._load(key)
         if loaded is not None:
@@ -112,7 +110,7 @@ class FeatureCache:
             self._save(key, features, compute_seconds)
         self._memory[key] = (features, compute_seconds)
         self._sources[key] = source
-        return features, FeatureTiming(source, time.perf_counter() - start, compute_seconds)
+        return features, FeatureTiming(source, compute_seconds)
 
     def _paths(self, key):
         return self.directory / f"{key}.npy", self.directory / f"{key}.json"

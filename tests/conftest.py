@@ -34,3 +34,14 @@ def no_network_and_no_user_data(monkeypatch, tmp_path_factory):
     monkeypatch.delenv(catalog.ENV_DATA_DIR, raising=False)
     monkeypatch.setattr(catalog, "CONFIG_FILE", tmp_path_factory.mktemp("config") / "config.ini")
     monkeypatch.setenv("BENCHMARK_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture
+def fresh_registry(monkeypatch):
+    """The estimator registry, with every real entry loaded, as a copy this test may register
+    into; the real one is back after the test."""
+    import estimators.registry as registry
+
+    registry.list_estimators()  # load the real entries first, so the copy holds them all
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    return registry

@@ -94,6 +94,19 @@ def test_mnist_family(tmp_path, rng, name, layout):
         assert set(d.labels) <= set("0123456789")
 
 
+def test_mnist_idx_files_named_with_dots_are_found(tmp_path, rng):
+    """Some mirrors unzip to 'train-images.idx3-ubyte'; the reader takes those, so the catalog
+    must find them too (it reported the dataset missing)."""
+    arrays = write_mnist(tmp_path / "mnist", rng, gz=False)
+    for name in arrays:
+        (tmp_path / "mnist" / name).rename(tmp_path / "mnist" / name.replace("-idx", ".idx"))
+    found = catalog.availability("mnist", [tmp_path])
+    assert (found.status, found.where) == ("available", str(tmp_path / "mnist"))
+    d = load_dataset("mnist", data_dir=tmp_path)
+    np.testing.assert_array_equal(d.images[:6, ..., 0], arrays["train-images-idx3-ubyte"])
+    np.testing.assert_array_equal(d.labels[6:], arrays["t10k-labels-idx1-ubyte"].astype(str))
+
+
 def test_image_folder_under_the_datasets_name(tmp_path, rng):
     for side, n in (("train", 3), ("test", 2)):
         for label in ("cardboard", "glass"):

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
-from sklearn.model_selection import GridSearchCV, cross_validate
+from sklearn.metrics import f1_score
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_validate
+from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import FeatureUnion
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -144,11 +146,18 @@ def test_tuned_knn_chooses_k_inside_the_training_data_only():
     X, y = images_and_labels(80)
     estimator = create_estimator("knn-hog-tuned")
     estimator.fit(X[:60], y[:60])
-    assert estimator.best_n_neighbors_ in estimator.n_neighbors_grid
-    # the inner search saw exactly the 60 training images, split 3 ways
-    inner = estimator.head_.cv.split(np.zeros(60), y[:60])
-    assert sum(len(test) for _, test in inner) == 60
-    assert estimator.head_.n_splits_ == 3
+    # the search's scores are those of a 3-fold search over the 60 training images alone
+    features, labels = estimator.feature_extractor().transform(X[:60]), y[:60]
+    inner = list(StratifiedKFold(3, shuffle=True, random_state=0).split(features, labels))
+    expected = [
+        np.mean([f1_score(labels[test], KNeighborsClassifier(k, weights="distance")
+                          .fit(features[train], labels[train]).predict(features[test]), average="macro")
+                 for train, test in inner])
+        for k in estimator.n_neighbors_grid
+    ]
+    np.testing.assert_allclose(estimator.head_.cv_results_["mean_test_score"], expected)
+    assert estimator.best_n_neighbors_ == estimator.n_neighbors_grid[int(np.argmax(expected))]
+    assert estimator.head_.best_estimator_["knn"].n_samples_fit_ == 60
 
 
 def test_predict_refuses_images_of_another_size():

@@ -1,15 +1,20 @@
 import json
+import threading
 
 import numpy as np
 from sklearn.model_selection import cross_validate
 from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
 
-import estimators.registry as registry
 from benchmark.data import load_dataset
 from benchmark.data.protocols import cv_splits
+from benchmark.data.protocols import Split
+from benchmark.execution.cells import CellTask, run_cell
 from benchmark.execution.store import RunStore
 from benchmark.execution.runner import RunConfig, run
 from estimators import FeatureClassifier, create_estimator, register
+from estimators.knn import KNNClassifier
+from features.base import ImageFeatures, thread_budget
 from features.cache import FeatureCache
 
 
@@ -60,9 +65,7 @@ def test_same_seed_same_scores_other_seed_other_splits(tmp_path):
     assert a[1] != c[1]
 
 
-def test_a_failing_estimator_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch):
-    registry.list_estimators()  # load the real entries first, so the copy holds them all
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+def test_a_failing_estimator_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch, fresh_registry):
 
     @register("explodes")
     class Explodes(FeatureClassifier):
@@ -142,3 +145,32 @@ def test_runner_gives_each_estimator_the_seed_thread_share_and_mirror_rule():
     assert (template.random_state, template.n_threads, template.flip) == (7, 3, False)
     template = _template(faces, "cnn-vgg", RunConfig(["faces"], ["cnn-vgg"], threads_per_cell=1))
     assert (template.n_threads, template.flip) == (1, True)
+
+
+class _ThreadRecorder(ImageFeatures):
+    """Raw pixels that note which thread extracted each chunk."""
+
+    threads_seen = []
+
+    def __init__(self, n_jobs=None):
+        self.n_jobs = n_jobs
+
+    def _extract(self, images):
+        self.threads_seen.append(threading.get_ident())
+        return images.reshape(len(images), -1).astype(np.float32)
+
+
+def test_feature_extraction_inside_a_cell_keeps_to_the_cells_threads(rng):
+    """n_jobs=None extracted with a thread per core inside each cell, ignoring --threads-per-cell."""
+    images = rng.integers(0, 256, (1200, 4, 4, 1), dtype=np.uint8)  # 3 chunks of CHUNK images
+    labels = np.array(["a", "b"] * 600)
+    split = Split(np.arange(1100), np.arange(1100, 1200), 0)
+    task = CellTask("d", "knn", 0, "key", KNNClassifier(features=_ThreadRecorder(), n_neighbors=1),
+                    split, None, (None, "in-fit"), threads=1)
+    _ThreadRecorder.threads_seen = []
+    cell = run_cell(task, images, labels)
+    assert cell.status == "ok", cell.error
+    assert len(_ThreadRecorder.threads_seen) == 4  # 3 chunks to fit, 1 to predict
+    assert set(_ThreadRecorder.threads_seen) == {threading.get_ident()}
+    with threadpool_limits(limits=3):
+        assert thread_budget() == 3

@@ -173,9 +173,7 @@ class Exploding(ClassifierMixin, BaseEstimator):
 
 
 @pytest.fixture
-def exploding(monkeypatch):
-    registry.list_estimators()  # load the real entries first, so the copy holds them all
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+def exploding(fresh_registry):
     for how in ("error", "memory", "slow", "die"):
         registry.register(f"explode-{how}", description=how)(lambda how=how: Exploding(how))
 

@@ -6,13 +6,18 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from benchmark.reporting.stats import (
-    ALPHA, MIN_FOLDS, compare_to_best, corrected_ttest, critical_difference, fold_interval,
+    compare_to_best, corrected_ttest, critical_difference, fold_interval,
     friedman, holm, iman_davenport, indistinguishable_groups, nemenyi,
 )
 
 
-def test_constants():
-    assert ALPHA == 0.05 and MIN_FOLDS == 3
+def test_a_test_needs_three_folds_and_significance_is_at_five_percent():
+    assert np.isnan(corrected_ttest([0.9, 0.8], [0.7, 0.6], 80, 20).p_value)
+    assert corrected_ttest([0.9, 0.8, 0.85], [0.7, 0.6, 0.7], 80, 20).p_value < 0.05
+    # 3 datasets x 3 estimators ranked alike everywhere: p = 0.0498, under 0.05 but not 0.049
+    matrix = pd.DataFrame([[0.9, 0.8, 0.7]] * 3, columns=list("abc"))
+    assert friedman(matrix).reason is None and friedman(matrix).p_value < 0.05
+    assert "would give p = 0.0498" in friedman(matrix, alpha=0.049).reason
 
 
 # --- one dataset: folds -------------------------------------------------------------------

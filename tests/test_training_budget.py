@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import estimators.registry as registry
 from benchmark.cli import main
 from estimators import create_estimator, list_estimators, register
 from estimators.budget import StepBudget
@@ -184,9 +183,7 @@ def test_odd_training_sets_do_not_crash_and_the_check_says_what_happened():
 
 # -- the runner and the report ----------------------------------------------------------------
 @pytest.fixture
-def extra_estimators(monkeypatch):
-    registry.list_estimators()  # load the real entries first, so the copy holds them all
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+def extra_estimators(fresh_registry):
 
     @register("cnn-one-epoch", family="cnn")
     def one_epoch():

@@ -175,10 +175,14 @@ def _run_checked(args, argv):
         # connect to the cluster (or start the local one) while the data loads
         threads = args.threads_per_cell or 1
         _check_thread_budget(args, threads)  # before a local cluster starts its workers
-        n_jobs = args.jobs if args.jobs > 0 else max(1, (os.cpu_count() or 1) // threads)
-        with make_backend("dask", n_jobs, args.scheduler) as backend:
+        with make_backend("dask", _worker_count(args, threads), args.scheduler) as backend:
             return _prepare_and_execute(args, argv, backend)
     return _prepare_and_execute(args, argv, None)
+
+
+def _worker_count(args, threads_per_cell):
+    """--jobs, or by default as many cells at a time as the cores hold at their threads each."""
+    return args.jobs if args.jobs > 0 else max(1, (os.cpu_count() or 1) // threads_per_cell)
 
 
 def _prepare_and_execute(args, argv, backend):
@@ -209,7 +213,7 @@ def _prepare_and_execute(args, argv, backend):
     if args.cell_timeout is not None or not args.resume:
         config.cell_timeout = args.cell_timeout
     _check_thread_budget(args, config.threads_per_cell)
-    config.n_jobs = args.jobs if args.jobs > 0 else max(1, (os.cpu_count() or 1) // config.threads_per_cell)
+    config.n_jobs = _worker_count(args, config.threads_per_cell)
     store = (RunStore(run_dir) if run_dir is not None else RunStore.new()).prepare()
     with store.lock():
         if backend is None:

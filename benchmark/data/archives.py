@@ -28,7 +28,8 @@ import numpy as np
 
 from benchmark.data.dataset import DatasetError
 
-CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
+CIFAR_ORIGIN = "https://www.cs.toronto.edu/~kriz/"  # where the CIFAR archives are published
+CIFAR_URL = CIFAR_ORIGIN + "cifar.html"  # their homepage
 REDOWNLOAD = "delete it and download it again"
 # What a truncated or damaged gzip / tar / zip stream raises (gzip.BadGzipFile is an OSError,
 # tarfile.ReadError a TarError).
@@ -296,10 +297,23 @@ def read_cifar100(path):
 # --- MNIST / Fashion-MNIST ---------------------------------------------------------------------
 
 IDX_UBYTE = 0x08  # the idx dtype code for unsigned bytes, the only one MNIST uses
-MNIST_FILES = {  # role -> file name, as published (each also found gzipped)
+MNIST_FILES = {  # role -> idx file name (published gzipped: MNIST_ARCHIVES)
     "train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
     "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte",
 }
+MNIST_ARCHIVES = tuple(name + ".gz" for name in MNIST_FILES.values())  # as published
+
+
+def find_idx_file(directory, name):
+    """The file in `directory` holding the idx file `name`, None when there is none: as published
+    (gzipped), gunzipped, or unzipped by tools that write 'train-images.idx3-ubyte'."""
+    candidates = [name, name + ".gz", name.replace("-idx", ".idx")]
+    return next((Path(directory) / c for c in candidates if (Path(directory) / c).is_file()), None)
+
+
+def has_mnist_files(directory):
+    """Whether `directory` holds all four MNIST-format idx files, in any form read_mnist_dir reads."""
+    return all(find_idx_file(directory, name) is not None for name in MNIST_FILES.values())
 
 
 def read_idx(path):
@@ -357,9 +371,7 @@ def read_mnist_dir(directory):
     directory = Path(directory)
     arrays = {}
     for role, name in MNIST_FILES.items():
-        # As published, gunzipped, or unzipped by tools that write 'train-images.idx3-ubyte'.
-        candidates = [name, name + ".gz", name.replace("-idx", ".idx")]
-        found = next((directory / c for c in candidates if (directory / c).is_file()), None)
+        found = find_idx_file(directory, name)
         if found is None:
             raise ArchiveError(f"{str(directory)!r} has no {name}.gz (nor {name}); download the "
                                "four idx files (train/t10k images/labels) into it")

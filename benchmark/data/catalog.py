@@ -29,6 +29,7 @@ import numpy as np
 
 from features.cache import default_cache_dir
 
+from benchmark.data.archives import CIFAR_ORIGIN, CIFAR_URL, MNIST_ARCHIVES, has_mnist_files
 from benchmark.data.dataset import Dataset, DatasetError
 from benchmark.errors import UsageError
 
@@ -38,11 +39,8 @@ CONFIG_FILE = Path("~/.config/image-benchmark/config.ini")
 DOWNLOAD_TIMEOUT = 30  # seconds without progress before a download is given up
 
 KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
-CIFAR_ORIGIN = "https://www.cs.toronto.edu/~kriz/"
 FASHION_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                  "Sneaker", "Bag", "Ankle boot")
-MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 HERBIVORES_OMNIVORES = ("camel", "cattle", "chimpanzee", "elephant", "kangaroo")
 HERBIVORES_OMNIVORES_COARSE = 11  # CIFAR-100 superclass "large omnivores and herbivores"
 
@@ -71,7 +69,7 @@ def _cifar(name, description, classes, archive, folder, **fields):
     return NamedDataset(
         name, description, classes, fields.pop("images", "50,000 train + 10,000 test"), "32x32x3",
         "CIFAR (Krizhevsky 2009): free for research", (archive,), folder,
-        ((archive, CIFAR_ORIGIN + archive),), "https://www.cs.toronto.edu/~kriz/cifar.html",
+        ((archive, CIFAR_ORIGIN + archive),), CIFAR_URL,
         **fields,
     )
 
@@ -93,15 +91,15 @@ CATALOG = {d.name: d for d in [
     NamedDataset(
         "mnist", "MNIST: 70,000 28x28 grayscale handwritten digits",
         10, "60,000 train + 10,000 test", "28x28x1", "MNIST (LeCun et al.): CC BY-SA 3.0",
-        ("mnist.npz", *MNIST_FILES), "mnist", (("mnist.npz", KERAS_ORIGIN + "mnist.npz"),),
+        ("mnist.npz", *MNIST_ARCHIVES), "mnist", (("mnist.npz", KERAS_ORIGIN + "mnist.npz"),),
         "http://yann.lecun.com/exdb/mnist/", max_per_class=200, mirror_invariant=False,
         loader="mnist",
     ),
     NamedDataset(
         "fashion-mnist", "Fashion-MNIST: 70,000 28x28 grayscale photos of 10 clothing classes",
         10, "60,000 train + 10,000 test", "28x28x1", "Fashion-MNIST (Zalando): MIT",
-        MNIST_FILES, "fashion-mnist",
-        tuple((f, KERAS_ORIGIN + "fashion-mnist/" + f) for f in MNIST_FILES),
+        MNIST_ARCHIVES, "fashion-mnist",
+        tuple((f, KERAS_ORIGIN + "fashion-mnist/" + f) for f in MNIST_ARCHIVES),
         "https://github.com/zalandoresearch/fashion-mnist", max_per_class=200, loader="mnist",
         options={"names": FASHION_NAMES}, download_subdir="fashion-mnist",
     ),
@@ -163,16 +161,11 @@ def _found_archive(spec, directory):
         if "mnist.npz" in names and (directory / "mnist.npz").is_file():
             return directory / "mnist.npz"
         base = directory / spec.folder
-        return base if _has_idx_files(base) else None
+        return base if has_mnist_files(base) else None
     for name in names:
         if (directory / name).is_file():
             return directory / name
     return None
-
-
-def _has_idx_files(directory):
-    """The four MNIST-format idx files, gzipped as published or not."""
-    return all((directory / f).is_file() or (directory / f[:-3]).is_file() for f in MNIST_FILES)
 
 
 def _found_folder(spec, directory):
@@ -204,7 +197,7 @@ def availability(name, dirs, dirs_origin=""):
 def missing_message(spec, dirs, dirs_origin="", download_error=None):
     target = dirs[0] if dirs else download_dir()
     if spec.loader == "mnist":
-        idx = f"{spec.folder}/ with {', '.join(MNIST_FILES)}"
+        idx = f"{spec.folder}/ with {', '.join(MNIST_ARCHIVES)}"
         files = f"mnist.npz or {idx}" if "mnist.npz" in spec.archives else idx
     else:
         files = ", ".join(spec.archives)
@@ -332,7 +325,7 @@ def _load_cifar100(spec, path, image_size=None, cache_dir=True):
 def _load_mnist(spec, path, image_size=None, cache_dir=True):
     from benchmark.data.archives import read_mnist_dir, read_mnist_npz
 
-    if path.is_dir() and not _has_idx_files(path):
+    if path.is_dir() and not has_mnist_files(path):
         return _load_folder(spec, path, image_size, cache_dir)
     (train_x, train_y), (test_x, test_y) = (read_mnist_dir(path) if path.is_dir()
                                             else read_mnist_npz(path))

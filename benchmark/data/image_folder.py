@@ -36,7 +36,7 @@ from PIL import Image
 from features.cache import atomic_write, default_cache_dir
 
 from benchmark.data.dataset import Dataset, DatasetError
-from benchmark.errors import UsageError
+from benchmark.errors import UsageError, failure_line
 
 # The formats PIL may find in a file with this extension; anything else is skipped.
 FORMATS = {
@@ -206,7 +206,7 @@ def _open(file):
     except PermissionError:
         raise _Skip("cannot read (permission denied)") from None
     except Exception as exc:  # PIL raises many types on hostile files; none may end the load
-        raise _Skip(f"not a readable image ({type(exc).__name__}: {exc})") from None
+        raise _Skip(f"not a readable image ({failure_line(exc)})") from None
     suffix = os.path.splitext(file.path)[1]
     if image.format not in FORMATS[suffix.lower()]:
         image.close()
@@ -248,7 +248,7 @@ def _decode_into(out, file, size):
     except _Skip as skip:
         return str(skip)
     except Exception as exc:  # truncated or corrupt data found while decoding
-        return f"cannot decode ({type(exc).__name__}: {exc})"
+        return f"cannot decode ({failure_line(exc)})"
 
 
 def _parallel(function, items, n_threads):

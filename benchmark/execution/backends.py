@@ -10,8 +10,8 @@ import os
 import threading
 from pathlib import Path
 
-from benchmark.execution.cells import failure_line, run_cell
-from benchmark.errors import UsageError
+from benchmark.execution.cells import run_cell
+from benchmark.errors import UsageError, failure_line
 from benchmark.execution.worker_pool import parallel, start_fork_server
 
 WORKER_DIED = ("the worker process died while running this cell (killed, e.g. by the system "
@@ -270,9 +270,8 @@ class DaskBackend:
 
 
 def make_backend(name, n_jobs, scheduler=None):
+    """The backend called `name`; `scheduler` is for Dask only (the command line checks that)."""
     if name == "dask":
         return DaskBackend(scheduler, n_workers=n_jobs)
-    if scheduler:
-        raise UsageError("--scheduler needs --backend dask")
     return LocalBackend(n_jobs)
 

@@ -26,6 +26,7 @@ from sklearn.base import clone
 
 from estimators.capabilities import capability_parameter
 
+from benchmark.errors import failure_line
 from benchmark.execution.metrics import METRICS, score_predictions
 from benchmark.execution.time_limit import CellTimeout, time_limit
 
@@ -295,7 +296,3 @@ def diagnose_fit(estimator, caught, printed):
         "undertrained": bool(reasons),
         "reasons": reasons,
     }
-
-
-def failure_line(exc):
-    return f"{type(exc).__name__}: {exc}".splitlines()[0]

@@ -19,7 +19,9 @@ from estimators.capabilities import capabilities
 from features.cache import FeatureCache, is_cacheable
 
 from benchmark.execution.backends import LocalBackend
-from benchmark.execution.cells import Cell, CellTask, cell_key, failure_line
+from benchmark.errors import failure_line
+from benchmark.execution.cells import Cell, CellTask, cell_key
+from benchmark.execution.order import plan_order
 from benchmark.execution.provenance import run_metadata
 from benchmark.execution.store import RunStore
 from benchmark.data import DatasetError, default_max_per_class, load_dataset
@@ -144,9 +146,8 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM: finished cells are on disk; say so in run.json
         store.write_meta(run_metadata(started, argv, "interrupted", backend=backend_name))
         raise
-    datasets = {name: i for i, name in enumerate(config.datasets)}
-    estimators = {name: i for i, name in enumerate(config.estimators)}
-    cells.sort(key=lambda c: (datasets[c.dataset], estimators[c.estimator], c.fold))
+    order = plan_order(config.datasets, config.estimators)
+    cells.sort(key=lambda c: (*order(c.dataset, c.estimator), c.fold))
     result = RunResult(run_dir, config, cells, summaries, skipped, plan, len(reused), replaced)
     store.write_meta(run_metadata(result, argv, "finished", backend=backend_name))
     return result

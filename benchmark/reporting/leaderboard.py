@@ -151,21 +151,6 @@ def is_flagged(row):
     return bool(row.get("undertrained_folds")) or bool(row.get("underfit"))
 
 
-def score_matrix(summary, metric="f1_macro_mean"):
-    """Datasets x estimators of the estimators that ran every fold of every dataset.
-
-    The input of the cross-dataset tests, which need a complete table; returns (matrix,
-    [estimators left out because some of their cells failed or are missing]).
-    """
-    complete = summary[summary["folds_ok"] == summary["folds"]]
-    matrix = complete.pivot(index="dataset", columns="estimator", values=metric)
-    order = list(summary["estimator"].drop_duplicates())
-    matrix = matrix.reindex(index=list(summary["dataset"].drop_duplicates()),
-                            columns=[e for e in order if e in matrix.columns])
-    full = matrix.dropna(axis=1)
-    return full, [e for e in order if e not in full.columns]
-
-
 def overall_frame(summary):
     """Estimators by mean rank (by macro-F1) over the datasets where all their folds ran."""
     complete = summary[summary["folds_ok"] == summary["folds"]].copy()
@@ -226,9 +211,9 @@ def versus_best(row):
     return f"{'worse' if row.get('worse_than_best') == True else 'not sig.'} (p {p:.2g})"  # noqa: E712
 
 
-def overall_table(overall, escape=str):
+def overall_table(overall):
     rows = [
-        [i + 1, escape(r["estimator"]), f"{r['mean_rank']:.2f}", int(r["datasets"]),
+        [i + 1, r["estimator"], f"{r['mean_rank']:.2f}", int(r["datasets"]),
          f"{r['f1_macro']:.3f}", f"{r['accuracy']:.3f}", seconds_text(r["fit_seconds"])]
         for i, (_, r) in enumerate(overall.iterrows())
     ]
@@ -236,20 +221,20 @@ def overall_table(overall, escape=str):
     return rows, headers
 
 
-def render(summary, overall, tablefmt="simple", escape=str, heading=lambda text: text):
-    """Every leaderboard as text: one table per dataset, then the overall one."""
+def render(summary, overall):
+    """Every leaderboard as terminal text: one table per dataset, then the overall one."""
     parts = []
     for dataset in summary["dataset"].drop_duplicates():
-        rows, headers = dataset_table(summary, dataset, escape)
-        parts.append(heading(f"Dataset: {escape(dataset)}"))
-        parts.append(tabulate(rows, headers, tablefmt=tablefmt, disable_numparse=True))
+        rows, headers = dataset_table(summary, dataset)
+        parts.append(f"Dataset: {dataset}")
+        parts.append(tabulate(rows, headers, disable_numparse=True))
     if "undertrained_folds" in summary and summary.apply(is_flagged, axis=1).any():
         parts.append(f"{TERMINAL_MARK} training looked unfinished (still improving, stopped near "
                      "chance, or far below the best model): see Training diagnostics in report.md")
     if len(overall):
-        rows, headers = overall_table(overall, escape)
-        parts.append(heading("Overall (mean rank by macro-F1 across datasets)"))
-        parts.append(tabulate(rows, headers, tablefmt=tablefmt, disable_numparse=True))
+        rows, headers = overall_table(overall)
+        parts.append("Overall (mean rank by macro-F1 across datasets)")
+        parts.append(tabulate(rows, headers, disable_numparse=True))
     return "\n\n".join(parts) + "\n"
 
 

@@ -17,8 +17,8 @@ import pandas as pd
 from features.cache import atomic_write
 
 from benchmark.reporting.leaderboard import (
-    SCORE_COLUMNS, describe_sampling, history_frame, is_flagged, overall_frame, score_matrix,
-    scores_frame, seconds_text, summary_frame, versus_best,
+    SCORE_COLUMNS, describe_sampling, history_frame, is_flagged, overall_frame, scores_frame,
+    seconds_text, summary_frame, versus_best,
 )
 from benchmark.reporting.markdown import escape_markdown as esc
 from benchmark.reporting.markdown import link_path, table
@@ -26,21 +26,9 @@ from benchmark.execution.metrics import METRICS
 from benchmark.reporting.results import load_run, plan_order
 from benchmark.execution.cells import slug
 from benchmark.execution.store import RunStore
-from benchmark.reporting.stats import ALPHA, MIN_FOLDS, critical_difference, friedman, indistinguishable_groups, nemenyi
+from benchmark.reporting.stats import ALPHA, MIN_FOLDS, Ranking, rank_estimators
 
 MARK = "⚠"  # after an estimator whose training looked unfinished (see Training diagnostics)
-
-
-@dataclass
-class Ranking:
-    """The cross-dataset comparison: mean ranks, Friedman test, Nemenyi post-hoc groups."""
-
-    matrix: pd.DataFrame  # datasets x estimators (complete ones only), mean macro-F1
-    left_out: list  # estimators with failed or missing cells, not in the tests
-    friedman: object = None  # stats.FriedmanResult
-    pvalues: pd.DataFrame = None  # Nemenyi pairwise p-values, when the Friedman test rejects
-    groups: list = field(default_factory=list)  # estimators not significantly different
-    cd: float = None  # Nemenyi critical difference in mean rank
 
 
 @dataclass
@@ -48,28 +36,9 @@ class Report:
     path: Path
     summary: pd.DataFrame
     overall: pd.DataFrame
-    ranking: Ranking
+    ranking: Ranking  # stats.rank_estimators: what the ranking section and the CD diagram show
     problems: list  # one line each: failed, missing or unreadable cells, skipped datasets
     unreadable: list = field(default_factory=list)  # [(path, reason)] of files that could not be read
-
-
-def rank_estimators(summary, alpha=ALPHA):
-    """Friedman test over datasets and, when it rejects, Nemenyi groups (Demšar 2006)."""
-    if summary.empty:
-        return Ranking(pd.DataFrame(), [])
-    matrix, left_out = score_matrix(summary)
-    ranking = Ranking(matrix, left_out)
-    if matrix.shape[0] == 0 or matrix.shape[1] == 0:
-        return ranking
-    ranking.friedman = friedman(matrix, alpha)
-    k, n = matrix.shape[1], matrix.shape[0]
-    if ranking.friedman.reason is not None:
-        return ranking
-    if ranking.friedman.p_value < alpha:  # post-hoc test only after a rejection (Demšar 2006)
-        ranking.pvalues = nemenyi(matrix)
-        ranking.cd = critical_difference(k, n, alpha)
-        ranking.groups = indistinguishable_groups(ranking.friedman.mean_ranks, ranking.pvalues, alpha)
-    return ranking
 
 
 def write_report(run_dir, alpha=ALPHA, n_jobs=1, mapper=None):

@@ -7,6 +7,8 @@ The directory's layout belongs to benchmark.execution.store.RunStore; everything
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmark.errors import failure_line
+from benchmark.execution import order as cell_order
 from benchmark.execution.store import RunStore
 
 @dataclass
@@ -57,13 +59,13 @@ def load_run(run_dir):
         unreadable.append((str(store.run_file), "missing: the run did not start writing it"))
     except (OSError, ValueError) as exc:
         meta = {}
-        unreadable.append((str(store.run_file), f"{type(exc).__name__}: {exc}"))
+        unreadable.append((str(store.run_file), failure_line(exc)))
     cells = []
     for path in store.cell_files():
         try:
             cells.append(read_cell(path))
         except (OSError, ValueError, TypeError) as exc:
-            unreadable.append((str(path), f"{type(exc).__name__}: {exc}".splitlines()[0]))
+            unreadable.append((str(path), failure_line(exc)))
     order = plan_order(meta)
     cells.sort(key=lambda c: (*order(c.dataset, c.estimator), c.fold))
     return StoredRun(run_dir, meta, cells, unreadable)
@@ -72,7 +74,4 @@ def load_run(run_dir):
 def plan_order(meta):
     """Sort key (dataset position, estimator position) following the run's configuration."""
     config = meta.get("config") or {}
-    datasets = {n: i for i, n in enumerate(config.get("datasets") or [])}
-    estimators = {n: i for i, n in enumerate(config.get("estimators") or [])}
-    big = len(datasets) + len(estimators) + 1
-    return lambda d, e: (datasets.get(d, big), d, estimators.get(e, big), e)
+    return cell_order.plan_order(config.get("datasets") or [], config.get("estimators") or [])

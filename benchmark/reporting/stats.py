@@ -3,7 +3,8 @@
 Within one dataset, estimators are compared fold by fold with the corrected resampled t-test of
 Nadeau & Bengio (2003), Holm-adjusted against the best estimator. Across datasets, estimators
 are ranked and compared with the Friedman test, the Nemenyi post-hoc test and a
-critical-difference diagram (Demšar 2006).
+critical-difference diagram (Demšar 2006): `rank_estimators` computes that comparison once and
+returns a `Ranking`, which the report and the plots render.
 
 References:
   C. Nadeau, Y. Bengio (2003). Inference for the generalization error. Machine Learning 52, 239-281.
@@ -15,7 +16,7 @@ References:
     Communications in Statistics A9(6), 571-595.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -241,3 +242,54 @@ def indistinguishable_groups(mean_ranks, pvalues, alpha=ALPHA) -> list:
             groups.append(names[i:end + 1])
             reach = end + 1
     return groups
+
+
+# --- the cross-dataset comparison, computed once (autorank's shape: compute, then render) -----
+
+@dataclass
+class Ranking:
+    """The cross-dataset comparison, as `rank_estimators` computes it: the score matrix, mean
+    ranks and Friedman test (with the reason when it cannot apply), and after a rejection the
+    Nemenyi p-values, groups and critical difference. report.md and the critical-difference
+    diagram only render it."""
+
+    matrix: pd.DataFrame  # datasets x estimators (complete ones only), mean macro-F1
+    left_out: list  # estimators with failed or missing cells, not in the tests
+    friedman: object = None  # FriedmanResult
+    pvalues: pd.DataFrame = None  # Nemenyi pairwise p-values, when the Friedman test rejects
+    groups: list = field(default_factory=list)  # estimators not significantly different
+    cd: float = None  # Nemenyi critical difference in mean rank
+
+
+def score_matrix(summary, metric="f1_macro_mean"):
+    """Datasets x estimators of the estimators that ran every fold of every dataset.
+
+    The input of the cross-dataset tests, which need a complete table; returns (matrix,
+    [estimators left out because some of their cells failed or are missing]).
+    """
+    complete = summary[summary["folds_ok"] == summary["folds"]]
+    matrix = complete.pivot(index="dataset", columns="estimator", values=metric)
+    order = list(summary["estimator"].drop_duplicates())
+    matrix = matrix.reindex(index=list(summary["dataset"].drop_duplicates()),
+                            columns=[e for e in order if e in matrix.columns])
+    full = matrix.dropna(axis=1)
+    return full, [e for e in order if e not in full.columns]
+
+
+def rank_estimators(summary, alpha=ALPHA):
+    """Friedman test over datasets and, when it rejects, Nemenyi groups (Demšar 2006)."""
+    if summary.empty:
+        return Ranking(pd.DataFrame(), [])
+    matrix, left_out = score_matrix(summary)
+    ranking = Ranking(matrix, left_out)
+    if matrix.shape[0] == 0 or matrix.shape[1] == 0:
+        return ranking
+    ranking.friedman = friedman(matrix, alpha)
+    k, n = matrix.shape[1], matrix.shape[0]
+    if ranking.friedman.reason is not None:
+        return ranking
+    if ranking.friedman.p_value < alpha:  # post-hoc test only after a rejection (Demšar 2006)
+        ranking.pvalues = nemenyi(matrix)
+        ranking.cd = critical_difference(k, n, alpha)
+        ranking.groups = indistinguishable_groups(ranking.friedman.mean_ranks, ranking.pvalues, alpha)
+    return ranking

@@ -27,12 +27,14 @@ What every CNN shares, and where it happens:
 
 import math
 import os
+from numbers import Integral, Real
 import random
 import tempfile
 import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from features.images import as_image_batch, to_uint8
@@ -166,6 +168,18 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     # what the runner may set (see estimators.capabilities); a recipe with a mirror
     # augmentation switch adds "mirror_augmentation"
     _benchmark_capabilities = {"seed": "random_state", "threads": "n_threads"}
+
+    # The common hyper-parameters' valid values, checked by scikit-learn's _validate_params
+    # when they are set without code (estimators.settings) - before any cell runs - and by fit
+    _parameter_constraints = {
+        "input_size": [Interval(Integral, 1, None, closed="left"), None],
+        "epochs": [Interval(Integral, 1, None, closed="left"), None],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
+    }
 
     # How `epochs=None` / `batch_size=None` follow the training-set size: each recipe states
     # its own; this generic one serves a user's subclass that does not.

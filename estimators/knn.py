@@ -8,6 +8,7 @@ from sklearn.preprocessing import StandardScaler
 from .base import FeatureClassifier
 from .registry import register
 
+
 class KNNClassifier(FeatureClassifier):
     """k-nearest neighbours, on standardised features when `scale` is true."""
 
@@ -19,6 +20,7 @@ class KNNClassifier(FeatureClassifier):
 
     def _make_head(self):
         return _knn_pipeline(self.scale, self.n_neighbors, self.weights)
+
 
 class TunedKNNClassifier(FeatureClassifier):
     """k-nearest neighbours whose k is chosen by a grid search inside the training data.

@@ -87,16 +87,26 @@ def list_estimators(pattern="*", family=None):
 
 
 def estimator_spec(name):
+    """The registry entry of `name` (of its registered estimator, for a variant `NAME[P=V]`)."""
+    from .settings import parse_variant
+
     _load_all()
+    base, _ = parse_variant(name)
     try:
-        return _REGISTRY[name]
+        return _REGISTRY[base]
     except KeyError:
-        raise KeyError(unknown_name_message("estimator", name, _REGISTRY)) from None
+        raise KeyError(unknown_name_message("estimator", base, _REGISTRY)) from None
 
 
 def create_estimator(name, **params):
-    """A new unfitted estimator registered as `name`."""
-    return estimator_spec(name).create(**params)
+    """A new unfitted estimator registered as `name`, or the variant `NAME[PARAM=VALUE,...]`
+    (see estimators.settings); `params` are set too. ValueError for an unknown parameter or a
+    bad value."""
+    from .settings import configure, parse_variant
+
+    spec = estimator_spec(name)
+    _, variant = parse_variant(name)
+    return configure(spec.factory(), {**variant, **params}, name)
 
 
 def unknown_name_message(kind, name, valid):

@@ -70,6 +70,13 @@ def add_parser(commands):
     run.add_argument("--no-cache", action="store_true",
                      help="do not read or write the on-disk caches (features, decoded image folders)")
     run.add_argument("--quiet", action="store_true", help="print only the leaderboards")
+    run.add_argument("--set", action="append", metavar="ESTIMATOR.PARAM=VALUE", dest="settings",
+                     help="an estimator parameter for this run, e.g. cnn-fast.epochs=20 (repeatable; "
+                     "values are Python literals). A variant name such as 'cnn-fast[epochs=20]' in "
+                     "--estimators instead ranks the changed estimator under that name")
+    run.add_argument("experiment", nargs="?", metavar="EXPERIMENT.toml",
+                     help="an experiment file: datasets, estimators with their parameters, folds, "
+                     "seed, protocol, ... (see the README); options given here win over it")
 
 
 
@@ -100,20 +107,62 @@ def _split(value):
 
 
 def resolve_estimators(value):
-    """Names from a comma-separated list of names and fnmatch patterns; UsageError if unknown."""
-    from estimators import list_estimators
+    """Names from a comma-separated list (or a list) of names, fnmatch patterns and variants
+    (`cnn-fast[epochs=20]`, checked here: its parameters must exist and fit); UsageError if not."""
+    from estimators import create_estimator, list_estimators
     from estimators.registry import unknown_name_message
+    from estimators.settings import is_variant, parse_variant, split_top_level
 
     known = list_estimators()
     if not value:
         return known
+    items = value if isinstance(value, list) else [p.strip() for p in split_top_level(value) if p.strip()]
     names = []
-    for item in _split(value):
-        matches = fnmatch.filter(known, item)
+    for item in items:
+        if is_variant(item):
+            try:
+                base, _ = parse_variant(item)
+                if base not in known:
+                    raise UsageError(unknown_name_message("estimator", base, known))
+                create_estimator(item)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+            matches = [item]
+        else:
+            matches = fnmatch.filter(known, item)
         if not matches:
             raise UsageError(unknown_name_message("estimator", item, known))
         names += [m for m in matches if m not in names]
     return names
+
+
+def estimator_settings(settings, estimators, given=None):
+    """{estimator: {param: value}} from `--set NAME.PARAM=VALUE` items (and an experiment file's
+    table, `given`), each checked on the estimator now: UsageError for a name not in the run,
+    an unknown parameter, a bad value, or the seed (the run's --seed sets it)."""
+    from estimators import create_estimator
+    from estimators.capabilities import capabilities
+    from estimators.settings import parse_set
+
+    params = {name: dict(p) for name, p in (given or {}).items()}
+    for text in settings or []:
+        try:
+            name, param, value = parse_set(text)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        params.setdefault(name, {})[param] = value
+    for name, values in params.items():
+        if name not in estimators:
+            raise UsageError(f"--set {name}.…: {name!r} is not among this run's estimators "
+                             f"({', '.join(estimators)})")
+        try:
+            estimator = create_estimator(name, **values)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        seed = capabilities(estimator).get("seed")
+        if seed in values:
+            raise UsageError(f"{name}.{seed} is the run's seed: set it with --seed")
+    return {name: values for name, values in params.items() if values}
 
 
 def resolve_datasets(args):
@@ -197,13 +246,15 @@ def _prepare_and_execute(args, argv, backend):
     else:
         datasets, unavailable = resolve_datasets(args)
         estimators = resolve_estimators(args.estimators)
+        params = estimator_settings(args.settings, estimators, getattr(args, "experiment_params", None))
         cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir() / "features")
         config = RunConfig(
             datasets, estimators, folds=args.folds, seed=args.seed, image_size=args.image_size,
             cache_dir=str(cache_dir) if cache_dir else None, protocol=args.protocol,
             repeats=args.repeats, max_per_class=args.max_per_class, full=args.full,
             data_dir=str(args.data_dir.expanduser().resolve()) if args.data_dir else None,
-            unavailable=unavailable, folder_cache=not args.no_cache,
+            unavailable=unavailable, folder_cache=not args.no_cache, params=params,
+            experiment=str(Path(args.experiment).expanduser().resolve()) if args.experiment else None,
             locations={n: os.path.abspath(os.path.expanduser(n[len("folder:"):]))
                        for n in datasets if n.startswith("folder:")},
         )
@@ -230,6 +281,14 @@ CONFIG_OPTIONS = ("folds", "seed", "protocol", "repeats", "image_size", "max_per
 
 
 def _check_run_options(args):
+    if args.resume and (args.experiment or args.settings):
+        raise UsageError("--resume continues the run with its own configuration (run.json); drop "
+                         f"{'the experiment file' if args.experiment else '--set'}, or run the command "
+                         "again with it and the same --out (cells that still match are reused)")
+    if args.experiment:
+        from benchmark.cli.experiment import apply_experiment
+
+        args.experiment_params = apply_experiment(args)
     if args.resume:
         given = [f"--{o.replace('_', '-')}" for o in CONFIG_OPTIONS if getattr(args, o) not in (None, False)]
         if given:

@@ -49,6 +49,9 @@ class RunConfig:
     # folder datasets' absolute locations, {name: path}, so a resume from another working
     # directory still finds them (the name stays as the user gave it)
     locations: dict = field(default_factory=dict)
+    # estimator parameters given without code (--set, an experiment file): {name: {param: value}}
+    params: dict = field(default_factory=dict)
+    experiment: str = None  # the experiment file this run came from, if any
 
 
 @dataclass
@@ -250,7 +253,7 @@ def _template(dataset, estimator_name, config):
     the threads per cell, and its "mirror_augmentation" switch is turned off on datasets whose
     labels a mirror changes. Any other parameter, whatever its name, keeps its value.
     """
-    template = create_estimator(estimator_name)
+    template = create_estimator(estimator_name, **config.params.get(estimator_name, {}))
     declared = capabilities(template)
     params = template.get_params(deep=False)
     if "seed" in declared:

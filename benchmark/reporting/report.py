@@ -222,6 +222,10 @@ def _run_facts(meta):
         facts.append(esc(f"seed {config.get('seed')}, protocol {config.get('protocol')}, "
                          f"{config.get('folds')} folds for cross-validation, {config.get('repeats')} "
                          "repeats for official splits"))
+        for name, params in (config.get("params") or {}).items():  # --set / experiment file
+            facts.append(esc(f"{name} with " + ", ".join(f"{k}={v!r}" for k, v in params.items())))
+        if config.get("experiment"):
+            facts.append(esc(f"experiment file {config['experiment']}"))
     if machine:
         gpus = ", ".join(machine.get("gpus") or []) or "no GPU"
         facts.append(esc(f"{machine.get('cpu')} ({machine.get('cpu_count')} cores), {gpus}"))

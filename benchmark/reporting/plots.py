@@ -34,7 +34,10 @@ def _figure(width, height):
 
 
 def _save(fig, path):
-    """Write fig as PNG to path via a temp file in the same directory and os.replace."""
+    """Write fig as PNG to path via a temp file in the same directory and os.replace; with
+    `path` None, return the figure itself (a notebook shows it; see benchmark.api)."""
+    if path is None:
+        return fig
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{id(fig)}.tmp")

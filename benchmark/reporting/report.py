@@ -41,6 +41,30 @@ class Report:
     unreadable: list = field(default_factory=list)  # [(path, reason)] of files that could not be read
 
 
+@dataclass
+class Analysis:
+    """What a report says about a run, computed from its cells (no file written)."""
+
+    scores: pd.DataFrame  # one row per (dataset, estimator, fold), absent cells included
+    summary: pd.DataFrame  # one row per (dataset, estimator): means, intervals, ranks, tests
+    overall: pd.DataFrame  # one row per estimator: mean rank across datasets
+    history: pd.DataFrame  # the CNNs' per-epoch curves
+    ranking: Ranking  # the cross-dataset statistics (Friedman, Nemenyi)
+    problems: list  # one line each: failed, missing or unreadable cells, skipped datasets
+
+
+def analyse(stored, alpha=ALPHA):
+    """The Analysis of a StoredRun (benchmark.reporting.results)."""
+    absent = stored.absent()
+    order = plan_order(stored.meta)
+    cells = sorted(stored.cells + absent, key=lambda c: (*order(c.dataset, c.estimator), c.fold))
+    scores = scores_frame(cells)
+    summary = summary_frame(scores, alpha)
+    overall = overall_frame(summary) if len(summary) else pd.DataFrame()
+    return Analysis(scores, summary, overall, history_frame(stored.cells), rank_estimators(summary, alpha),
+                    _problems(stored, absent))
+
+
 def write_report(run_dir, alpha=ALPHA, n_jobs=1, mapper=None):
     """Regenerate every derived file of `run_dir`; return the Report (frames for the terminal).
 
@@ -48,24 +72,28 @@ def write_report(run_dir, alpha=ALPHA, n_jobs=1, mapper=None):
     stored = load_run(run_dir)
     store = RunStore(run_dir)
     run_dir = store.path
-    absent = stored.absent()
-    order = plan_order(stored.meta)
-    cells = sorted(stored.cells + absent, key=lambda c: (*order(c.dataset, c.estimator), c.fold))
-    scores = scores_frame(cells)
-    summary = summary_frame(scores, alpha)
-    overall = overall_frame(summary) if len(summary) else pd.DataFrame()
-    history = history_frame(stored.cells)
-    _write_csv(store.output("scores.csv"), scores)
+    result = analyse(stored, alpha)
+    summary, history, ranking, problems = result.summary, result.history, result.ranking, result.problems
+    _write_csv(store.output("scores.csv"), result.scores)
     _write_csv(store.output("summary.csv"), summary)
     if len(history):
         _write_csv(store.output("history.csv"), history)
-    ranking = rank_estimators(summary, alpha)
     plots = _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs, mapper)
-    problems = _problems(stored, absent)
-    text = _markdown(stored, summary, overall, ranking, plots, problems, alpha)
+    text = _markdown(stored, summary, result.overall, ranking, plots, problems, alpha)
     path = store.report_file
     atomic_write(path, lambda f: f.write(text.encode()))
-    return Report(path, summary, overall, ranking, problems, list(stored.unreadable))
+    return Report(path, summary, result.overall, ranking, problems, list(stored.unreadable))
+
+
+def figures(stored, result, alpha=ALPHA):
+    """{(dataset, kind): matplotlib Figure} of every plot the report draws ("" for the
+    cross-dataset ones; kinds: f1, pareto, confusion, curves, cd), without writing files."""
+    jobs, _ = _plot_jobs(None, stored, result.summary, result.history, result.ranking, alpha)
+    drawn = {}
+    for dataset, kind, function, args in jobs:
+        fig = _draw(function, args)
+        drawn[(dataset, kind)] = fig[0] if isinstance(fig, tuple) else fig
+    return drawn
 
 
 def _write_csv(path, frame):
@@ -90,41 +118,7 @@ def _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs=1, map
     folder.mkdir(exist_ok=True)
     for old in folder.glob("*.png"):
         old.unlink()
-    jobs, drawn = [], {}  # jobs: (dataset, kind, function, args)
-    for dataset in summary["dataset"].drop_duplicates() if len(summary) else []:
-        rows = summary[(summary["dataset"] == dataset) & summary["f1_macro_mean"].notna()]
-        if rows.empty:
-            continue
-        name = slug(dataset)
-        jobs.append((dataset, "f1", "bar_chart", (
-            list(rows["estimator"]), list(rows["f1_macro_mean"]), list(rows["f1_macro_low"]),
-            list(rows["f1_macro_high"]), folder / f"{name}-macro-f1.png",
-            f"{dataset}: macro-F1 (mean, 95% CI over folds)")))
-        cost = rows["fit_seconds"] + rows["feature_seconds"].fillna(0)
-        jobs.append((dataset, "pareto", "pareto_plot", (
-            list(rows["estimator"]), list(cost), list(rows["f1_macro_mean"]),
-            folder / f"{name}-pareto.png", f"{dataset}: macro-F1 vs training cost (fit s + feature s)")))
-        best = rows.iloc[0]["estimator"]
-        cells = [c for c in stored.cells if c.dataset == dataset and c.estimator == best
-                 and c.status == "ok" and c.y_true is not None]
-        if cells:
-            y_true = [y for c in cells for y in c.y_true]
-            y_pred = [y for c in cells for y in c.y_pred]
-            jobs.append((dataset, "confusion", "confusion_matrix_plot", (
-                y_true, y_pred, _class_order(stored, dataset, y_true, y_pred),
-                folder / f"{name}-confusion.png",
-                f"{dataset}: {best}, out-of-fold predictions of {len(cells)} fold(s)")))
-            drawn.setdefault(dataset, {})["confusion_of"] = best
-        curves = history[history["dataset"] == dataset] if len(history) else history
-        if len(curves):
-            jobs.append((dataset, "curves", "learning_curves", (
-                curves, folder / f"{name}-learning-curves.png",
-                f"{dataset}: CNN learning curves (mean over folds; band: min-max)")))
-    if ranking.pvalues is not None:
-        jobs.append(("", "cd", "cd_diagram", (
-            ranking.friedman.mean_ranks, ranking.pvalues, folder / "critical-difference.png",
-            f"Mean rank by macro-F1 over {ranking.matrix.shape[0]} datasets (Nemenyi, alpha {alpha})",
-            alpha)))
+    jobs, drawn = _plot_jobs(folder, stored, summary, history, ranking, alpha)
     paths = None
     try:
         paths = mapper([(_draw, (f, args)) for _, _, f, args in jobs]) if mapper else None
@@ -137,6 +131,51 @@ def _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs=1, map
         path = path[0] if isinstance(path, tuple) else path  # pareto_plot: (path, front)
         drawn.setdefault(dataset, {})[kind] = path.relative_to(run_dir)
     return drawn
+
+
+def _plot_jobs(folder, stored, summary, history, ranking, alpha):
+    """([(dataset, kind, plots function, args)], {dataset: {"confusion_of": estimator}}) of
+    every plot; each is written into `folder`, or returned as a figure when it is None."""
+
+    def at(name):
+        return None if folder is None else folder / name
+
+    jobs, drawn = [], {}  # jobs: (dataset, kind, function, args)
+    for dataset in summary["dataset"].drop_duplicates() if len(summary) else []:
+        rows = summary[(summary["dataset"] == dataset) & summary["f1_macro_mean"].notna()]
+        if rows.empty:
+            continue
+        name = slug(dataset)
+        jobs.append((dataset, "f1", "bar_chart", (
+            list(rows["estimator"]), list(rows["f1_macro_mean"]), list(rows["f1_macro_low"]),
+            list(rows["f1_macro_high"]), at(f"{name}-macro-f1.png"),
+            f"{dataset}: macro-F1 (mean, 95% CI over folds)")))
+        cost = rows["fit_seconds"] + rows["feature_seconds"].fillna(0)
+        jobs.append((dataset, "pareto", "pareto_plot", (
+            list(rows["estimator"]), list(cost), list(rows["f1_macro_mean"]),
+            at(f"{name}-pareto.png"), f"{dataset}: macro-F1 vs training cost (fit s + feature s)")))
+        best = rows.iloc[0]["estimator"]
+        cells = [c for c in stored.cells if c.dataset == dataset and c.estimator == best
+                 and c.status == "ok" and c.y_true is not None]
+        if cells:
+            y_true = [y for c in cells for y in c.y_true]
+            y_pred = [y for c in cells for y in c.y_pred]
+            jobs.append((dataset, "confusion", "confusion_matrix_plot", (
+                y_true, y_pred, _class_order(stored, dataset, y_true, y_pred),
+                at(f"{name}-confusion.png"),
+                f"{dataset}: {best}, out-of-fold predictions of {len(cells)} fold(s)")))
+            drawn.setdefault(dataset, {})["confusion_of"] = best
+        curves = history[history["dataset"] == dataset] if len(history) else history
+        if len(curves):
+            jobs.append((dataset, "curves", "learning_curves", (
+                curves, at(f"{name}-learning-curves.png"),
+                f"{dataset}: CNN learning curves (mean over folds; band: min-max)")))
+    if ranking.pvalues is not None:
+        jobs.append(("", "cd", "cd_diagram", (
+            ranking.friedman.mean_ranks, ranking.pvalues, at("critical-difference.png"),
+            f"Mean rank by macro-F1 over {ranking.matrix.shape[0]} datasets (Nemenyi, alpha {alpha})",
+            alpha)))
+    return jobs, drawn
 
 
 def _draw(function, args):

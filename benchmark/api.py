@@ -1,0 +1,162 @@
+"""The Python API, for notebooks: run a benchmark and get its results as objects.
+
+    from benchmark import run_benchmark
+
+    results = run_benchmark(datasets=["digits", "faces"], estimators=["knn-hog", "logreg-*"], folds=5)
+    results.leaderboard("digits")      # a pandas DataFrame, best first
+    results.overall                    # the ranking across datasets
+    results.ranking.friedman           # the statistics (Friedman test, Nemenyi groups)
+    results.figures()                  # {(dataset, kind): matplotlib Figure}
+    results.save("results/my-run")     # the run directory and report.md the command line writes
+
+The same runner, splits, seeds and statistics as `python -m benchmark run`: the scores of a
+notebook run equal the command line's. Without `out`, the cells live in a temporary directory
+while the run lasts and in memory afterwards; with `out`, the run directory is written as the
+command line writes it (and a later call with the same `out` reuses its finished cells).
+"""
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmark.errors import UsageError
+
+
+@dataclass
+class BenchmarkResults:
+    """A finished run: its cells and what the report computes from them."""
+
+    cells: list  # benchmark.execution.cells.Cell, one per (dataset, estimator, fold)
+    meta: dict  # what run.json holds: configuration, plan, datasets, versions, machine
+    scores: object  # pandas DataFrame, one row per (dataset, estimator, fold)
+    summary: object  # pandas DataFrame, one row per (dataset, estimator)
+    overall: object  # pandas DataFrame, one row per estimator: mean rank across datasets
+    history: object  # pandas DataFrame, the CNNs' per-epoch curves
+    ranking: object  # benchmark.reporting.stats.Ranking
+    problems: list = field(default_factory=list)  # failed or missing cells, skipped datasets
+    path: Path = None  # the run directory, when one was written (`out`, or save())
+
+    @property
+    def datasets(self):
+        return list(self.summary["dataset"].drop_duplicates()) if len(self.summary) else []
+
+    def leaderboard(self, dataset=None):
+        """The leaderboard of `dataset` (the only one when None), best first, as a DataFrame."""
+        if dataset is None:
+            if len(self.datasets) != 1:
+                raise ValueError(f"name one dataset of {self.datasets}")
+            dataset = self.datasets[0]
+        if dataset not in self.datasets:
+            raise ValueError(f"no results for dataset {dataset!r}; this run has {self.datasets}")
+        return self.summary[self.summary["dataset"] == dataset].reset_index(drop=True)
+
+    def figures(self):
+        """{(dataset, kind): matplotlib Figure} of the report's plots ("" for the critical-
+        difference diagram; kinds f1, pareto, confusion, curves, cd); no file is written."""
+        from benchmark.reporting.report import figures
+
+        return figures(self._stored(), self)
+
+    def save(self, path):
+        """Write the run directory (run.json, cells/, report.md, CSVs, plots) at `path`, as the
+        command line does; return its path. `path` must be new, empty or this run's own."""
+        from benchmark.execution.store import RunStore
+        from benchmark.reporting.report import write_report
+
+        store = RunStore(path).prepare()
+        if store.path.resolve() != (self.path.resolve() if self.path else None):
+            with store.lock():
+                meta = dict(self.meta, run_id=store.path.name)
+                store.write_meta(meta)
+                for cell in self.cells:
+                    store.save_cell(cell)
+                write_report(store.path)
+        self.path = store.path
+        return store.path
+
+    def _stored(self):
+        from benchmark.reporting.results import StoredRun
+
+        return StoredRun(self.path, self.meta, list(self.cells))
+
+    def __repr__(self):
+        return (f"BenchmarkResults({len(self.datasets)} dataset(s), {self.summary['estimator'].nunique() if len(self.summary) else 0} "
+                f"estimator(s), {len(self.cells)} cell(s){', ' + str(self.path) if self.path else ''})")
+
+
+def run_benchmark(datasets, estimators=None, *, folds=5, seed=0, protocol="auto", repeats=3,
+                  max_per_class=None, full=False, image_size=None, settings=None, n_jobs=1,
+                  threads_per_cell=1, cell_timeout=None, out=None, cache_dir=None, data_dir=None):
+    """Cross-validate `estimators` on `datasets` with the same splits; return BenchmarkResults.
+
+    `datasets`: names (see `python -m benchmark datasets`) or "folder:PATH"; `estimators`:
+    names, patterns ("knn-*") or variants ("cnn-fast[epochs=20]"), default all; `settings`:
+    {estimator: {param: value}} as --set gives them. The other arguments are the `run`
+    options of the same names (`n_jobs` is --jobs, default 1: no worker processes). A name or
+    a setting that cannot be used raises ValueError before anything runs.
+    """
+    from features.cache import default_cache_dir
+
+    from benchmark.execution.runner import RunConfig
+    from benchmark.execution.selection import estimator_settings, resolve_datasets, resolve_estimators
+
+    try:
+        names, unavailable, _ = resolve_datasets(_names(datasets, "datasets"), data_dir=data_dir)
+        chosen = resolve_estimators(_names(estimators, "estimators") if estimators else None)
+        params = estimator_settings(None, chosen, settings)
+        if folds < 2 or repeats < 1 or n_jobs < 1 or threads_per_cell < 1:
+            raise UsageError("folds must be at least 2, repeats, n_jobs and threads_per_cell at least 1")
+    except UsageError as exc:
+        raise ValueError(str(exc)) from None
+    config = RunConfig(
+        names, chosen, folds=folds, seed=seed, image_size=image_size, protocol=protocol,
+        repeats=repeats, max_per_class=max_per_class, full=full, n_jobs=n_jobs,
+        threads_per_cell=threads_per_cell, cell_timeout=cell_timeout, params=params,
+        unavailable=unavailable, data_dir=str(Path(data_dir).expanduser().resolve()) if data_dir else None,
+        cache_dir=str(cache_dir or default_cache_dir() / "features"),
+        locations={n: os.path.abspath(os.path.expanduser(n[len("folder:"):]))
+                   for n in names if n.startswith("folder:")},
+    )
+    if out is not None:
+        return _run_into(config, Path(out), keep=True)
+    scratch = Path(tempfile.mkdtemp(prefix="benchmark-run-"))
+    try:
+        return _run_into(config, scratch / "run", keep=False)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _names(value, what):
+    if isinstance(value, str):
+        return [value]
+    try:
+        return [str(v) for v in value]
+    except TypeError:
+        raise UsageError(f"{what} must be a name or a list of names; got {value!r}") from None
+
+
+def _run_into(config, path, keep):
+    from benchmark.execution.backends import make_backend
+    from benchmark.execution.runner import run
+    from benchmark.execution.store import RunStore
+    from benchmark.execution.worker_pool import start_fork_server
+    from benchmark.reporting.report import analyse, write_report
+    from benchmark.reporting.results import load_run
+
+    try:
+        store = RunStore(path).prepare()
+    except UsageError as exc:
+        raise ValueError(str(exc)) from None
+    if config.n_jobs > 1:
+        start_fork_server()
+    with store.lock(), make_backend("local", config.n_jobs) as backend:
+        run(config, store, backend=backend, argv=["benchmark.run_benchmark(...)"])
+    if keep:
+        write_report(store.path)
+    stored = load_run(store.path)
+    result = analyse(stored)
+    return BenchmarkResults(stored.cells, stored.meta, result.scores, result.summary, result.overall,
+                            result.history, result.ranking, result.problems,
+                            path=store.path if keep else None)

@@ -149,6 +149,9 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM: finished cells are on disk; say so in run.json
         store.write_meta(run_metadata(started, argv, "interrupted", backend=backend_name))
         raise
+    except BaseException:  # a crash of the run itself (not of a cell): never left "running"
+        store.write_meta(run_metadata(started, argv, "crashed", backend=backend_name))
+        raise
     order = plan_order(config.datasets, config.estimators)
     cells.sort(key=lambda c: (*order(c.dataset, c.estimator), c.fold))
     result = RunResult(run_dir, config, cells, summaries, skipped, plan, len(reused), replaced)

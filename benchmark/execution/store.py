@@ -216,6 +216,20 @@ class RunStore:
         finally:
             lock.release()
 
+    def in_use(self):
+        """Whether a process holds the run's lock now (False for a run whose process ended)."""
+        from filelock import FileLock, Timeout
+
+        if not (self.path / LOCK_FILE).exists():
+            return False
+        lock = FileLock(str(self.path / LOCK_FILE))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return True
+        lock.release()
+        return False
+
     @contextmanager
     def running(self):
         """The running/ folder for the cells' markers and shared arrays, emptied before and

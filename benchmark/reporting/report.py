@@ -216,7 +216,7 @@ def _markdown(stored, summary, overall, ranking, plots, problems, alpha):
     meta = stored.meta
     config = meta.get("config") or {}
     lines = [f"# Benchmark report — run {esc(meta.get('run_id') or stored.run_dir.name)}", ""]
-    lines += _run_facts(meta) + [""]
+    lines += _run_facts(meta, stored.run_dir) + [""]
     lines += [
         "How to read it: every estimator on a dataset gets the same splits and images. Scores "
         "are mean ± standard deviation over folds, then a 95% confidence interval [low, high] "
@@ -253,7 +253,7 @@ def _markdown(stored, summary, overall, ranking, plots, problems, alpha):
     return "\n".join(lines)
 
 
-def _run_facts(meta):
+def _run_facts(meta, run_dir=None):
     """The run's facts as Markdown list items (each escaped once; the command as code)."""
     config, machine = meta.get("config") or {}, meta.get("machine") or {}
     facts = []
@@ -279,8 +279,13 @@ def _run_facts(meta):
     if project:
         facts.append(esc(f"commit {project['commit'][:12]}"
                          f"{' (with local changes)' if project['dirty'] else ''}"))
-    if meta.get("status") and meta["status"] != "finished":
-        facts.append(f"**status: {esc(meta['status'])}** (the run did not finish; see Problems)")
+    status = meta.get("status")
+    if status == "running" and run_dir is not None and not RunStore(run_dir).in_use():
+        status = "stopped"  # run.json says running, but no process holds the run: it was killed
+        facts.append(f"**status: {status}** (its process ended without finishing - killed, or the "
+                     f"machine stopped; `python -m benchmark run --resume` finishes it; see Problems)")
+    elif status and status != "finished":
+        facts.append(f"**status: {esc(status)}** (the run did not finish; see Problems)")
     return [f"- {f}" for f in facts]
 
 

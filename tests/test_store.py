@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.data import load_dataset  # noqa: F401  (the runner's datasets load through it)
 from benchmark.execution.runner import RunConfig, run
 from benchmark.execution.store import RunStore
 from benchmark.reporting.report import write_report

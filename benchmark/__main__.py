@@ -12,6 +12,11 @@ if __name__ == "__main__":  # worker processes import this module too (see bench
         from benchmark.cli import main
 
         code = main()
+    except BrokenPipeError:  # `python -m benchmark report | head`: the reader left; the files are written
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
+        raise SystemExit(128 + signal.SIGPIPE)
     except BaseException as exc:  # Ctrl-C / SIGTERM outside a run's own handling (imports)
         if isinstance(exc, SystemExit) or not received:
             raise

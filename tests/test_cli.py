@@ -1,4 +1,5 @@
 import json
+import os
 import re
 from pathlib import Path
 
@@ -123,3 +124,15 @@ def test_label_conflicts_are_listed_in_the_report(tiny_folder, tmp_path):
     conflicts = json.loads((out_dir / "run.json").read_text())["datasets"][f"folder:{tiny_folder}"]["duplicates"]
     assert conflicts["label_conflict_groups"] == 1
     assert sorted(conflicts["label_conflicts"][0]["labels"]) == ["bright", "dark"]
+
+
+def test_output_piped_into_head_is_no_traceback(tmp_path):
+    # `python -m benchmark list | head -1` printed a BrokenPipeError traceback
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(f"{sys.executable} -m benchmark list | head -1", shell=True, cwd=tmp_path,
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    out, err = proc.communicate(timeout=120)
+    assert out.strip() == "Estimators" and "Traceback" not in err and "BrokenPipe" not in err

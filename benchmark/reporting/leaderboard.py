@@ -178,24 +178,26 @@ def seconds_text(value):
 TERMINAL_MARK = "(!)"  # after an estimator whose training looked unfinished (see is_flagged)
 
 
-def dataset_table(summary, dataset, escape=str):
-    """Rows (list of lists) and headers of one dataset's leaderboard."""
+def dataset_table(summary, dataset, metrics=("accuracy", "f1_macro"), score=None, mark=None,
+                  escape=str):
+    """Rows (list of lists) and headers of one dataset's leaderboard: the terminal's, or with
+    the report's `metrics`, `score(row, metric)` text, flag `mark` and Markdown `escape`."""
+    score = score or (lambda r, m: _pm(r[f"{m}_mean"], r[f"{m}_std"]))
+    mark = TERMINAL_MARK if mark is None else mark
     rows = []
     for _, r in summary[summary["dataset"] == dataset].iterrows():
-        folds = f"{r['folds_ok']}/{r['folds']}"
         rows.append([
             "" if pd.isna(r["rank"]) else int(r["rank"]),
-            escape(r["estimator"]) + (f" {TERMINAL_MARK}" if is_flagged(r) else ""),
-            _pm(r["accuracy_mean"], r["accuracy_std"]),
-            _pm(r["f1_macro_mean"], r["f1_macro_std"]),
+            escape(r["estimator"]) + (f" {mark}" if is_flagged(r) else ""),
+            *(score(r, m) for m in metrics),
             seconds_text(r["fit_seconds"]),
             seconds_text(r["predict_seconds"]),
             seconds_text(r["feature_seconds"]),
-            folds,
-            versus_best(r),
+            f"{r['folds_ok']}/{r['folds']}",
+            escape(versus_best(r)),
         ])
-    headers = ["rank", "estimator", "accuracy", "macro-F1", "fit s", "predict s", "feature s",
-               "folds", "vs best"]
+    headers = ["rank", "estimator", *(METRICS[m][0] for m in metrics), "fit s", "predict s",
+               "feature s", "folds", "vs best"]
     return rows, headers
 
 

@@ -17,12 +17,11 @@ import pandas as pd
 from features.cache import atomic_write
 
 from benchmark.reporting.leaderboard import (
-    SCORE_COLUMNS, describe_sampling, history_frame, is_flagged, overall_frame, scores_frame,
-    seconds_text, summary_frame, versus_best,
+    SCORE_COLUMNS, dataset_table, describe_sampling, history_frame, is_flagged, overall_frame,
+    scores_frame, summary_frame,
 )
 from benchmark.reporting.markdown import escape_markdown as esc
 from benchmark.reporting.markdown import link_path, table
-from benchmark.execution.metrics import METRICS
 from benchmark.reporting.results import load_run, plan_order
 from benchmark.execution.cells import slug
 from benchmark.execution.store import RunStore
@@ -354,15 +353,7 @@ def _ranking_text(ranking, plots, alpha, summary):
 
 
 def _dataset_section(dataset, summary, plots, config, stored):
-    rows = []
-    for _, r in summary[summary["dataset"] == dataset].iterrows():
-        name = esc(r["estimator"]) + (f" {MARK}" if is_flagged(r) else "")
-        rows.append(["" if pd.isna(r["rank"]) else int(r["rank"]), name,
-                     *(_pm(r, m) for m in SCORE_COLUMNS), seconds_text(r["fit_seconds"]),
-                     seconds_text(r["predict_seconds"]), seconds_text(r["feature_seconds"]),
-                     f"{r['folds_ok']}/{r['folds']}", esc(versus_best(r))])
-    headers = ["rank", "estimator", *(METRICS[m][0] for m in SCORE_COLUMNS), "fit s", "predict s",
-               "feature s", "folds", "vs best"]
+    rows, headers = dataset_table(summary, dataset, SCORE_COLUMNS, score=_pm, mark=MARK, escape=esc)
     lines = [f"## Dataset: {esc(dataset)}", "", table(rows, headers), ""]
     folds = summary[summary["dataset"] == dataset]["folds_ok"].max()
     if folds < MIN_FOLDS:

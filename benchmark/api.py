@@ -97,28 +97,17 @@ def run_benchmark(datasets, estimators=None, *, folds=5, seed=0, protocol="auto"
     options of the same names (`n_jobs` is --jobs, default 1: no worker processes). A name or
     a setting that cannot be used raises ValueError before anything runs.
     """
-    from features.cache import default_cache_dir
-
-    from benchmark.execution.runner import RunConfig
-    from benchmark.execution.selection import estimator_settings, resolve_datasets, resolve_estimators
-
     try:
-        names, unavailable, _ = resolve_datasets(_names(datasets, "datasets"), data_dir=data_dir)
-        chosen = resolve_estimators(_names(estimators, "estimators") if estimators else None)
-        params = estimator_settings(None, chosen, settings)
         if folds < 2 or repeats < 1 or n_jobs < 1 or threads_per_cell < 1:
             raise UsageError("folds must be at least 2, repeats, n_jobs and threads_per_cell at least 1")
+        config, _ = build_config(
+            _names(datasets, "datasets"), _names(estimators, "estimators") if estimators else None,
+            settings=settings, folds=folds, seed=seed, protocol=protocol, repeats=repeats,
+            max_per_class=max_per_class, full=full, image_size=image_size, data_dir=data_dir,
+            cache_dir=cache_dir or True, n_jobs=n_jobs, threads_per_cell=threads_per_cell,
+            cell_timeout=cell_timeout)
     except UsageError as exc:
         raise ValueError(str(exc)) from None
-    config = RunConfig(
-        names, chosen, folds=folds, seed=seed, image_size=image_size, protocol=protocol,
-        repeats=repeats, max_per_class=max_per_class, full=full, n_jobs=n_jobs,
-        threads_per_cell=threads_per_cell, cell_timeout=cell_timeout, params=params,
-        unavailable=unavailable, data_dir=str(Path(data_dir).expanduser().resolve()) if data_dir else None,
-        cache_dir=str(cache_dir or default_cache_dir() / "features"),
-        locations={n: os.path.abspath(os.path.expanduser(n[len("folder:"):]))
-                   for n in names if n.startswith("folder:")},
-    )
     if out is not None:
         return _run_into(config, Path(out), keep=True)
     scratch = Path(tempfile.mkdtemp(prefix="benchmark-run-"))
@@ -126,6 +115,41 @@ def run_benchmark(datasets, estimators=None, *, folds=5, seed=0, protocol="auto"
         return _run_into(config, scratch / "run", keep=False)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def build_config(datasets, estimators=None, *, all_datasets=False, settings=None, assignments=(),
+                 folds=5, seed=0, protocol="auto", repeats=3, max_per_class=None, full=False,
+                 image_size=None, data_dir=None, cache_dir=True, n_jobs=1, threads_per_cell=1,
+                 cell_timeout=None, experiment=None):
+    """(RunConfig, [notes]) of a run, every name and setting checked (UsageError, one line).
+
+    `datasets`: names (every available one with `all_datasets` and none given); `estimators`:
+    names, patterns or variants (None: all); `settings`: {estimator: {param: value}} and
+    `assignments`: ["ESTIMATOR.PARAM=VALUE", ...] (--set); `cache_dir`: where features are
+    kept, True for the default place, None for this run's memory only. The command line and
+    run_benchmark both build their runs here."""
+    from features.cache import default_cache_dir
+
+    from benchmark.execution.runner import RunConfig
+    from benchmark.execution.selection import estimator_settings, resolve_datasets, resolve_estimators
+
+    names, unavailable, notes = resolve_datasets(list(datasets or []), all_datasets, data_dir)
+    chosen = resolve_estimators(estimators)
+    params = estimator_settings(list(assignments or []), chosen, settings)
+    if cache_dir is True:
+        cache_dir = default_cache_dir() / "features"
+    config = RunConfig(
+        names, chosen, folds=folds, seed=seed, image_size=image_size, protocol=protocol,
+        repeats=repeats, max_per_class=max_per_class, full=full, n_jobs=n_jobs,
+        threads_per_cell=threads_per_cell, cell_timeout=cell_timeout, params=params,
+        unavailable=unavailable, cache_dir=str(cache_dir) if cache_dir else None,
+        folder_cache=cache_dir is not None,
+        data_dir=str(Path(data_dir).expanduser().resolve()) if data_dir else None,
+        experiment=str(Path(experiment).expanduser().resolve()) if experiment else None,
+        locations={n: os.path.abspath(os.path.expanduser(n[len("folder:"):]))
+                   for n in names if n.startswith("folder:")},
+    )
+    return config, notes
 
 
 def _names(value, what):

@@ -11,7 +11,6 @@ from pathlib import Path
 from benchmark.cli import DATA_DIR_HELP, EXIT_FAILURES, EXIT_OK
 from benchmark.cli.progress import Progress
 from benchmark.errors import UsageError, exit_code, raise_terminated
-from benchmark.execution.selection import estimator_settings, resolve_datasets, resolve_estimators
 
 MAX_SEED = 2**32 - 1
 MAX_IMAGE_SIZE = 1024
@@ -131,32 +130,22 @@ def _worker_count(args, threads_per_cell):
 
 
 def _prepare_and_execute(args, argv, backend):
-    from features.cache import default_cache_dir
-
+    from benchmark.api import build_config
     from benchmark.execution.backends import make_backend
-    from benchmark.execution.runner import RunConfig
     from benchmark.execution.store import RunStore
 
     if args.resume:
         run_dir, config, argv = _resumed(args)
     else:
-        given = _split(args.datasets) + list(args.dataset or [])
-        datasets, unavailable, notes = resolve_datasets(given, args.all, args.data_dir)
+        config, notes = build_config(
+            _split(args.datasets) + list(args.dataset or []), args.estimators, all_datasets=args.all,
+            settings=getattr(args, "experiment_params", None), assignments=args.settings,
+            folds=args.folds, seed=args.seed, protocol=args.protocol, repeats=args.repeats,
+            max_per_class=args.max_per_class, full=args.full, image_size=args.image_size,
+            data_dir=args.data_dir, cache_dir=None if args.no_cache else (args.cache_dir or True),
+            experiment=args.experiment)
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
-        estimators = resolve_estimators(args.estimators)
-        params = estimator_settings(args.settings, estimators, getattr(args, "experiment_params", None))
-        cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir() / "features")
-        config = RunConfig(
-            datasets, estimators, folds=args.folds, seed=args.seed, image_size=args.image_size,
-            cache_dir=str(cache_dir) if cache_dir else None, protocol=args.protocol,
-            repeats=args.repeats, max_per_class=args.max_per_class, full=args.full,
-            data_dir=str(args.data_dir.expanduser().resolve()) if args.data_dir else None,
-            unavailable=unavailable, folder_cache=not args.no_cache, params=params,
-            experiment=str(Path(args.experiment).expanduser().resolve()) if args.experiment else None,
-            locations={n: os.path.abspath(os.path.expanduser(n[len("folder:"):]))
-                       for n in datasets if n.startswith("folder:")},
-        )
         run_dir = args.out  # None: a new directory under results/, made once the options pass
     if args.threads_per_cell is not None or not args.resume:  # a resume keeps the run's own
         config.threads_per_cell = args.threads_per_cell or 1

@@ -11,6 +11,18 @@ from multiprocessing import forkserver
 
 RUN_PID_VARIABLE = "BENCHMARK_RUN_PID"
 
+# How much a worker's memory may grow before loky retires it. loky measures each worker's
+# resident size after its first task and, when it later exceeds that by more than 300 MB
+# (loky's `_MAX_MEMORY_LEAK_SIZE`), treats the worker as leaking: it retires it and warns
+# "A worker stopped while some jobs were given to the executor ... memory leak" on stderr.
+# Here a worker's first task is the warm-up or a dataset's preparation, and its first CNN cell
+# then imports TensorFlow, which alone adds 518 MB; each later fit adds 20-40 MB of
+# TensorFlow's caches (measured over 12 fits: +480 MB, 2026-11). So every worker that ran a
+# CNN cell was retired right after it, throwing away the TensorFlow import the next CNN cell
+# paid again (2 s of CPU). 2 GB leaves room for TensorFlow and dozens of fits, and still
+# retires a worker that holds on to far more than a cell needs.
+WORKER_MEMORY_GROWTH = int(2e9)  # bytes over the worker's size after its first task
+
 # What every cell, and the report's plots, import. The fork server imports them once and each
 # worker process starts as a fork of it, with them already in memory: a fresh interpreter spends
 # about 1.4 s of CPU importing scikit-learn, scikit-image and matplotlib, paid once per worker
@@ -47,10 +59,20 @@ def parallel(n_jobs, **kwargs):
     """`joblib.Parallel(n_jobs)` on the shared workers.
 
     Every parallel step goes through here so all pass joblib the same executor arguments:
-    joblib replaces its worker processes whenever they change. `max_nbytes=None` turns
+    joblib replaces its worker processes whenever they change (the initializer is one
+    module-level function for that reason: see WORKER_MEMORY_GROWTH). `max_nbytes=None` turns
     joblib's own memory-mapping of large arrays off; the local backend maps them itself
     (see benchmark.execution.backends._memory_mapped for why).
     """
     from joblib import Parallel
 
-    return Parallel(n_jobs=n_jobs, max_nbytes=None, **kwargs)
+    return Parallel(n_jobs=n_jobs, max_nbytes=None, initializer=allow_memory_growth, **kwargs)
+
+
+def allow_memory_growth():
+    """Run by loky in each new worker (`initializer`): raise its memory-leak limit to
+    WORKER_MEMORY_GROWTH. loky has no public setting for it; its worker loop reads this module
+    global at every check, so setting it in the worker is enough."""
+    from joblib.externals.loky import process_executor
+
+    process_executor._MAX_MEMORY_LEAK_SIZE = WORKER_MEMORY_GROWTH

@@ -279,8 +279,8 @@ def _execute(config, store, argv, args, backend):
         print(f"{result.reused} cell(s) reused from {run_dir}; {result.replaced} stored cell(s) no longer "
               f"matched this configuration and were moved to {run_dir}/replaced", file=sys.stderr)
     print(f"Report: {report.path}")
-    for name, reason in config.unavailable.items():
-        print(f"not run: {name}: {reason}", file=sys.stderr)
+    for name, reason in config.unavailable.items():  # with the results: stderr is for progress and errors
+        print(f"not run: {name}: {reason}")
     if result.failed_cells or result.skipped_datasets:
         print(f"{len(result.failed_cells)} failed cell(s), {len(result.skipped_datasets)} skipped "
               f"dataset(s): see the Problems section of {report.path}; `python -m benchmark run "

@@ -3,6 +3,24 @@ shared by every parallel step of a run (preparing datasets, cells, plots).
 
 Kept apart from benchmark.execution.backends (which imports scikit-learn) so the command line can start
 the server before it imports anything heavy itself.
+
+What this machinery buys, measured by `python benchmarks/worker_pool_value.py` (every classical
+estimator, 5 folds, --jobs 2, wall time of the whole command, median of 3 interleaved runs on a
+2-core machine shared with other jobs, 2026-11):
+
+    workload                                 as shipped  no fork server   no exit gc.freeze
+    digits                                   3.87 s      4.93 s (x1.27)   4.01 s (x1.04)
+    trashnet folder, 50 per class (300 JPEGs) 6.56 s     7.61 s (x1.16)   6.77 s (x1.03)
+
+- the fork server with PRELOAD (and preload_freeze's gc.freeze in it): about 1.05 s per run on
+  both workloads - each worker otherwise imports scikit-learn, scikit-image and matplotlib
+  itself. Kept. (preload_freeze was not measured apart from the server.)
+- gc.freeze before exit (benchmark/__main__.py): 0.14-0.21 s per run. Kept.
+Both together: x1.38 on digits, x1.20 on trashnet. IMAGE_BENCHMARK_NO_FORK_SERVER=1 turns the
+server off, for that measurement only.
+
+The workers' memory-leak limit (WORKER_MEMORY_GROWTH) is raised so that a worker that imports
+TensorFlow is not retired after its first CNN cell.
 """
 
 import multiprocessing
@@ -10,6 +28,21 @@ import os
 from multiprocessing import forkserver
 
 RUN_PID_VARIABLE = "BENCHMARK_RUN_PID"
+# Set to 1: no fork server; workers are joblib's default fresh interpreters (loky), which import
+# the libraries themselves. Only to measure what the server buys (benchmarks/worker_pool_value.py).
+NO_FORK_SERVER_VARIABLE = "IMAGE_BENCHMARK_NO_FORK_SERVER"
+
+# How much a worker's memory may grow before loky retires it. loky measures each worker's
+# resident size after its first task and, when it later exceeds that by more than 300 MB
+# (loky's `_MAX_MEMORY_LEAK_SIZE`), treats the worker as leaking: it retires it and warns
+# "A worker stopped while some jobs were given to the executor ... memory leak" on stderr.
+# Here a worker's first task is the warm-up or a dataset's preparation, and its first CNN cell
+# then imports TensorFlow, which alone adds 518 MB; each later fit adds 20-40 MB of
+# TensorFlow's caches (measured over 12 fits: +480 MB, 2026-11). So every worker that ran a
+# CNN cell was retired right after it, throwing away the TensorFlow import the next CNN cell
+# paid again (2 s of CPU). 2 GB leaves room for TensorFlow and dozens of fits, and still
+# retires a worker that holds on to far more than a cell needs.
+WORKER_MEMORY_GROWTH = int(2e9)  # bytes over the worker's size after its first task
 
 # What every cell, and the report's plots, import. The fork server imports them once and each
 # worker process starts as a fork of it, with them already in memory: a fresh interpreter spends
@@ -31,6 +64,8 @@ def start_fork_server(extra=()):
     """
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return False  # Windows: joblib's default (loky) start method
+    if os.environ.get(NO_FORK_SERVER_VARIABLE) == "1":  # benchmarks/worker_pool_value.py's baseline
+        return False
     # parent_death first: the server may be forked from after the run's process has died
     # (a request already sent), and its workers must still watch the run's process
     forkserver.set_forkserver_preload(["benchmark.execution.parent_death"] + PRELOAD + list(extra)
@@ -47,10 +82,20 @@ def parallel(n_jobs, **kwargs):
     """`joblib.Parallel(n_jobs)` on the shared workers.
 
     Every parallel step goes through here so all pass joblib the same executor arguments:
-    joblib replaces its worker processes whenever they change. `max_nbytes=None` turns
+    joblib replaces its worker processes whenever they change (the initializer is one
+    module-level function for that reason: see WORKER_MEMORY_GROWTH). `max_nbytes=None` turns
     joblib's own memory-mapping of large arrays off; the local backend maps them itself
     (see benchmark.execution.backends._memory_mapped for why).
     """
     from joblib import Parallel
 
-    return Parallel(n_jobs=n_jobs, max_nbytes=None, **kwargs)
+    return Parallel(n_jobs=n_jobs, max_nbytes=None, initializer=allow_memory_growth, **kwargs)
+
+
+def allow_memory_growth():
+    """Run by loky in each new worker (`initializer`): raise its memory-leak limit to
+    WORKER_MEMORY_GROWTH. loky has no public setting for it; its worker loop reads this module
+    global at every check, so setting it in the worker is enough."""
+    from joblib.externals.loky import process_executor
+
+    process_executor._MAX_MEMORY_LEAK_SIZE = WORKER_MEMORY_GROWTH

@@ -57,10 +57,10 @@ def test_an_unfinished_status_is_bold_once_and_the_command_is_shell_quoted(tmp_p
 
     run = fake_run(tmp_path / "r", {("d1", "e1"): [0.8, 0.7, 0.75]})
     meta = json.loads((run / "run.json").read_text())
-    meta.update(status="running", command=["python -m benchmark", "run", "--out", "my results/x"])
+    meta.update(status="interrupted", command=["python -m benchmark", "run", "--out", "my results/x"])
     (run / "run.json").write_text(json.dumps(meta))
     text = write_report(run).path.read_text()
-    assert "- **status: running** (the run did not finish" in text
+    assert "- **status: interrupted** (the run did not finish" in text
     assert "`python -m benchmark run --out 'my results/x'`" in text
 
 

@@ -73,7 +73,9 @@ def test_fit_refuses_zero_epochs_or_batch_size_before_training(name, parameter):
     X = np.zeros((8, 8, 8, 1), np.uint8)
     y = np.array(["a", "b"] * 4)
     with pytest.raises(ValueError, match=rf"{parameter} must be a whole number >= 1"):
-        create_estimator(name, **{parameter: 0}).fit(X, y)
+        create_estimator(name).set_params(**{parameter: 0}).fit(X, y)
+    with pytest.raises(ValueError, match=rf"'{parameter}' parameter .* must be an int in the range \[1, inf\)"):
+        create_estimator(name, **{parameter: 0})  # a setting without code: refused before any fit
 
 
 # -- the convergence check on hand-made curves -----------------------------------------------

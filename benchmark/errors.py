@@ -43,12 +43,17 @@ def exit_after_interrupt(code):
     the interrupt had passed through a string `exec()` (scipy's array-API shim imports numpy
     that way), even though the interrupt was caught: its run_eval_code_obj sets the flag
     _Py_UnhandledKeyboardInterrupt, which Py_RunMain checks last. One in six Ctrl-C during
-    the imports exited -2. The exit handlers (logging, the worker pools) run as they would.
+    the imports exited -2. What Python's exit does before it ends runs here too, in its order:
+    threading's shutdown (the executors' exit hooks, which stop their workers, then the
+    non-daemon threads), then the exit handlers (logging, multiprocessing's join of its
+    children). Without the first, multiprocessing waited forever on workers nobody had stopped.
     """
     import atexit
     import os
     import sys
+    import threading
 
+    threading._shutdown()  # as Py_FinalizeEx does first (wait_for_thread_shutdown)
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -478,3 +478,22 @@ def test_a_worker_failing_to_start_after_the_run_ended_prints_nothing(tmp_path, 
                                              "PYTHONPATH": os.pathsep.join(sys.path)})
     assert done.returncode == 1
     assert ("FileNotFoundError" in done.stderr) is run_alive
+
+
+def test_exiting_after_an_interrupt_stops_the_worker_pool_instead_of_waiting_on_it(tmp_path):
+    # Ctrl-C during the preparation hung the run after "interrupted": the exit handlers joined
+    # the pool's workers, which nothing had told to stop (threading's shutdown was skipped)
+    import subprocess
+    import sys
+
+    script = ("from joblib import delayed\n"
+              "from benchmark.errors import exit_after_interrupt\n"
+              "from benchmark.execution.worker_pool import parallel, start_fork_server\n"
+              "if __name__ == '__main__':\n"
+              "    start_fork_server()\n"
+              "    parallel(2)(delayed(abs)(i) for i in range(4))\n"
+              "    exit_after_interrupt(130)\n")
+    (tmp_path / "probe.py").write_text(script)
+    done = subprocess.run([sys.executable, "probe.py"], cwd=tmp_path, timeout=60, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 130, done.stderr

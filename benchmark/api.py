@@ -175,7 +175,7 @@ def _run_into(config, path, keep):
         raise ValueError(str(exc)) from None
     if config.n_jobs > 1:
         start_fork_server()
-    with store.lock(), make_backend("local", config.n_jobs) as backend:
+    with store.lock(), make_backend("local", config.n_jobs, scratch=store.running_dir) as backend:
         run(config, store, backend=backend, argv=["benchmark.run_benchmark(...)"])
     if keep:
         write_report(store.path)

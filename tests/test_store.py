@@ -15,19 +15,24 @@ CONFIG = dict(datasets=["faces"], estimators=["knn-pixels"], folds=2)
 
 
 class Broken:
-    """A backend whose pool dies after the first cell (as a crashed executor would)."""
+    """A backend whose pool dies after it has written to its scratch (as a crashed executor would)."""
 
-    def run(self, work, markers):
-        Path(markers).mkdir(parents=True, exist_ok=True)  # as the backends do
-        (Path(markers) / "shared-array.npy").write_bytes(b"x")
+    def __init__(self, scratch):
+        self.scratch = Path(scratch)
+
+    def run(self, work):
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        (self.scratch / "shared-array.npy").write_bytes(b"x")
         raise RuntimeError("the pool broke")
+        yield
 
 
 class Interrupted(Broken):
-    def run(self, work, markers):
-        Path(markers).mkdir(parents=True, exist_ok=True)
-        (Path(markers) / "shared-array.npy").write_bytes(b"x")
+    def run(self, work):
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        (self.scratch / "shared-array.npy").write_bytes(b"x")
         raise KeyboardInterrupt
+        yield
 
 
 def test_the_runner_writes_run_json_itself(tmp_path):
@@ -38,12 +43,31 @@ def test_the_runner_writes_run_json_itself(tmp_path):
     assert len(result.cells) == 2 and not (tmp_path / "run" / "running").exists()
 
 
-@pytest.mark.parametrize("backend, error, status", [(Broken(), RuntimeError, "crashed"),
-                                                    (Interrupted(), KeyboardInterrupt, "interrupted")])
+def test_the_local_workers_scratch_is_the_runs_running_folder_or_their_own(tmp_path):
+    from benchmark.execution.backends import LocalBackend, make_backend
+
+    store = RunStore(tmp_path / "run")
+    assert make_backend("local", 2, scratch=store.running_dir).scratch == store.running_dir
+    seen = []
+    backend = LocalBackend(1)  # no scratch given: a temporary folder of its own, removed after
+    original = backend._run
+
+    def spy(work, scratch):
+        seen.append(scratch)
+        assert scratch.is_dir()
+        return original(work, scratch)
+
+    backend._run = spy
+    run(RunConfig(**CONFIG), store, backend=backend)
+    assert seen and not seen[0].exists() and not str(seen[0]).startswith(str(store.path))
+
+
+@pytest.mark.parametrize("backend, error, status", [(Broken, RuntimeError, "crashed"),
+                                                    (Interrupted, KeyboardInterrupt, "interrupted")])
 def test_a_run_that_stops_leaves_no_temporary_file_and_says_why(tmp_path, backend, error, status):
     out = tmp_path / "run"
     with pytest.raises(error):
-        run(RunConfig(**CONFIG), out, backend=backend)
+        run(RunConfig(**CONFIG), out, backend=backend(out / "running"))
     assert json.loads((out / "run.json").read_text())["status"] == status
     assert not (out / "running").exists()
 

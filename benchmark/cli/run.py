@@ -156,7 +156,7 @@ def _prepare_and_execute(args, argv, backend):
     store = (RunStore(run_dir) if run_dir is not None else RunStore.new()).prepare()
     with store.lock():
         if backend is None:
-            with make_backend(args.backend, config.n_jobs, args.scheduler) as backend:
+            with make_backend(args.backend, config.n_jobs, args.scheduler, store.running_dir) as backend:
                 return _execute(config, store, argv, args, backend)
         return _execute(config, store, argv, args, backend)
 

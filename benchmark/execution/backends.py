@@ -7,6 +7,7 @@ so they give the same scores.
 """
 
 import os
+import tempfile
 import threading
 from pathlib import Path
 
@@ -30,8 +31,11 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, n_jobs=1):
+    def __init__(self, n_jobs=1, scratch=None):
+        """`scratch`: where the running cells' marker files and shared arrays go (the run
+        directory's running/, see RunStore); None: a temporary directory of its own per run."""
         self.n_jobs = n_jobs
+        self.scratch = scratch
         self._warming = None
 
     def __enter__(self):
@@ -56,12 +60,20 @@ class LocalBackend:
             self._warming.join()
             self._warming = None
 
-    def run(self, work, marker_dir):
+    def run(self, work):
+        """Yield each cell of `work` ([(CellTask, X, labels)]) as it finishes."""
+        if self.scratch is not None:
+            Path(self.scratch).mkdir(parents=True, exist_ok=True)
+            yield from self._run(work, Path(self.scratch))
+            return
+        with tempfile.TemporaryDirectory(prefix="benchmark-cells-") as scratch:
+            yield from self._run(work, Path(scratch))
+
+    def _run(self, work, marker_dir):
         from joblib import delayed
         from joblib.externals.loky.process_executor import TerminatedWorkerError
 
         self._ready()
-        marker_dir = Path(marker_dir)
         if self.n_jobs != 1:
             work = _memory_mapped(work, marker_dir / "arrays")
         pending = {task.key: (task, X, labels) for task, X, labels in work}
@@ -245,7 +257,8 @@ class DaskBackend:
         futures = [self.client.submit(f, *args, pure=False) for f, args in calls]
         return (future.result() for future in futures)
 
-    def run(self, work, marker_dir=None):
+    def run(self, work):
+        """Yield each cell of `work` ([(CellTask, X, labels)]) as it finishes."""
         from dask.distributed import as_completed
 
         scattered, futures, tasks = {}, [], {}
@@ -269,9 +282,10 @@ class DaskBackend:
             self.client.cancel(futures)
 
 
-def make_backend(name, n_jobs, scheduler=None):
-    """The backend called `name`; `scheduler` is for Dask only (the command line checks that)."""
+def make_backend(name, n_jobs, scheduler=None, scratch=None):
+    """The backend called `name`; `scheduler` is for Dask only (the command line checks that),
+    `scratch` for the local one (see LocalBackend)."""
     if name == "dask":
         return DaskBackend(scheduler, n_workers=n_jobs)
-    return LocalBackend(n_jobs)
+    return LocalBackend(n_jobs, scratch)
 

@@ -91,7 +91,7 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
     """
     store = run_dir if isinstance(run_dir, RunStore) else RunStore(run_dir)
     run_dir = store.path
-    backend = backend or LocalBackend(config.n_jobs)
+    backend = backend or LocalBackend(config.n_jobs, scratch=store.running_dir)
     cache = FeatureCache(config.cache_dir)
     stored, stored_paths = store.stored_cells()
     reused, failed_early, summaries, skipped, plan, work = [], [], {}, {}, {}, []
@@ -140,8 +140,8 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
     # longest first, so no worker idles at the end: CNN cells, then the larger training sets
     work.sort(key=lambda item: (not item[0].heavy, -len(item[0].split.train)))
     try:
-        with store.running() as markers:  # removed on every exit path
-            for cell in itertools.chain(failed_early, backend.run(work, markers)):
+        with store.running():  # the local workers' scratch, removed on every exit path
+            for cell in itertools.chain(failed_early, backend.run(work)):
                 store.save_cell(cell)
                 cells.append(cell)
                 if on_cell is not None:

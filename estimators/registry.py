@@ -30,10 +30,12 @@ class EstimatorSpec:
     description: str
     family: str
 
-    def create(self, **params):
-        """An unfitted estimator; `params` override the entry's defaults via set_params."""
-        estimator = self.factory()
-        return estimator.set_params(**params) if params else estimator
+    def create(self, params=None, label=None):
+        """An unfitted estimator with the {param: value} `params` set and checked
+        (estimators.settings.configure; `label`, for the messages, defaults to the entry's name)."""
+        from .settings import configure
+
+        return configure(self.factory(), params or {}, label or self.name)
 
 
 _REGISTRY = {}
@@ -102,11 +104,10 @@ def create_estimator(name, **params):
     """A new unfitted estimator registered as `name`, or the variant `NAME[PARAM=VALUE,...]`
     (see estimators.settings); `params` are set too. ValueError for an unknown parameter or a
     bad value."""
-    from .settings import configure, parse_variant
+    from .settings import parse_variant
 
-    spec = estimator_spec(name)
     _, variant = parse_variant(name)
-    return configure(spec.factory(), {**variant, **params}, name)
+    return estimator_spec(name).create({**variant, **params}, label=name)
 
 
 def unknown_name_message(kind, name, valid):

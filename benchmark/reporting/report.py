@@ -375,11 +375,15 @@ def _diagnostics_section(dataset, summary, stored):
     rows = summary[summary["dataset"] == dataset]
     lines = ["### Training diagnostics", ""]
     cells = [c for c in stored.cells if c.dataset == dataset and c.status == "ok"]
-    budgets = {}
+    budgets, others = {}, {}
     for c in cells:
         training = (c.diagnostics or {}).get("training") or {}
-        if training:
-            budgets.setdefault(c.estimator, []).append(training)
+        if not isinstance(training, dict) or not training:
+            continue
+        # a CNN's budget record (estimators.convergence), or another estimator's own check:
+        # shown by its `summary` line, so a plug-in's record never breaks the report
+        kind = budgets if "epochs_run" in training else others
+        kind.setdefault(c.estimator, []).append(training)
     if budgets:
         table_rows = []
         for estimator, runs in budgets.items():
@@ -392,6 +396,12 @@ def _diagnostics_section(dataset, summary, stored):
                   "training-set size unless set explicitly) and their convergence check:", "",
                   table(table_rows, ["estimator", "batch", "epochs run of planned", "steps planned",
                                      "last-epoch training accuracy", "folds flagged"]), ""]
+    if others:
+        lines += ["Training checks of the other iterative estimators (per fold):", "",
+                  table([[esc(estimator), _training_summary(runs),
+                          f"{sum(bool(r.get('reasons')) for r in runs)}/{len(runs)}"]
+                         for estimator, runs in others.items()],
+                        ["estimator", "training", "folds flagged"]), ""]
     flagged = rows[rows.apply(is_flagged, axis=1) | (rows["warned_folds"] > 0)]
     notices = {}
     for c in cells:
@@ -422,6 +432,15 @@ def _diagnostics_section(dataset, summary, stored):
                     "converge): more epochs, another batch size or learning rate may change them. "
                     "`benchmarks/budget_sufficiency.py` compares the default budget with 4x.",
                     ""] + notice
+
+
+def _training_summary(runs):
+    """One line for the per-fold training records of a non-CNN estimator."""
+    if all(isinstance(r.get("rounds"), int) and isinstance(r.get("max_rounds"), int) for r in runs):
+        stopped = sum(bool(r.get("early_stopped")) for r in runs)
+        return (f"{_span(r['rounds'] for r in runs)} of {_span(r['max_rounds'] for r in runs)} "
+                f"rounds, early-stopped in {stopped}/{len(runs)} folds")
+    return "; ".join(dict.fromkeys(str(r.get("summary", "")) for r in runs if r.get("summary")))
 
 
 def _span(values):

@@ -1,0 +1,106 @@
+"""Random forests and histogram gradient boosting on handcrafted features."""
+
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+
+from .base import FeatureClassifier
+from .registry import register
+
+TREE_FEATURES = "hog+color-moments+color-hist+lbp"
+
+
+class RandomForestImageClassifier(FeatureClassifier):
+    """`RandomForestClassifier` (Breiman 2001): `n_estimators` full trees on bootstrap samples,
+    `max_features` of the features considered at each split. `n_jobs` grows trees in parallel
+    and does not change the result."""
+
+    _benchmark_capabilities = {"seed": "random_state"}  # see estimators.capabilities
+    _benchmark_search_space = {
+        "max_features": ["sqrt", "log2", 0.05, 0.15],
+        "min_samples_leaf": [1, 2, 4],
+        "max_depth": [None, 12, 24],
+    }
+
+    def __init__(self, features=TREE_FEATURES, n_estimators=300, max_features="sqrt",
+                 max_depth=None, min_samples_leaf=1, random_state=0, n_jobs=None):
+        self.features = features
+        self.n_estimators = n_estimators
+        self.max_features = max_features
+        self.max_depth = max_depth
+        self.min_samples_leaf = min_samples_leaf
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def _make_head(self):
+        return RandomForestClassifier(
+            n_estimators=self.n_estimators, max_features=self.max_features,
+            max_depth=self.max_depth, min_samples_leaf=self.min_samples_leaf,
+            random_state=self.random_state, n_jobs=self.n_jobs,
+        )
+
+
+class GradientBoostingImageClassifier(FeatureClassifier):
+    """`HistGradientBoostingClassifier` (LightGBM's algorithm in scikit-learn) on the features.
+
+    Up to `max_iter` boosting rounds; with `early_stopping`, rounds stop when the loss on a
+    `validation_fraction` of the training images (carved out of the training fold by
+    scikit-learn, never the test fold) has not improved for `n_iter_no_change` rounds. The
+    rounds run are `n_iter_`, and a run that hits `max_iter` without stopping is reported as
+    possibly undertrained (see `convergence_`).
+    """
+
+    _benchmark_capabilities = {"seed": "random_state"}  # see estimators.capabilities
+    _benchmark_search_space = {
+        "learning_rate": [0.03, 0.06, 0.1, 0.2],
+        "max_leaf_nodes": [15, 31, 63],
+        "l2_regularization": [0.0, 0.1, 1.0],
+    }
+
+    def __init__(self, features=TREE_FEATURES, max_iter=300, learning_rate=0.1,
+                 max_leaf_nodes=31, l2_regularization=0.0, early_stopping=True,
+                 validation_fraction=0.1, n_iter_no_change=15, random_state=0):
+        self.features = features
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.max_leaf_nodes = max_leaf_nodes
+        self.l2_regularization = l2_regularization
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.random_state = random_state
+
+    def _make_head(self):
+        return HistGradientBoostingClassifier(
+            max_iter=self.max_iter, learning_rate=self.learning_rate,
+            max_leaf_nodes=self.max_leaf_nodes, l2_regularization=self.l2_regularization,
+            early_stopping=self.early_stopping, validation_fraction=self.validation_fraction,
+            n_iter_no_change=self.n_iter_no_change, random_state=self.random_state,
+        )
+
+    def fit_features(self, features, y, image_shape):
+        super().fit_features(features, y, image_shape)
+        self.n_iter_ = self.head_.n_iter_
+        stopped = self.n_iter_ < self.max_iter
+        self.convergence_ = {
+            "rounds": int(self.n_iter_),
+            "max_rounds": int(self.max_iter),
+            "early_stopped": bool(stopped),
+            "summary": f"{self.n_iter_} of {self.max_iter} rounds"
+                       + (", early-stopped" if stopped else ""),
+            "reasons": [] if stopped or not self.early_stopping else [
+                f"boosting ran all {self.max_iter} rounds without early stopping: the validation "
+                f"loss was still improving (raise max_iter)"
+            ],
+        }
+        return self
+
+
+@register("random-forest-hog-color",
+          description="random forest (300 trees) on HOG, colour and LBP features")
+def random_forest_hog_color():
+    return RandomForestImageClassifier()
+
+
+@register("gboost-hog-color",
+          description="histogram gradient boosting (early-stopped on the training fold) on HOG, colour and LBP features")
+def gboost_hog_color():
+    return GradientBoostingImageClassifier()

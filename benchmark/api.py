@@ -88,16 +88,23 @@ class BenchmarkResults:
 
 def run_benchmark(datasets, estimators=None, *, folds=5, seed=0, protocol="auto", repeats=3,
                   max_per_class=None, full=False, image_size=None, settings=None, n_jobs=1,
-                  threads_per_cell=1, cell_timeout=None, out=None, cache_dir=None, data_dir=None):
+                  threads_per_cell=1, cell_timeout=None, out=None, cache_dir=None, data_dir=None,
+                  tune=None):
     """Cross-validate `estimators` on `datasets` with the same splits; return BenchmarkResults.
 
     `datasets`: names (see `python -m benchmark datasets`) or "folder:PATH"; `estimators`:
     names, patterns ("knn-*") or variants ("cnn-fast[epochs=20]"), default all; `settings`:
     {estimator: {param: value}} as --set gives them. The other arguments are the `run`
-    options of the same names (`n_jobs` is --jobs, default 1: no worker processes). A name or
-    a setting that cannot be used raises ValueError before anything runs.
+    options of the same names (`n_jobs` is --jobs, default 1: no worker processes). `tune`:
+    as --tune-budget, e.g. 8 (configurations) or "60s", or an estimators.tuning.TuningBudget
+    (None: no tuning). A name or a setting that cannot be used raises ValueError before
+    anything runs.
     """
+    from estimators.tuning import TuningBudget
+
     try:
+        if tune is not None and not isinstance(tune, TuningBudget):
+            tune = TuningBudget.parse(tune)
         if folds < 2 or repeats < 1 or n_jobs < 1 or threads_per_cell < 1:
             raise UsageError("folds must be at least 2, repeats, n_jobs and threads_per_cell at least 1")
         config, _ = build_config(
@@ -105,7 +112,7 @@ def run_benchmark(datasets, estimators=None, *, folds=5, seed=0, protocol="auto"
             settings=settings, folds=folds, seed=seed, protocol=protocol, repeats=repeats,
             max_per_class=max_per_class, full=full, image_size=image_size, data_dir=data_dir,
             cache_dir=cache_dir or True, n_jobs=n_jobs, threads_per_cell=threads_per_cell,
-            cell_timeout=cell_timeout)
+            cell_timeout=cell_timeout, tune=tune)
     except UsageError as exc:
         raise ValueError(str(exc)) from None
     if out is not None:
@@ -120,14 +127,15 @@ def run_benchmark(datasets, estimators=None, *, folds=5, seed=0, protocol="auto"
 def build_config(datasets, estimators=None, *, all_datasets=False, settings=None, assignments=(),
                  folds=5, seed=0, protocol="auto", repeats=3, max_per_class=None, full=False,
                  image_size=None, data_dir=None, cache_dir=True, n_jobs=1, threads_per_cell=1,
-                 cell_timeout=None, experiment=None):
+                 cell_timeout=None, experiment=None, tune=None):
     """(RunConfig, [notes]) of a run, every name and setting checked (UsageError, one line).
 
     `datasets`: names (every available one with `all_datasets` and none given); `estimators`:
     names, patterns or variants (None: all); `settings`: {estimator: {param: value}} and
     `assignments`: ["ESTIMATOR.PARAM=VALUE", ...] (--set); `cache_dir`: where features are
     kept, True for the default place, None for this run's memory only. The command line and
-    run_benchmark both build their runs here."""
+    run_benchmark both build their runs here. `tune`: an estimators.tuning.TuningBudget, to
+    tune every estimator that declares a search space (None: defaults)."""
     from features.cache import default_cache_dir
 
     from benchmark.execution.runner import RunConfig
@@ -136,6 +144,8 @@ def build_config(datasets, estimators=None, *, all_datasets=False, settings=None
     names, unavailable, notes = resolve_datasets(list(datasets or []), all_datasets, data_dir)
     chosen = resolve_estimators(estimators)
     params = estimator_settings(list(assignments or []), chosen, settings)
+    if tune is not None:
+        notes += _check_tuning(chosen, params)
     if cache_dir is True:
         cache_dir = default_cache_dir() / "features"
     config = RunConfig(
@@ -146,10 +156,34 @@ def build_config(datasets, estimators=None, *, all_datasets=False, settings=None
         folder_cache=cache_dir is not None,
         data_dir=str(Path(data_dir).expanduser().resolve()) if data_dir else None,
         experiment=str(Path(experiment).expanduser().resolve()) if experiment else None,
+        tune=tune.as_dict() if tune is not None else None,
         locations={n: os.path.abspath(os.path.expanduser(n[len("folder:"):]))
                    for n in names if n.startswith("folder:")},
     )
     return config, notes
+
+
+def _check_tuning(chosen, params):
+    """Notes on what --tune leaves untuned; UsageError when a declared search space is wrong
+    (checked here, once, rather than failing every cell) or nothing can be tuned."""
+    from estimators import create_estimator
+    from estimators.tuning import search_space
+
+    tunable, untuned = [], []
+    for name in chosen:
+        try:
+            estimator = create_estimator(name, **params.get(name, {}))
+        except Exception:  # reported per cell, as without --tune
+            continue
+        try:
+            (tunable if search_space(estimator) else untuned).append(name)
+        except ValueError as exc:
+            raise UsageError(f"cannot tune {name}: {exc}") from None
+    if not tunable:
+        raise UsageError(f"--tune: none of the chosen estimators ({', '.join(chosen)}) declares a "
+                         "search space, so nothing would be tuned; drop --tune or add an estimator "
+                         "that declares one (`python -m benchmark list` marks them)")
+    return [f"not tuned (no search space declared): {', '.join(untuned)}"] if untuned else []
 
 
 def _names(value, what):

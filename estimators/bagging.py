@@ -18,6 +18,11 @@ class BaggedTreesClassifier(FeatureClassifier):
     """
 
     _benchmark_capabilities = {"seed": "random_state"}  # see estimators.capabilities
+    _benchmark_search_space = {  # searched by `run --tune`, as the art study tuned tree depth
+        "max_depth": [None, 5, 7, 10, 15, 25],
+        "max_samples": [0.3, 0.6, 1.0],
+        "max_features": [0.3, 0.7, 1.0],
+    }
 
     def __init__(
         self,

@@ -33,6 +33,7 @@ import tempfile
 import warnings
 
 import numpy as np
+from scipy.stats import loguniform
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
@@ -168,6 +169,10 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     # what the runner may set (see estimators.capabilities); a recipe with a mirror
     # augmentation switch adds "mirror_augmentation"
     _benchmark_capabilities = {"seed": "random_state", "threads": "n_threads"}
+    # searched by `run --tune` (estimators.tuning): the learning rate, around Adam's usual 1e-3.
+    # Each candidate is a full training per inner fold, so a tuned CNN cell costs about
+    # budget x inner folds CNN fits: the price of giving both families the same search.
+    _benchmark_search_space = {"learning_rate": loguniform(3e-4, 3e-3)}
 
     # The common hyper-parameters' valid values, checked by scikit-learn's _validate_params
     # when they are set without code (estimators.settings) - before any cell runs - and by fit

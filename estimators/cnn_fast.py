@@ -13,6 +13,7 @@ so importing this module stays free of TensorFlow.
 import functools
 
 import numpy as np
+from scipy.stats import loguniform
 
 from .budget import StepBudget
 from .cnn import CNNClassifier, predict_fixed_batches
@@ -201,6 +202,8 @@ class FastCNN(CNNClassifier):
     """
 
     _benchmark_capabilities = {**CNNClassifier._benchmark_capabilities, "mirror_augmentation": "flip"}
+    # the one-cycle SGD peak (default 0.75) and the label smoothing (see estimators.tuning)
+    _benchmark_search_space = {"learning_rate": loguniform(0.25, 2.0), "label_smoothing": [0.0, 0.1, 0.2]}
     min_input_size = 8
     step_budget = StepBudget(batch_size=512, epochs=10, min_steps=400, max_epochs=100)
 

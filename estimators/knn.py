@@ -12,6 +12,9 @@ from .registry import register
 class KNNClassifier(FeatureClassifier):
     """k-nearest neighbours, on standardised features when `scale` is true."""
 
+    # searched by `run --tune` (estimators.tuning), as the art study chose k by CV
+    _benchmark_search_space = {"n_neighbors": [1, 3, 5, 7, 9, 15, 21], "weights": ["uniform", "distance"]}
+
     def __init__(self, features="hog", n_neighbors=5, weights="distance", scale=False):
         self.features = features
         self.n_neighbors = n_neighbors

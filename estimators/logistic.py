@@ -1,5 +1,6 @@
 """Logistic regression on handcrafted features or raw pixels."""
 
+from scipy.stats import loguniform
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -13,6 +14,8 @@ class LogisticRegressionClassifier(FeatureClassifier):
 
     `C` is the inverse L2 regularisation strength; the scaler is fitted on the training fold.
     """
+
+    _benchmark_search_space = {"C": loguniform(1e-3, 10)}  # searched by `run --tune`
 
     def __init__(self, features="hog+color-moments+color-hist", C=0.1, max_iter=500):
         self.features = features

@@ -37,6 +37,9 @@ KEYS = {
     "jobs": (int, "an integer"),
     "threads_per_cell": (int, "an integer"),
     "cell_timeout": ((int, float), "a number of seconds"),
+    "tune": (bool, "true or false"),
+    "tune_budget": ((int, str), 'a number of configurations, or of seconds as "60s"'),
+    "tune_folds": (int, "an integer"),
 }
 PATHS = ("data_dir", "out")
 
@@ -128,6 +131,11 @@ def apply_experiment(args):
         elif key == "full":
             if not args.full and args.max_per_class is None:
                 args.full = value
+        elif key == "tune":
+            args.tune = args.tune or value
+        elif key == "tune_budget":
+            if args.tune_budget is None:
+                args.tune_budget = str(value)
         elif key == "jobs":
             if args.jobs == -1:
                 args.jobs = value

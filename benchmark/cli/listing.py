@@ -28,6 +28,16 @@ class DatasetsCommand:
         return _datasets(args)
 
 
+def _tuned(spec):
+    """The parameters `spec`'s estimator declares for --tune, or a reason it has none."""
+    from estimators.tuning import search_space
+
+    try:
+        return ", ".join(search_space(spec.create())) or "-"
+    except Exception as exc:  # a broken plug-in: said here, refused by `run --tune`
+        return f"invalid ({type(exc).__name__})"
+
+
 def _list():
     from tabulate import tabulate
 
@@ -36,8 +46,9 @@ def _list():
     from benchmark.data import list_datasets, named_datasets
 
     specs = [estimator_spec(n) for n in list_estimators()]
-    print("Estimators")
-    print(tabulate([[s.name, s.family, s.description] for s in specs], ["name", "family", "description"]))
+    print("Estimators (--tune searches the parameters under 'tuned')")
+    print(tabulate([[s.name, s.family, _tuned(s), s.description] for s in specs],
+                   ["name", "family", "tuned", "description"]))
     print("\nDatasets (`python -m benchmark datasets` says which are on this machine)")
     rows = list_datasets() + [(s.name, s.description) for s in named_datasets().values()]
     rows.append(("folder:PATH", "any folder laid out as PATH/<class>/<images> or PATH/{train,test}/<class>/<images>"))

@@ -13,6 +13,8 @@ from benchmark.cli.progress import Progress
 from benchmark.errors import UsageError, exit_code, raise_terminated
 
 MAX_SEED = 2**32 - 1
+DEFAULT_TUNE_BUDGET = "8"
+DEFAULT_TUNE_FOLDS = 3
 MAX_IMAGE_SIZE = 1024
 
 
@@ -73,6 +75,17 @@ def add_parser(commands):
                      help="an estimator parameter for this run, e.g. cnn-fast.epochs=20 (repeatable; "
                      "values are Python literals). A variant name such as 'cnn-fast[epochs=20]' in "
                      "--estimators instead ranks the changed estimator under that name")
+    tuning = run.add_argument_group("tuning (the same budget for every estimator)")
+    tuning.add_argument("--tune", action="store_true",
+                        help="tune every estimator that declares a search space (see `list`) by a "
+                        "random search with an inner cross-validation inside each training fold; "
+                        "the test fold is never seen. Default: each estimator's defaults")
+    tuning.add_argument("--tune-budget", metavar="N|Ns",
+                        help="candidates per estimator and training fold, the defaults included "
+                        f"(default {DEFAULT_TUNE_BUDGET}), or seconds with an s (e.g. 60s: the "
+                        "search then depends on the machine's speed); implies --tune")
+    tuning.add_argument("--tune-folds", type=int, metavar="K",
+                        help=f"inner stratified folds of the search (default {DEFAULT_TUNE_FOLDS}); implies --tune")
     run.add_argument("experiment", nargs="?", metavar="EXPERIMENT.toml",
                      help="an experiment file: datasets, estimators with their parameters, folds, "
                      "seed, protocol, ... (see the README); options given here win over it")
@@ -143,7 +156,7 @@ def _prepare_and_execute(args, argv, backend):
             folds=args.folds, seed=args.seed, protocol=args.protocol, repeats=args.repeats,
             max_per_class=args.max_per_class, full=args.full, image_size=args.image_size,
             data_dir=args.data_dir, cache_dir=None if args.no_cache else (args.cache_dir or True),
-            experiment=args.experiment)
+            experiment=args.experiment, tune=args.tune_budget_parsed)
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
         run_dir = args.out  # None: a new directory under results/, made once the options pass
@@ -165,7 +178,7 @@ def _prepare_and_execute(args, argv, backend):
 # run's own come from its run.json); otherwise those left out take these defaults.
 CONFIG_DEFAULTS = {"folds": 5, "seed": 0, "protocol": "auto", "repeats": 3}
 CONFIG_OPTIONS = ("folds", "seed", "protocol", "repeats", "image_size", "max_per_class", "full",
-                  "data_dir")
+                  "data_dir", "tune", "tune_budget", "tune_folds")
 
 
 def _check_run_options(args):
@@ -188,6 +201,7 @@ def _check_run_options(args):
             setattr(args, option, value)
     if args.folds < 2:
         raise UsageError(f"--folds must be at least 2; got {args.folds}")
+    args.tune_budget_parsed = _tune_budget(args)
     if args.repeats < 1:
         raise UsageError(f"--repeats must be at least 1; got {args.repeats}")
     if args.jobs == 0 or args.jobs < -1:
@@ -210,6 +224,22 @@ def _check_run_options(args):
     if args.resume and (args.datasets or args.dataset or args.all or args.estimators or args.out):
         raise UsageError("--resume takes the datasets, estimators and output directory from the "
                          "run's run.json; drop --all/--datasets/--estimators/--out")
+
+
+def _tune_budget(args):
+    """The run's TuningBudget, or None without --tune / --tune-budget / --tune-folds."""
+    from estimators.tuning import TuningBudget
+
+    if not (args.tune or args.tune_budget is not None or args.tune_folds is not None):
+        return None
+    folds = DEFAULT_TUNE_FOLDS if args.tune_folds is None else args.tune_folds
+    if folds < 2:
+        raise UsageError(f"--tune-folds must be at least 2 inner folds; got {folds}")
+    try:
+        return TuningBudget.parse(DEFAULT_TUNE_BUDGET if args.tune_budget is None
+                                  else args.tune_budget, folds)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _check_thread_budget(args, threads):

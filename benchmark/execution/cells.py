@@ -25,6 +25,7 @@ import numpy as np
 from sklearn.base import clone
 
 from estimators.capabilities import capability_parameter
+from estimators.tuning import tune
 
 from benchmark.errors import failure_line
 from benchmark.execution.metrics import METRICS, score_predictions
@@ -60,6 +61,12 @@ class Cell:
     diagnostics: dict = None
     key: str = None  # see cell_key: what this result depends on
     seconds: float = None  # wall time of the whole cell
+    # with `run --tune`: the search's record (estimators.tuning.tune: chosen and default
+    # parameters, candidates and their inner macro-F1, seconds; fit_seconds is the final fit
+    # alone) and the scores of the untuned defaults on the same test fold, for the report's
+    # paired tuned-vs-default test
+    tuning: dict = None
+    default_scores: dict = None
 
 
 CELL_FIELDS = {f.name for f in fields(Cell)}
@@ -107,15 +114,18 @@ def _invalid(data):
     for name in ("n_train", "n_test"):
         if data.get(name) is not None and not (isinstance(data[name], int) and data[name] >= 0):
             return f"{name} is not a count"
-    for name in ("history", "diagnostics"):
+    for name in ("history", "diagnostics", "tuning"):
         if data.get(name) is not None and not isinstance(data[name], dict):
             return f"{name} is not a mapping"
     if data["status"] != "ok":
         return None
-    scores = data.get("scores")
-    if not isinstance(scores, dict) or not all(
-            _is_number(scores.get(metric)) and 0 <= scores[metric] <= 1 for metric in METRIC_NAMES):
-        return f"scores must hold {', '.join(METRIC_NAMES)} as numbers in [0, 1]"
+    for name in ("scores", "default_scores"):
+        scores = data.get(name)
+        if name == "default_scores" and scores is None:
+            continue
+        if not isinstance(scores, dict) or not all(
+                _is_number(scores.get(metric)) and 0 <= scores[metric] <= 1 for metric in METRIC_NAMES):
+            return f"{name} must hold {', '.join(METRIC_NAMES)} as numbers in [0, 1]"
     predictions = [data.get(name) for name in ("test_index", "y_true", "y_pred")]
     if any(p is not None for p in predictions):
         if not all(isinstance(p, list) for p in predictions) or len({len(p) for p in predictions}) != 1:
@@ -131,9 +141,10 @@ def _digest(array):
     return hashlib.sha1(np.ascontiguousarray(array, dtype=np.int64).tobytes()).hexdigest()
 
 
-def cell_key(fingerprint, estimator, params, split, threads, dataset=None):
+def cell_key(fingerprint, estimator, params, split, threads, dataset=None, tuning=None):
     """A hash of everything a cell's result depends on (see the module docstring), and the
-    dataset's name: two datasets with the same pixels are still two sets of cells."""
+    dataset's name: two datasets with the same pixels are still two sets of cells. `tuning`:
+    the budget and search space of a tuned cell (None: untuned, the key of earlier versions)."""
     described = {
         "dataset": dataset,
         "fingerprint": fingerprint,
@@ -144,6 +155,8 @@ def cell_key(fingerprint, estimator, params, split, threads, dataset=None):
         "seed": split.seed,
         "threads": threads,
     }
+    if tuning is not None:
+        described["tuning"] = {k: repr(v) for k, v in sorted(tuning.items())}
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -163,6 +176,7 @@ class CellTask:
     time_limit: float = None  # seconds; None: no limit
     heavy: bool = False  # family "cnn": scheduled first, so no worker idles at the end
     marker: str = None  # file that exists while a local worker runs the cell (crash detection)
+    tuning: object = None  # estimators.tuning.TuningBudget: search the declared space first
 
     def failed(self, error, trace=None):
         return Cell(self.dataset, self.estimator, self.fold, "failed", error=error,
@@ -186,7 +200,6 @@ def run_cell(task, X, labels):
         Path(task.marker).parent.mkdir(parents=True, exist_ok=True)
         Path(task.marker).write_text(str(os.getpid()))
     train, test = task.split.train, task.split.test
-    precomputed = task.image_shape is not None
     cell = Cell(task.dataset, task.estimator, task.fold, "ok", n_train=len(train), n_test=len(test),
                 feature_seconds=task.timing[0], feature_source=task.timing[1], key=task.key)
     started = time.perf_counter()
@@ -197,15 +210,26 @@ def run_cell(task, X, labels):
             seed = capability_parameter(estimator, "seed")
             if seed is not None:
                 estimator.set_params(**{seed: task.split.seed})
+            default = estimator
+            if task.tuning is not None:
+                best, cell.tuning = tune(estimator, X[train], labels[train], task.tuning,
+                                         seed=task.split.seed, image_shape=task.image_shape)
+                estimator = clone(estimator).set_params(**best)
             start = time.perf_counter()
-            if precomputed:
-                estimator.fit_features(X[train], labels[train], task.image_shape)
-            else:
-                estimator.fit(X[train], labels[train])
+            _fit(estimator, X[train], labels[train], task.image_shape)
             cell.fit_seconds = time.perf_counter() - start
             start = time.perf_counter()
-            y_pred = estimator.predict_features(X[test]) if precomputed else estimator.predict(X[test])
+            y_pred = _predict(estimator, X[test], task.image_shape)
             cell.predict_seconds = time.perf_counter() - start
+            if task.tuning is not None:
+                # the untuned defaults on the same test fold, for the paired tuned-vs-default
+                # test; only reported, never used to choose anything
+                if cell.tuning["chose_default"]:
+                    default_pred = y_pred
+                else:
+                    default_pred = _predict(_fit(default, X[train], labels[train], task.image_shape),
+                                            X[test], task.image_shape)
+                cell.default_scores = score_predictions(labels[test], default_pred)
         cell.scores = score_predictions(labels[test], y_pred)
         cell.test_index = test.tolist()
         cell.y_true = np.asarray(labels[test]).astype(str).tolist()
@@ -223,6 +247,17 @@ def run_cell(task, X, labels):
         cell.diagnostics = diagnose_fit(None, caught, printed.getvalue())
     cell.seconds = time.perf_counter() - started
     return cell
+
+
+def _fit(estimator, X, y, image_shape):
+    """Fit on images, or, with `image_shape`, on their precomputed feature rows."""
+    if image_shape is not None:
+        return estimator.fit_features(X, y, image_shape)
+    return estimator.fit(X, y)
+
+
+def _predict(estimator, X, image_shape):
+    return estimator.predict_features(X) if image_shape is not None else estimator.predict(X)
 
 
 @contextlib.contextmanager

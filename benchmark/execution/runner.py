@@ -16,6 +16,7 @@ from pathlib import Path
 
 from estimators import FeatureClassifier, create_estimator, estimator_spec
 from estimators.capabilities import capabilities
+from estimators.tuning import TuningBudget, search_space
 from features.cache import FeatureCache, is_cacheable
 
 from benchmark.execution.backends import LocalBackend
@@ -52,6 +53,9 @@ class RunConfig:
     # estimator parameters given without code (--set, an experiment file): {name: {param: value}}
     params: dict = field(default_factory=dict)
     experiment: str = None  # the experiment file this run came from, if any
+    # `run --tune`: estimators.tuning.TuningBudget.as_dict() ({amount, unit, folds}), given to
+    # every estimator that declares a search space; None: each estimator's defaults
+    tune: dict = None
 
 
 @dataclass
@@ -116,17 +120,20 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
                                  for fold in range(len(splits))]
                 continue
             params = template.get_params(deep=False)
+            tuning = _tuning(template, config)
             todo = []
             for fold, split in enumerate(splits):
                 key = cell_key(fingerprint, estimator_name, params, split, config.threads_per_cell,
-                               dataset_name)
+                               dataset_name, None if tuning is None else
+                               {**tuning.as_dict(), "space": search_space(template)})
                 old = stored.get((dataset_name, estimator_name, fold))
                 if old is not None and old.key == key and old.status == "ok":
                     reused.append(old)
                 else:
                     todo.append((fold, split, key))
             if todo:
-                work += _tasks(dataset, fingerprint, estimator_name, template, todo, cache, config, failed_early)
+                work += _tasks(dataset, fingerprint, estimator_name, template, todo, cache, config,
+                               failed_early, tuning)
     # a dataset that could not be loaded this time (moved, unmounted, another working
     # directory) keeps its stored cells where they are: nothing says they no longer match
     kept = {(c.dataset, c.estimator, c.fold) for c in reused}
@@ -268,7 +275,15 @@ def _template(dataset, estimator_name, config):
     return template
 
 
-def _tasks(dataset, fingerprint, estimator_name, template, todo, cache, config, cells):
+def _tuning(template, config):
+    """The TuningBudget for `template`'s cells: None when the run is not tuned or the
+    estimator declares no search space (its cells, and their keys, are then untuned)."""
+    if not config.tune or not search_space(template):
+        return None
+    return TuningBudget(**config.tune)
+
+
+def _tasks(dataset, fingerprint, estimator_name, template, todo, cache, config, cells, tuning=None):
     """(task, X, labels) for each fold in `todo`; X is shared by every fold of the dataset.
 
     Estimators built on a deterministic extractor get the dataset's features from the cache:
@@ -290,6 +305,6 @@ def _tasks(dataset, fingerprint, estimator_name, template, todo, cache, config, 
     heavy = estimator_spec(estimator_name).family == "cnn"  # the longest cells: run first
     return [
         (CellTask(dataset.name, estimator_name, fold, key, template, split, image_shape, timing,
-                  config.threads_per_cell, config.cell_timeout, heavy), X, dataset.labels)
+                  config.threads_per_cell, config.cell_timeout, heavy, tuning=tuning), X, dataset.labels)
         for fold, split, key in todo
     ]

@@ -26,6 +26,7 @@ from benchmark.reporting.results import load_run, plan_order
 from benchmark.execution.cells import slug
 from benchmark.execution.store import RunStore
 from benchmark.reporting.stats import ALPHA, MIN_FOLDS, Ranking, rank_estimators
+from benchmark.reporting.tuning import tuning_fact, tuning_problems, tuning_section
 
 MARK = "⚠"  # after an estimator whose training looked unfinished (see Training diagnostics)
 
@@ -264,6 +265,7 @@ def _run_facts(meta, run_dir=None):
             facts.append(esc(f"{name} with " + ", ".join(f"{k}={v!r}" for k, v in params.items())))
         if config.get("experiment"):
             facts.append(esc(f"experiment file {config['experiment']}"))
+        facts.append(esc(tuning_fact(config)))
     if machine:
         gpus = ", ".join(machine.get("gpus") or []) or "no GPU"
         facts.append(esc(f"{machine.get('cpu')} ({machine.get('cpu_count')} cores), {gpus}"))
@@ -366,7 +368,7 @@ def _dataset_section(dataset, summary, plots, config, stored):
                              "from its out-of-fold predictions (rows: true class, share of the row):")
                 lines.append("")
             lines += [_image(plots[kind], f"{dataset}: {alt}"), ""]
-    return lines + _diagnostics_section(dataset, summary, stored)
+    return lines + tuning_section(dataset, stored) + _diagnostics_section(dataset, summary, stored)
 
 
 def _diagnostics_section(dataset, summary, stored):
@@ -490,6 +492,7 @@ def _problems(stored, absent):
     for cell in stored.cells:
         if cell.status != "ok":
             problems.append(f"{cell.dataset} / {cell.estimator} / fold {cell.fold} failed: {cell.error}")
+    problems += tuning_problems(stored)
     missing = [c for c in absent if c.status == "missing"]
     if missing:
         shown = ", ".join(f"{c.dataset} / {c.estimator} / fold {c.fold}" for c in missing[:20])

@@ -1,5 +1,7 @@
 """Leaderboards: per-fold scores -> per-dataset and overall tables (data, then text)."""
 
+import json
+
 import numpy as np
 import pandas as pd
 from tabulate import tabulate
@@ -28,11 +30,16 @@ def scores_frame(cells):
             "n_test": c.n_test,
             "error": c.error,
             **_diagnosis_columns(c),
+            # run --tune: the parameters chosen in this fold (JSON), the search's seconds and
+            # the untuned defaults' macro-F1 on the same test fold
+            "tuned_params": json.dumps(c.tuning.get("params")) if c.tuning else None,
+            "tuning_seconds": c.tuning.get("seconds") if c.tuning else None,
+            "default_f1_macro": (c.default_scores or {}).get("f1_macro"),
         }
         rows.append(row)
     columns = ["dataset", "estimator", "fold", "status", *SCORE_COLUMNS, "fit_seconds",
                "predict_seconds", "feature_seconds", "feature_source", "n_train", "n_test", "error",
-               *DIAGNOSIS_COLUMNS]
+               *DIAGNOSIS_COLUMNS, "tuned_params", "tuning_seconds", "default_f1_macro"]
     return pd.DataFrame(rows, columns=columns)
 
 

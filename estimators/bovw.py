@@ -38,12 +38,15 @@ class VisualWords(TransformerMixin, BaseEstimator):
     A row holds an image's `grid_shape` grid of descriptors of `descriptor_size` values each
     (DenseHOG's layout). `fit` clusters at most `max_descriptors` descriptors drawn at random
     from the rows it is given into `n_words` words (fewer when it has fewer distinct
-    descriptors) with MiniBatchKMeans (one k-means++ start, at most KMEANS_EPOCHS passes). `transform` gives each descriptor to its `soft_neighbors` nearest words with
-    weights exp(-d^2 / bandwidth) (localised soft assignment, Liu et al. 2011; 1 is hard
-    assignment), `bandwidth_` being the median squared distance of a descriptor to its nearest
-    word, then counts the words over the whole grid and, for `pyramid_levels` = 2, over each
-    of its four quarters. Each region's histogram sums to 1 / (regions of its level), so every
-    level weighs the same whatever the number of descriptors.
+    descriptors) with MiniBatchKMeans (one k-means++ start, at most KMEANS_EPOCHS passes).
+    `transform` gives each descriptor to its `soft_neighbors` nearest words with weights
+    exp(-d^2 / bandwidth) (localised soft assignment, Liu et al. 2011; 1 is hard assignment),
+    `bandwidth_` being the median squared distance of a descriptor to its nearest word, then
+    counts the words over the whole grid (level 0) and, up to `pyramid_levels` - 1, over each
+    of the 2**level x 2**level regions of level `level` (Lazebnik et al.'s spatial pyramid;
+    2 levels: the whole image and its quarters). Each region's histogram sums to
+    1 / (regions of its level), so every level weighs the same whatever the number of
+    descriptors.
     """
 
     def __init__(self, grid_shape=(1, 1), descriptor_size=1, n_words=256, pyramid_levels=2,
@@ -67,10 +70,13 @@ class VisualWords(TransformerMixin, BaseEstimator):
         return X.reshape(len(X), rows * cols, self.descriptor_size)
 
     def fit(self, X, y=None):
+        if int(self.pyramid_levels) < 1:
+            raise ValueError(f"pyramid_levels must be at least 1; got {self.pyramid_levels}")
         descriptors = self._descriptors(X).reshape(-1, self.descriptor_size)
         rng = np.random.default_rng(self.random_state)
         if len(descriptors) > self.max_descriptors:
             descriptors = descriptors[rng.choice(len(descriptors), self.max_descriptors, replace=False)]
+        # k-means cannot make more words than distinct descriptors (tiny or flat images).
         n_distinct = len(np.unique(descriptors, axis=0))
         self.n_words_ = max(1, min(int(self.n_words), n_distinct))
         self.codebook_ = MiniBatchKMeans(
@@ -80,7 +86,7 @@ class VisualWords(TransformerMixin, BaseEstimator):
         self.words_ = self.codebook_.cluster_centers_.astype(np.float32)
         nearest = self._nearest(descriptors)[1][:, 0]
         self.bandwidth_ = float(max(np.median(nearest), 1e-12))
-        self.n_features_in_ = X.shape[1]
+        self.n_features_in_ = int(np.prod(self.grid_shape)) * self.descriptor_size
         return self
 
     def _nearest(self, descriptors):
@@ -117,8 +123,6 @@ class VisualWords(TransformerMixin, BaseEstimator):
 
     def transform(self, X):
         check_is_fitted(self, "words_")
-        if int(self.pyramid_levels) < 1:
-            raise ValueError(f"pyramid_levels must be at least 1; got {self.pyramid_levels}")
         descriptors = self._descriptors(X)
         n, points, _ = descriptors.shape
         words, d2 = self._nearest(descriptors.reshape(-1, self.descriptor_size))

@@ -5,9 +5,13 @@ role in the classic pipeline. Dense SIFT is, up to its Gaussian weighting and tr
 interpolation, a histogram of gradient orientations over a grid of cells around each point,
 normalised per patch, which is exactly a HOG block. So these descriptors are the blocks our
 batched HOG (features/hog.py) already computes: every block position of a grid whose step is
-one cell, each block a descriptor. They cost one batched HOG pass over the batch, much less
-than `skimage.feature.daisy` or OpenCV-style per-image SIFT/ORB calls (which also find few or
-no keypoints on 32x32 images); benchmarks/classical_strength_bovw.py compares them.
+one cell, each block a descriptor. Measured against `skimage.feature.daisy` (step 4, radius 8,
+2 rings of 6 histograms of 8 orientations) on TrashNet at 64x64, one thread: the same speed
+(2.5 vs 2.4 ms per image) and the same accuracy in the same bag of words (256 words, no
+colour, fold 1 of 5: 0.640 vs 0.634). HOG blocks were kept because they reuse the batched
+HOG tested equal to skimage's, have SIFT's layout, and shrink gracefully on tiny images
+(daisy needs its radius inside the image); ORB describes a 31-pixel patch around each
+keypoint, which a 32x32 image barely holds.
 
 The descriptors of an image are stateless, so they are cached like any feature; what is
 learned from them (the codebook) is learned by the estimator's head on the training fold.
@@ -78,7 +82,8 @@ class DenseHOG(ImageFeatures):
                    cells_per_block=block, block_norm="L2-Hys")
 
     def transform(self, X):
-        self._hog(self.cell_size(as_image_batch(X).shape[1:]))  # parameter errors before any thread starts
+        # Parameter errors are raised here, before any thread starts.
+        self._hog(self.cell_size(as_image_batch(X).shape[1:]))
         return super().transform(X)
 
     def _extract(self, images):

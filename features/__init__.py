@@ -11,6 +11,7 @@ from sklearn.pipeline import FeatureUnion
 
 from .base import ImageFeatures
 from .color import ColorHistogram, ColorMoments
+from .dense import DenseHOG
 from .hog import HOG
 from .images import as_image_batch
 from .pixels import RawPixels
@@ -23,6 +24,7 @@ FEATURES = {
     "color-moments": ColorMoments,
     "color-hist": ColorHistogram,
     "lbp": LBP,
+    "dense-hog": DenseHOG,
 }
 
 
@@ -48,6 +50,7 @@ __all__ = [
     "LBP",
     "ColorHistogram",
     "ColorMoments",
+    "DenseHOG",
     "ImageFeatures",
     "RawPixels",
     "as_image_batch",

@@ -12,7 +12,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from estimators import KerasCNN, create_estimator, list_estimators
 from estimators.cnn import CNNClassifier
-from features import HOG
+from features import HOG, DenseHOG
 
 # scikit-learn's checks feed tabular data X of shape (n, d); our estimators read it as n images
 # of 1 x d pixels. HOG needs at least two cells in each direction, so on such 1-pixel-high
@@ -54,16 +54,34 @@ def tiny_cnn(name):
     return estimator.set_params(**{k: v for k, v in tiny.items() if k in estimator.get_params()})
 
 
-def uses_hog(estimator):
+# Dense local descriptors (bag of visual words) do run on 1-pixel-high images: they are
+# edge-padded to one block. But a block's descriptor is a histogram of *unsigned* gradient
+# orientations, normalised: on a padded row of d values it keeps only where the values change,
+# not by how much nor which way, so the training accuracy above 0.83 on tabular blobs that
+# check_classifiers_train demands is out of reach. Every other check passes.
+DENSE_REASON = (
+    "tabular X is read as 1-pixel-high images, whose normalised unsigned gradient histograms "
+    "keep too little of the values to fit the check's blobs"
+)
+DENSE_CANNOT_PASS = ["check_classifiers_train"]
+
+
+def uses(estimator, kind):
     extractor = estimator.feature_extractor() if hasattr(estimator, "feature_extractor") else None
     if isinstance(extractor, FeatureUnion):
-        return any(isinstance(t, HOG) for _, t in extractor.transformer_list)
-    return isinstance(extractor, HOG)
+        return any(isinstance(t, kind) for _, t in extractor.transformer_list)
+    return isinstance(extractor, kind)
+
+
+def uses_hog(estimator):
+    return uses(estimator, HOG)
 
 
 def expected_failed_checks(estimator):
     if isinstance(estimator, CNNClassifier):
         return {name: CNN_REASON for name in CNN_CANNOT_PASS}
+    if uses(estimator, DenseHOG):
+        return {name: DENSE_REASON for name in DENSE_CANNOT_PASS}
     if not uses_hog(estimator):
         return {}
     failing = {name: HOG_REASON for name in HOG_CANNOT_RUN}

@@ -151,10 +151,12 @@ class PatchEncoder(TransformerMixin, BaseEstimator):
         np.subtract(mean, distances, out=distances)
         np.maximum(distances, 0, out=distances)
         codes = distances.reshape(n, rows, cols, self.n_centroids_)
-        # Sum-pooling over quadrants (halves, or the whole side when the map is 1 wide).
-        pooled = np.add.reduceat(codes, _halves(rows), axis=1)
-        pooled = np.add.reduceat(pooled, _halves(cols), axis=2)
-        return pooled.reshape(n, -1)
+        # Sum-pooling over quadrants (halves, or the whole side when the map is 1 wide). Sums of
+        # slices, not np.add.reduceat, which is ~10x slower along a non-last axis (a third of
+        # the encoding time at 32x32).
+        bands = [codes[:, r].sum(axis=1) for r in _halves(rows)]
+        return np.stack([band[:, c].sum(axis=1) for band in bands for c in _halves(cols)],
+                        axis=1).reshape(n, -1)
 
     # -- helpers -----------------------------------------------------------------------------
     def _images(self, X, fitted):
@@ -184,7 +186,8 @@ def _normalise(patches):
 
 
 def _halves(side):
-    return [0, side // 2] if side >= 2 else [0]
+    """The two halves of a side of the code map as slices; the whole side when it is 1."""
+    return [slice(0, side // 2), slice(side // 2, None)] if side >= 2 else [slice(None)]
 
 
 class PatchKMeansClassifier(FeatureClassifier):

@@ -202,7 +202,7 @@ class PatchKMeansClassifier(FeatureClassifier):
     _benchmark_capabilities = {"seed": "random_state"}  # see estimators.capabilities
     # A small tuning space for random search (scikit-learn's ParameterSampler format): the
     # regularisation matters most (4K features), then the dictionary size.
-    _benchmark_search_space = {"C": loguniform(1e-4, 1e-1), "n_centroids": [100, 400, 1600]}
+    _benchmark_search_space = {"C": loguniform(1e-3, 1e-1), "n_centroids": [200, 400, 800]}
 
     def __init__(self, n_centroids=400, patch_size=6, stride=1, n_patches=50_000, C=0.01,
                  max_iter=1000, random_state=0, n_jobs=None):
@@ -245,3 +245,12 @@ class PatchKMeansClassifier(FeatureClassifier):
 )
 def patches_kmeans():
     return PatchKMeansClassifier()
+
+
+@register(
+    "patches-kmeans-1600",
+    description="patches-kmeans with the paper's 1,600 centroids (200,000 dictionary patches): "
+    "stronger on CIFAR-sized data, about 4x the encoding cost",
+)
+def patches_kmeans_1600():
+    return PatchKMeansClassifier(n_centroids=1600, n_patches=200_000)

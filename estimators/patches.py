@@ -120,7 +120,8 @@ class PatchEncoder(TransformerMixin, BaseEstimator):
         starts = range(0, len(images), chunk)
         n_jobs = self.n_jobs or thread_budget()
         # The chunks share nothing, so threads encode them side by side: NumPy releases the GIL
-        # in the matrix products and the elementwise work, which alone is a third of the time.
+        # in the matrix products and in the elementwise work (the distances' square roots, the
+        # triangle code), which costs about as much as the products.
         # Each thread's BLAS then runs single-threaded (no oversubscription).
         if n_jobs == 1 or len(starts) == 1:
             parts = [self._encode(windows[s : s + chunk]) for s in starts]

@@ -198,6 +198,11 @@ class PatchKMeansClassifier(FeatureClassifier):
     The cached extractor is raw pixels; the encoder (whitening, dictionary), the scaler and the
     classifier are the head, fitted on the training images only. The other parameters are the
     encoder's: see `PatchEncoder`.
+
+    C=0.01 was chosen on CIFAR-10: trained on 1,000 official training images per class and
+    scored on 2,000 other official training images (never the test set), validation accuracy
+    for C = 0.003, 0.01, 0.03, 0.1 was 0.672, 0.674, 0.669, 0.654 with 1,600 centroids, and for
+    C = 0.001, 0.003, 0.01, 0.03 was 0.624, 0.640, 0.657, 0.663 with 400.
     """
 
     _benchmark_capabilities = {"seed": "random_state"}  # see estimators.capabilities

@@ -101,10 +101,13 @@ class PatchEncoder(TransformerMixin, BaseEstimator):
         self.whitening_ = ((eigenvectors * scale) @ eigenvectors.T).astype(np.float32)
         whitened = (patches - self.mean_) @ self.whitening_
 
+        # Centroids start at random patches, as in the paper: k-means++ seeding cost 3-4x the
+        # whole dictionary fit and gave no better CIFAR-10 validation accuracy (0.654 vs 0.662,
+        # 400 centroids, C=0.01; see PatchKMeansClassifier).
         self.n_centroids_ = int(min(self.n_centroids, len(whitened)))
         self.kmeans_ = MiniBatchKMeans(
-            n_clusters=self.n_centroids_, batch_size=self.kmeans_batch_size, n_init=1,
-            random_state=rng.randint(2**31), compute_labels=False,
+            n_clusters=self.n_centroids_, init="random", batch_size=self.kmeans_batch_size,
+            n_init=1, random_state=rng.randint(2**31), compute_labels=False,
         ).fit(whitened)
         self.centroids_ = self.kmeans_.cluster_centers_.astype(np.float32)
         self.n_features_in_ = int(np.prod(self.image_shape_))

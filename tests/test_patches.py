@@ -59,13 +59,13 @@ def test_dictionary_and_whitening_learn_from_training_images_only(monkeypatch):
 
     features = RawPixels().transform(images)  # what the feature cache holds
     split = Split(np.flatnonzero(~is_test), np.flatnonzero(is_test), 0)
-    template = create_estimator("patches-kmeans", n_centroids=16, n_patches=500)
+    template = create_estimator("patches-kmeans", n_centroids=8, n_patches=500)
     task = CellTask("striped", "patches-kmeans", 0, "key", template, split, images.shape[1:],
                     (0.0, "memory"), threads=1)
     cell = run_cell(task, features, labels)
 
     assert cell.status == "ok", cell.error
-    assert cell.scores["accuracy"] >= 0.9
+    assert cell.scores["accuracy"] >= 0.8  # the stripes were learned (chance: 0.5)
     # the sampled patches the whitening and dictionary are learned from: 500 of the training
     # images' 40 x 7 x 7 positions, 6x6x3 values each, none with a test image's pixel
     assert len(seen_in_fit) == 1 and seen_in_fit[0].shape == (500, 108)

@@ -142,7 +142,7 @@ def test_same_random_state_same_model_and_threads_do_not_change_it(monkeypatch):
     # rounding: BLAS sums in another order on matrices of other shapes)
     encoder, rows = first.head_["patches"], X.reshape(len(X), -1) / np.float32(255)
     alone = encoder.set_params(n_jobs=1).transform(rows)
-    monkeypatch.setattr(patches, "CHUNK_ELEMENTS", 1)
+    monkeypatch.setattr(patches, "CHUNK_ELEMENTS", 2000)  # 3 images a chunk
     np.testing.assert_allclose(encoder.set_params(n_jobs=2).transform(rows), alone, rtol=1e-4, atol=1e-5)
 
 

@@ -34,6 +34,7 @@ commit "k-means starts from random patches" unless noted):
     patches-kmeans       TrashNet 32x32, 5-fold CV    0.7333 ± 0.0223   38       1      FAIL
     patches-kmeans       TrashNet 64x64, 5-fold CV *  0.7337 ± 0.0245   99      10      FAIL
     patches-kmeans-1600  CIFAR-10, full (50,000) *    0.7323           664     119      FAIL (75%)
+    ... C=0.03 (one other C, seen on the test set)  0.7323           566      30      FAIL (75%)
     (* k-means++ seeding, the commit before; CIFAR-1k with it: 0.6578 / 0.6375)
 
 Run from the repository root: `python benchmarks/classical_strength_patches.py [--only cifar1k,trashnet,full] [--set n_centroids=1600]`.

@@ -12,6 +12,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from estimators import KerasCNN, create_estimator, list_estimators
 from estimators.cnn import CNNClassifier
+from estimators.patches import PatchKMeansClassifier
 from features import HOG, DenseHOG
 
 # scikit-learn's checks feed tabular data X of shape (n, d); our estimators read it as n images
@@ -45,6 +46,16 @@ CNN_REASON = (
     "than fit saw is by design not an error"
 )
 CNN_CANNOT_PASS = ["check_classifiers_train", "check_n_features_in_after_fitting"]
+
+
+# Coates & Ng's patch features normalise each patch for brightness and contrast (the method
+# requires it). The checks' tabular X is read as 1-pixel-high images of a few values, so the
+# patches are single pixels or short runs of them, and normalising removes nearly everything:
+# a single pixel becomes 0, two pixels only keep which one is larger. The one check that scores
+# accuracy on such data (make_blobs, > 0.83 required) therefore cannot pass; every other check
+# must. tests/test_patches.py checks accuracy on real images instead.
+PATCHES_REASON = "tabular X read as 1-pixel-high images leaves single-pixel patches, which "\
+    "per-patch brightness/contrast normalisation reduces to (almost) nothing"
 
 
 def tiny_cnn(name):
@@ -82,6 +93,8 @@ def expected_failed_checks(estimator):
         return {name: CNN_REASON for name in CNN_CANNOT_PASS}
     if uses(estimator, DenseHOG):
         return {name: DENSE_REASON for name in DENSE_CANNOT_PASS}
+    if isinstance(estimator, PatchKMeansClassifier):
+        return {"check_classifiers_train": PATCHES_REASON}
     if not uses_hog(estimator):
         return {}
     failing = {name: HOG_REASON for name in HOG_CANNOT_RUN}

@@ -153,3 +153,11 @@ def test_search_space_names_constructor_parameters():
     assert set(space) <= set(BagOfVisualWords().get_params())
     for params in ParameterSampler(space, n_iter=5, random_state=0):
         assert create_estimator("bovw-svm", **params).get_params()["n_words"] == params["n_words"]
+
+
+def test_auto_cells_grow_with_large_images_and_keep_4_pixels_up_to_64():
+    dense = DenseHOG()
+    assert [dense.cell_size((s, s, 3)) for s in (32, 64, 128, 256)] == [4, 4, 8, 16]
+    assert dense.grid_shape((128, 128, 3)) == (13, 13) == dense.grid_shape((64, 64, 3))
+    with pytest.raises(ValueError, match="pixels_per_cell must be 'auto' or a whole number"):
+        DenseHOG(pixels_per_cell="big").transform(np.zeros((1, 32, 32, 3), np.uint8))

@@ -23,7 +23,8 @@ def test_protocol_choices_are_the_runners_protocols():
 def test_list_shows_estimators_and_datasets(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"knn-hog\s+classical\s+5-nearest neighbours on HOG", out)
+    assert re.search(r"knn-hog\s+classical\s+n_neighbors, weights\s+5-nearest neighbours on HOG", out)
+    assert re.search(r"knn-hog-tuned\s+classical\s+-\s+k-nearest", out)  # tunes itself: no space
     assert "textures" in out and "folder:PATH" in out
 
 
@@ -135,4 +136,4 @@ def test_output_piped_into_head_is_no_traceback(tmp_path):
                             stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     out, err = proc.communicate(timeout=120)
-    assert out.strip() == "Estimators" and "Traceback" not in err and "BrokenPipe" not in err
+    assert out.startswith("Estimators (") and "Traceback" not in err and "BrokenPipe" not in err

@@ -20,6 +20,8 @@ head's Pipeline) and are fitted on the training fold only; the cached extractor 
 which is stateless. Nothing learned ever goes through the per-dataset feature cache.
 """
 
+from numbers import Integral, Real
+
 import numpy as np
 from scipy.stats import loguniform
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -28,6 +30,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from features import RawPixels
@@ -40,6 +43,10 @@ from .registry import register
 # square root (Coates et al.: 10 on the 0..255 scale; our pixels are on 0..1). It keeps nearly
 # flat patches (sky, background) from being blown up into noise.
 NORM_EPSILON = 10 / 255**2
+# n_centroids="auto" / n_patches="auto" (see PatchKMeansClassifier.dictionary_size)
+AUTO_CENTROIDS = (100, 1600)
+AUTO_IMAGES_PER_CENTROID = 6
+PATCHES_PER_CENTROID = 125
 # Distances are computed for this many (patch, centroid) pairs at a time: ~32 MB of float32,
 # large enough for BLAS to run at speed, small enough to keep memory flat on any dataset.
 CHUNK_ELEMENTS = 1 << 23
@@ -212,8 +219,16 @@ class PatchKMeansClassifier(FeatureClassifier):
     # A small tuning space for random search (scikit-learn's ParameterSampler format): the
     # regularisation matters most (4K features), then the dictionary size.
     _benchmark_search_space = {"C": loguniform(1e-3, 1e-1), "n_centroids": [200, 400, 800]}
+    # the values --set / an experiment file may give (estimators.settings): "auto" or a count
+    _parameter_constraints = {
+        "n_centroids": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "n_patches": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "patch_size": [Interval(Integral, 1, None, closed="left")],
+        "stride": [Interval(Integral, 1, None, closed="left")],
+        "C": [Interval(Real, 0, None, closed="neither")],
+    }
 
-    def __init__(self, n_centroids=400, patch_size=6, stride=1, n_patches=50_000, C=0.01,
+    def __init__(self, n_centroids="auto", patch_size=6, stride=1, n_patches="auto", C=0.01,
                  max_iter=1000, random_state=0, n_jobs=None):
         self.n_centroids = n_centroids
         self.patch_size = patch_size
@@ -227,7 +242,26 @@ class PatchKMeansClassifier(FeatureClassifier):
     def feature_extractor(self):
         return RawPixels()
 
+    def dictionary_size(self, n_images):
+        """(centroids, dictionary patches) for `n_images` training images.
+
+        "auto" centroids: one per AUTO_IMAGES_PER_CENTROID training images, between
+        AUTO_CENTROIDS[0] and the paper's AUTO_CENTROIDS[1] (1,600 from 9,600 images: CIFAR-10
+        with 1,000 per class or more). More centroids than that on a small set add features the
+        classifier cannot use and cost time: on the embedded datasets 400 centroids scored
+        0.867 mean macro-F1 and 1,600 0.876, in 4.6x the fit time. "auto" patches:
+        PATCHES_PER_CENTROID per centroid (the 200,000 of the 1,600-centroid setting)."""
+        centroids = self.n_centroids
+        if centroids == "auto":
+            low, high = AUTO_CENTROIDS
+            centroids = int(min(high, max(low, n_images // AUTO_IMAGES_PER_CENTROID)))
+        patches = self.n_patches
+        if patches == "auto":
+            patches = PATCHES_PER_CENTROID * int(centroids)
+        return int(centroids), int(patches)
+
     def fit_features(self, features, y, image_shape):
+        self._dictionary = self.dictionary_size(len(features))
         # Set before the head is made: the encoder needs the image shape to see rows as images.
         self.image_shape_ = tuple(image_shape)
         super().fit_features(features, y, image_shape)
@@ -236,8 +270,8 @@ class PatchKMeansClassifier(FeatureClassifier):
 
     def _make_head(self):
         encoder = PatchEncoder(
-            self.image_shape_, patch_size=self.patch_size, n_centroids=self.n_centroids,
-            stride=self.stride, n_patches=self.n_patches, random_state=self.random_state,
+            self.image_shape_, patch_size=self.patch_size, n_centroids=self._dictionary[0],
+            stride=self.stride, n_patches=self._dictionary[1], random_state=self.random_state,
             n_jobs=self.n_jobs,
         )
         return Pipeline([
@@ -249,17 +283,9 @@ class PatchKMeansClassifier(FeatureClassifier):
 
 @register(
     "patches-kmeans",
-    description="Coates & Ng's learned patch features (6x6 patches, ZCA, 400 k-means centroids, "
-    "triangle code, quadrant sum-pooling) + logistic regression",
+    description="Coates & Ng's learned patch features (6x6 patches, ZCA, k-means dictionary of one "
+    "centroid per 6 training images up to the paper's 1,600, triangle code, quadrant sum-pooling) "
+    "+ logistic regression",
 )
 def patches_kmeans():
     return PatchKMeansClassifier()
-
-
-@register(
-    "patches-kmeans-1600",
-    description="patches-kmeans with the paper's 1,600 centroids (200,000 dictionary patches): "
-    "stronger on CIFAR-sized data, about 4x the encoding cost",
-)
-def patches_kmeans_1600():
-    return PatchKMeansClassifier(n_centroids=1600, n_patches=200_000)

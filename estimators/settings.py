@@ -122,7 +122,10 @@ def configure(estimator, params, name):
             hint = (f"did you mean {' or '.join(close)}?" if close
                     else f"its parameters: {', '.join(sorted(current)) or 'none'}")
             raise ValueError(f"{name} has no parameter {param!r}; {hint}")
-        problem = _type_error(param, value, current[param])
+        declared = getattr(estimator, "_parameter_constraints", None) or {}
+        # a parameter with declared constraints (e.g. "auto" or a count) is checked by them
+        # below; the others must keep their default's type
+        problem = None if param in declared else _type_error(param, value, current[param])
         if problem:
             raise ValueError(f"{name}: {problem}")
     estimator.set_params(**params)

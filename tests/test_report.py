@@ -268,3 +268,24 @@ def test_learning_curves_are_drawn_from_the_stored_history(tmp_path):
     history = pd.read_csv(run / "history.csv")
     assert len(history) == 2 * 3 * 4 * 3  # datasets x folds x metrics x epochs
     assert set(history["estimator"]) == {"cnn"}
+
+
+def test_training_records_of_non_cnn_estimators_are_listed_and_a_plugins_own_never_breaks_it(tmp_path):
+    # the report once read every `training` record as a CNN's budget (KeyError 'batch_size')
+    run = fake_run(tmp_path / "boost", {("d1", "gboost"): [0.8, 0.82, 0.81], ("d1", "plugin"): [0.7, 0.71, 0.7]})
+    store = RunStore(run)
+    for fold, rounds in enumerate((57, 300, 80)):
+        cell = next(c for c in store.stored_cells()[0].values() if c.estimator == "gboost" and c.fold == fold)
+        cell.diagnostics = {"warnings": [], "notices": [], "printed": "", "undertrained": rounds == 300,
+                            "reasons": ["ran every round"] if rounds == 300 else [],
+                            "training": {"rounds": rounds, "max_rounds": 300, "early_stopped": rounds < 300,
+                                         "summary": f"{rounds} of 300 rounds",
+                                         "reasons": ["ran every round"] if rounds == 300 else []}}
+        store.save_cell(cell)
+        other = next(c for c in store.stored_cells()[0].values() if c.estimator == "plugin" and c.fold == fold)
+        other.diagnostics = {"warnings": [], "notices": [], "printed": "", "undertrained": False,
+                             "reasons": [], "training": {"whatever": fold}}
+        store.save_cell(other)
+    text = write_report(run).path.read_text()
+    assert "| gboost      | 57-300 of 300 rounds, early-stopped in 2/3 folds | 1/3" in text
+    assert "| plugin      |" in text

@@ -108,8 +108,8 @@ def trashnet_cv(names, folds=5):
     results = run_benchmark([f"folder:{(SHARED / 'trashnet').resolve()}"], names, folds=folds,
                             n_jobs=1, threads_per_cell=os.cpu_count() or 1)
     board = results.summary
-    return [(r["estimator"], r["accuracy_mean"], r["fit_seconds_mean"], r["predict_seconds_mean"],
-             r["feature_seconds_mean"]) for _, r in board.iterrows()]
+    return [(r["estimator"], r["accuracy_mean"], r["fit_seconds"], r["predict_seconds"],
+             r["feature_seconds"]) for _, r in board.iterrows()]
 
 
 def show(title, rows, target=None):

@@ -121,11 +121,11 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
                 continue
             params = template.get_params(deep=False)
             tuning = _tuning(template, config)
+            tuning_key = None if tuning is None else {**tuning.as_dict(), "space": search_space(template)}
             todo = []
             for fold, split in enumerate(splits):
                 key = cell_key(fingerprint, estimator_name, params, split, config.threads_per_cell,
-                               dataset_name, None if tuning is None else
-                               {**tuning.as_dict(), "space": search_space(template)})
+                               dataset_name, tuning_key)
                 old = stored.get((dataset_name, estimator_name, fold))
                 if old is not None and old.key == key and old.status == "ok":
                     reused.append(old)

@@ -89,7 +89,7 @@ class BenchmarkResults:
 def run_benchmark(datasets, estimators=None, *, folds=5, seed=0, protocol="auto", repeats=3,
                   max_per_class=None, full=False, image_size=None, settings=None, n_jobs=1,
                   threads_per_cell=1, cell_timeout=None, out=None, cache_dir=None, data_dir=None,
-                  tune=None):
+                  tune=None, groups=None, groups_file=None, groups_unmatched=None, dedupe=False):
     """Cross-validate `estimators` on `datasets` with the same splits; return BenchmarkResults.
 
     `datasets`: names (see `python -m benchmark datasets`) or "folder:PATH"; `estimators`:
@@ -97,8 +97,10 @@ def run_benchmark(datasets, estimators=None, *, folds=5, seed=0, protocol="auto"
     {estimator: {param: value}} as --set gives them. The other arguments are the `run`
     options of the same names (`n_jobs` is --jobs, default 1: no worker processes). `tune`:
     as --tune-budget, e.g. 8 (configurations) or "60s", or an estimators.tuning.TuningBudget
-    (None: no tuning). A name or a setting that cannot be used raises ValueError before
-    anything runs.
+    (None: no tuning). `groups`, `groups_file`, `groups_unmatched`: as --groups (a regex or
+    "near-duplicates"), --groups-file and --groups-unmatched, to keep each group of images on
+    one side of every split; `dedupe`: as --dedupe. A name or a setting that cannot be used
+    raises ValueError before anything runs.
     """
     from estimators.tuning import TuningBudget
 
@@ -112,7 +114,8 @@ def run_benchmark(datasets, estimators=None, *, folds=5, seed=0, protocol="auto"
             settings=settings, folds=folds, seed=seed, protocol=protocol, repeats=repeats,
             max_per_class=max_per_class, full=full, image_size=image_size, data_dir=data_dir,
             cache_dir=cache_dir or True, n_jobs=n_jobs, threads_per_cell=threads_per_cell,
-            cell_timeout=cell_timeout, tune=tune)
+            cell_timeout=cell_timeout, tune=tune, groups=groups, groups_file=groups_file,
+            groups_unmatched=groups_unmatched, dedupe=dedupe)
     except UsageError as exc:
         raise ValueError(str(exc)) from None
     if out is not None:
@@ -127,7 +130,8 @@ def run_benchmark(datasets, estimators=None, *, folds=5, seed=0, protocol="auto"
 def build_config(datasets, estimators=None, *, all_datasets=False, settings=None, assignments=(),
                  folds=5, seed=0, protocol="auto", repeats=3, max_per_class=None, full=False,
                  image_size=None, data_dir=None, cache_dir=True, n_jobs=1, threads_per_cell=1,
-                 cell_timeout=None, experiment=None, tune=None):
+                 cell_timeout=None, experiment=None, tune=None, groups=None, groups_file=None,
+                 groups_unmatched=None, dedupe=False):
     """(RunConfig, [notes]) of a run, every name and setting checked (UsageError, one line).
 
     `datasets`: names (every available one with `all_datasets` and none given); `estimators`:
@@ -135,13 +139,20 @@ def build_config(datasets, estimators=None, *, all_datasets=False, settings=None
     `assignments`: ["ESTIMATOR.PARAM=VALUE", ...] (--set); `cache_dir`: where features are
     kept, True for the default place, None for this run's memory only. The command line and
     run_benchmark both build their runs here. `tune`: an estimators.tuning.TuningBudget, to
-    tune every estimator that declares a search space (None: defaults)."""
+    tune every estimator that declares a search space (None: defaults). `groups` (a regex or
+    "near-duplicates"), `groups_file`, `groups_unmatched`: the grouping of the splits (see
+    benchmark.data.groups), checked here; `dedupe`: drop near-duplicates before splitting."""
     from features.cache import default_cache_dir
 
     from benchmark.execution.runner import RunConfig
     from benchmark.execution.selection import estimator_settings, resolve_datasets, resolve_estimators
 
+    from benchmark.data.groups import check_grouping
+
     names, unavailable, notes = resolve_datasets(list(datasets or []), all_datasets, data_dir)
+    if groups_file is not None:
+        groups_file = str(Path(groups_file).expanduser().resolve())
+    check_grouping(groups, groups_file, groups_unmatched, names)
     chosen = resolve_estimators(estimators)
     params = estimator_settings(list(assignments or []), chosen, settings)
     if tune is not None:
@@ -157,6 +168,7 @@ def build_config(datasets, estimators=None, *, all_datasets=False, settings=None
         data_dir=str(Path(data_dir).expanduser().resolve()) if data_dir else None,
         experiment=str(Path(experiment).expanduser().resolve()) if experiment else None,
         tune=tune.as_dict() if tune is not None else None,
+        groups=groups, groups_file=groups_file, groups_unmatched=groups_unmatched, dedupe=bool(dedupe),
         locations={n: os.path.abspath(os.path.expanduser(n[len("folder:"):]))
                    for n in names if n.startswith("folder:")},
     )

@@ -40,8 +40,12 @@ KEYS = {
     "tune": (bool, "true or false"),
     "tune_budget": ((int, str), 'a number of configurations, or of seconds as "60s"'),
     "tune_folds": (int, "an integer"),
+    "groups": (str, 'a regular expression with a capture group, or "near-duplicates"'),
+    "groups_file": (str, "a path"),
+    "groups_unmatched": (str, '"own-group"'),
+    "dedupe": (bool, "true or false"),
 }
-PATHS = ("data_dir", "out")
+PATHS = ("data_dir", "out", "groups_file")
 
 
 def _toml():
@@ -131,8 +135,8 @@ def apply_experiment(args):
         elif key == "full":
             if not args.full and args.max_per_class is None:
                 args.full = value
-        elif key == "tune":
-            args.tune = args.tune or value
+        elif key in ("tune", "dedupe"):
+            setattr(args, key, getattr(args, key) or value)
         elif key == "tune_budget":
             if args.tune_budget is None:
                 args.tune_budget = str(value)

@@ -86,6 +86,22 @@ def add_parser(commands):
                         "search then depends on the machine's speed); implies --tune")
     tuning.add_argument("--tune-folds", type=int, metavar="K",
                         help=f"inner stratified folds of the search (default {DEFAULT_TUNE_FOLDS}); implies --tune")
+    leakage = run.add_argument_group("leakage (images that share a source stay on one side of every split)")
+    leakage.add_argument("--groups", metavar="REGEX|near-duplicates",
+                         help="group the images: a regular expression whose first capture group, "
+                         "searched in each image's path relative to the dataset root, names its "
+                         "group (e.g. '^[^/]+/([a-z]+\\d+)-' puts airplane3-bicycle2.png and "
+                         "airplane3-clock1.png together), or near-duplicates (the near-duplicate "
+                         "clusters); cv then keeps each group in one fold, holdout drops the "
+                         "training images whose group has test images")
+    leakage.add_argument("--groups-file", type=Path, metavar="FILE",
+                         help="the groups from a CSV file of path,group rows (paths relative to "
+                         "the dataset root)")
+    leakage.add_argument("--groups-unmatched", metavar="own-group",
+                         help="own-group: each file the regex does not match, or the groups file "
+                         "does not list, is a group of its own (default: such files are an error)")
+    leakage.add_argument("--dedupe", action="store_true",
+                         help="drop near-duplicate images before splitting, keeping one of each cluster")
     run.add_argument("experiment", nargs="?", metavar="EXPERIMENT.toml",
                      help="an experiment file: datasets, estimators with their parameters, folds, "
                      "seed, protocol, ... (see the README); options given here win over it")
@@ -156,7 +172,8 @@ def _prepare_and_execute(args, argv, backend):
             folds=args.folds, seed=args.seed, protocol=args.protocol, repeats=args.repeats,
             max_per_class=args.max_per_class, full=args.full, image_size=args.image_size,
             data_dir=args.data_dir, cache_dir=None if args.no_cache else (args.cache_dir or True),
-            experiment=args.experiment, tune=args.tune_budget_parsed)
+            experiment=args.experiment, tune=args.tune_budget_parsed, groups=args.groups,
+            groups_file=args.groups_file, groups_unmatched=args.groups_unmatched, dedupe=args.dedupe)
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
         run_dir = args.out  # None: a new directory under results/, made once the options pass
@@ -178,7 +195,8 @@ def _prepare_and_execute(args, argv, backend):
 # run's own come from its run.json); otherwise those left out take these defaults.
 CONFIG_DEFAULTS = {"folds": 5, "seed": 0, "protocol": "auto", "repeats": 3}
 CONFIG_OPTIONS = ("folds", "seed", "protocol", "repeats", "image_size", "max_per_class", "full",
-                  "data_dir", "tune", "tune_budget", "tune_folds")
+                  "data_dir", "tune", "tune_budget", "tune_folds", "groups", "groups_file",
+                  "groups_unmatched", "dedupe")
 
 
 def _check_run_options(args):
@@ -215,6 +233,9 @@ def _check_run_options(args):
     if args.image_size is not None and args.image_size > MAX_IMAGE_SIZE:
         raise UsageError(f"--image-size must be at most {MAX_IMAGE_SIZE} pixels a side; got "
                          f"{args.image_size} (images are held in memory at that size)")
+    from benchmark.data.groups import check_grouping  # the datasets: in build_config, once known
+
+    check_grouping(args.groups, args.groups_file, args.groups_unmatched)
     if args.scheduler and args.backend != "dask":
         raise UsageError("--scheduler needs --backend dask")
     if args.data_dir is not None:  # as `datasets` does: a --data-dir that is not there is a usage error

@@ -141,10 +141,12 @@ def _digest(array):
     return hashlib.sha1(np.ascontiguousarray(array, dtype=np.int64).tobytes()).hexdigest()
 
 
-def cell_key(fingerprint, estimator, params, split, threads, dataset=None, tuning=None):
+def cell_key(fingerprint, estimator, params, split, threads, dataset=None, tuning=None, data=None):
     """A hash of everything a cell's result depends on (see the module docstring), and the
     dataset's name: two datasets with the same pixels are still two sets of cells. `tuning`:
-    the budget and search space of a tuned cell (None: untuned, the key of earlier versions)."""
+    the budget and search space of a tuned cell (None: untuned, the key of earlier versions).
+    `data`: the run's options that change which images go where ({"groups": ..., "dedupe":
+    True}, only those set; None or empty: the key of earlier versions)."""
     described = {
         "dataset": dataset,
         "fingerprint": fingerprint,
@@ -157,6 +159,8 @@ def cell_key(fingerprint, estimator, params, split, threads, dataset=None, tunin
     }
     if tuning is not None:
         described["tuning"] = {k: repr(v) for k, v in sorted(tuning.items())}
+    if data:
+        described["data"] = {k: repr(v) for k, v in sorted(data.items())}
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:32]
 
 

@@ -56,6 +56,13 @@ class RunConfig:
     # `run --tune`: estimators.tuning.TuningBudget.as_dict() ({amount, unit, folds}), given to
     # every estimator that declares a search space; None: each estimator's defaults
     tune: dict = None
+    # leakage (benchmark.data.groups): `groups` is a regex whose first capture group names each
+    # image's group, or "near-duplicates"; `groups_file` an absolute path to a path,group CSV;
+    # `groups_unmatched` "own-group" or None. `dedupe`: drop near-duplicates before splitting
+    groups: str = None
+    groups_file: str = None
+    groups_unmatched: str = None
+    dedupe: bool = False
 
 
 @dataclass
@@ -125,7 +132,7 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
             todo = []
             for fold, split in enumerate(splits):
                 key = cell_key(fingerprint, estimator_name, params, split, config.threads_per_cell,
-                               dataset_name, tuning_key)
+                               dataset_name, tuning_key, _data_options(config))
                 old = stored.get((dataset_name, estimator_name, fold))
                 if old is not None and old.key == key and old.status == "ok":
                     reused.append(old)
@@ -241,8 +248,10 @@ def _load(config, dataset_name):
                                location=(config.locations or {}).get(dataset_name))
         cap = None if config.full else (config.max_per_class or default_max_per_class(dataset_name))
         try:
+            groups, group_facts = _groups(config, dataset)
             split_plan = plan_splits(dataset, protocol=config.protocol, folds=config.folds,
-                                     repeats=config.repeats, max_per_class=cap, seed=config.seed)
+                                     repeats=config.repeats, max_per_class=cap, seed=config.seed,
+                                     groups=groups, group_facts=group_facts)
         except DatasetError:  # skipped: the report still describes what was loaded
             summary = dataset.summary()
             raise
@@ -253,6 +262,34 @@ def _load(config, dataset_name):
         return None, None, summary, str(exc)
     except Exception as exc:  # a loader bug must not end the run
         return None, None, summary, failure_line(exc)
+
+
+def _groups(config, dataset):
+    """(each image's group, their facts) for the whole loaded dataset as the run's grouping asks,
+    or (None, None) when it asks none; DatasetError when this dataset cannot be grouped so."""
+    from benchmark.data.groups import Grouping, assign_groups
+
+    if config.groups is None and config.groups_file is None:
+        return None, None
+    grouping = Grouping(config.groups, config.groups_file, config.groups_unmatched)
+    clusters = _near_duplicate_clusters(dataset) if grouping.near_duplicates else None
+    return assign_groups(dataset, grouping, clusters)
+
+
+def _near_duplicate_clusters(dataset):
+    """The near-duplicate cluster of each image of `dataset` (an int id; singletons their own)."""
+    from benchmark.data.near_duplicates import find_near_duplicates
+
+    return find_near_duplicates(dataset.images).clusters()
+
+
+def _data_options(config):
+    """The run's grouping and dedupe options, for each cell's key: a grouped run's cells are never
+    taken for an ungrouped run's, even where their splits coincide. Only the options set, so
+    the keys of a run without them are those of earlier versions."""
+    options = {"groups": config.groups, "groups_file": config.groups_file,
+               "groups_unmatched": config.groups_unmatched, "dedupe": config.dedupe}
+    return {k: v for k, v in options.items() if v not in (None, False)}
 
 
 def _template(dataset, estimator_name, config):

@@ -258,6 +258,28 @@ def describe_sampling(sampling):
     text = f"{how}; {sampling['used_images']} of {sampling['available_images']} images used"
     if sampling["max_per_class"]:
         text += f" (at most {sampling['max_per_class']} per class)"
+    if sampling.get("grouping"):
+        text += f"; {describe_grouping(sampling['grouping'])}"
     if sampling.get("note"):
         text += f"; {sampling['note']}"
+    return text
+
+
+GROUP_CLASSES_SHOWN = 6  # classes listed with their group counts; more are summarised
+
+
+def describe_grouping(grouping):
+    """What the splits group images by and how many groups each class has, compactly:
+    "grouped by regex '...': 120 groups (cat 40, dog 80)". With many classes only the range
+    and the fewest-grouped ones are named: they limit the folds."""
+    per_class = grouping.get("groups_per_class") or {}
+    if len(per_class) <= GROUP_CLASSES_SHOWN:
+        classes = ", ".join(f"{c} {n}" for c, n in per_class.items())
+    else:
+        fewest = sorted(per_class.items(), key=lambda item: item[1])[:3]
+        classes = (f"{min(per_class.values())} to {max(per_class.values())} per class; fewest "
+                   + ", ".join(f"{c} {n}" for c, n in fewest))
+    text = f"grouped by {grouping['by']}: {grouping['groups']} groups ({classes})"
+    if grouping.get("unmatched_own_group"):
+        text += f", {grouping['unmatched_own_group']} unmatched file(s) each its own group"
     return text

@@ -141,7 +141,7 @@ def plan_splits(dataset, *, protocol="auto", folds=5, repeats=3, max_per_class=N
     split = np.asarray(dataset.split)
     train_rows, test_rows = everything[split == "train"], everything[split == "test"]
     notes, dropped = [], None
-    if groups is not None:  # before the class checks: a class this empties is named there
+    if groups is not None:  # before the class checks, so a class this empties is named as such
         train_rows, dropped, note = _drop_leaking(dataset.name, labels, groups, train_rows, test_rows)
         notes.append(note)
     test_rows = stratified_cap(labels, test_rows, max_per_class, seed)
@@ -180,7 +180,7 @@ def _drop_leaking(name, labels, groups, train_rows, test_rows):
     if emptied:
         raise DatasetError(f"dataset {name!r}: class(es) {', '.join(emptied)} keep no training image: "
                            "every one is in a group that also has test images; check the grouping "
-                           "(a finer one, e.g. a regex that captures less) or use --protocol cv")
+                           "(a finer one keeps more) or use --protocol cv")
     if leaking.any():
         note = (f"{int(leaking.sum())} training image(s) of {n_groups} group(s) that also have test "
                 "images dropped")

@@ -14,6 +14,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from estimators import FeatureClassifier, create_estimator, estimator_spec
 from estimators.capabilities import capabilities
 from estimators.tuning import TuningBudget, search_space
@@ -26,6 +28,8 @@ from benchmark.execution.order import plan_order
 from benchmark.execution.provenance import run_metadata
 from benchmark.execution.store import RunStore
 from benchmark.data import DatasetError, default_max_per_class, load_dataset
+from benchmark.data.groups import NEAR_DUPLICATES
+from benchmark.data.near_duplicates import describe as describe_near_duplicates
 from benchmark.data.protocols import plan_splits
 
 
@@ -109,6 +113,9 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
     for dataset_name, prepared in zip(config.datasets, _prepare_datasets(config, backend)):
         dataset, splits, summary, skip_reason, features = prepared
         if summary is not None:
+            table = summary.pop("near_duplicate_table", None)
+            if table is not None:  # every pair in a CSV; run.json keeps the counts and examples
+                summary["near_duplicates"]["csv"] = store.save_near_duplicates(dataset_name, table)
             summaries[dataset_name] = summary
         if skip_reason is not None:
             skipped[dataset_name] = skip_reason
@@ -240,15 +247,25 @@ def _prepare(config, dataset_name, extractors):
 
 def _load(config, dataset_name):
     """(dataset subset actually used, splits, summary, None), or (None, None, summary or None,
-    the reason it is skipped)."""
+    the reason it is skipped).
+
+    Near-duplicates (benchmark.data.near_duplicates) are looked for among the images the run
+    uses; among all the loaded ones first when --dedupe drops them or --groups near-duplicates
+    groups by them, before splitting. The summary's "near_duplicates" says how many test images
+    have one on their training side; its pair table travels under "near_duplicate_table"."""
     summary = None
     try:
         dataset = load_dataset(dataset_name, image_size=config.image_size, seed=config.seed,
                                data_dir=config.data_dir, folder_cache=config.folder_cache,
                                location=(config.locations or {}).get(dataset_name))
         cap = None if config.full else (config.max_per_class or default_max_per_class(dataset_name))
+        found, deduped = None, None
         try:
-            groups, group_facts = _groups(config, dataset)
+            if config.dedupe or config.groups == NEAR_DUPLICATES:
+                found = _near_duplicates(config, dataset)
+            if config.dedupe:
+                dataset, found, deduped = _dedupe(dataset, found)
+            groups, group_facts = _groups(config, dataset, found)
             split_plan = plan_splits(dataset, protocol=config.protocol, folds=config.folds,
                                      repeats=config.repeats, max_per_class=cap, seed=config.seed,
                                      groups=groups, group_facts=group_facts)
@@ -256,31 +273,61 @@ def _load(config, dataset_name):
             summary = dataset.summary()
             raise
         sampling = split_plan.describe(dataset.labels)
+        if deduped is not None:
+            sampling["dedupe"] = deduped
         dataset = dataset.subset(split_plan.rows)  # the summary describes the images actually used
-        return dataset, split_plan.splits, {**dataset.summary(), "sampling": sampling}, None
+        found = found.restrict(split_plan.rows) if found is not None else _near_duplicates(config, dataset)
+        facts, table = describe_near_duplicates(found, dataset.labels, dataset.paths, split_plan.splits)
+        summary = {**dataset.summary(), "sampling": sampling, "near_duplicates": facts,
+                   "near_duplicate_table": table}
+        return dataset, split_plan.splits, summary, None
     except DatasetError as exc:
         return None, None, summary, str(exc)
     except Exception as exc:  # a loader bug must not end the run
         return None, None, summary, failure_line(exc)
 
 
-def _groups(config, dataset):
+def _near_duplicates(config, dataset):
+    """benchmark.data.near_duplicates.find_near_duplicates of `dataset`'s images, kept on disk
+    beside the features (keyed by the images' fingerprint) unless the run has no cache."""
+    from benchmark.data.near_duplicates import cached_near_duplicates
+
+    directory = Path(config.cache_dir) / "near-duplicates" if config.cache_dir else None
+    return cached_near_duplicates(dataset.images, dataset.fingerprint, directory)
+
+
+def _dedupe(dataset, found):
+    """(`dataset` with one image kept of each near-duplicate cluster, the pairs left among the
+    kept images, facts for the report). A cluster keeps an official training image where it
+    has one, so the official test split only loses images that are copies of training ones."""
+    prefer = None if dataset.split is None else np.asarray(dataset.split) == "train"
+    keep = found.keep_one(prefer)
+    facts = {"dropped_images": int(len(dataset.labels) - len(keep)),
+             "clusters": int(np.sum(np.bincount(found.clusters()) > 1)),
+             "images_before": int(len(dataset.labels))}
+    return dataset.subset(keep), found.restrict(keep), facts
+
+
+def _groups(config, dataset, found=None):
     """(each image's group, their facts) for the whole loaded dataset as the run's grouping asks,
-    or (None, None) when it asks none; DatasetError when this dataset cannot be grouped so."""
+    or (None, None) when it asks none; DatasetError when this dataset cannot be grouped so.
+    `found`: the dataset's near-duplicates, when already computed."""
     from benchmark.data.groups import Grouping, assign_groups
 
     if config.groups is None and config.groups_file is None:
         return None, None
     grouping = Grouping(config.groups, config.groups_file, config.groups_unmatched)
-    clusters = _near_duplicate_clusters(dataset) if grouping.near_duplicates else None
+    clusters = _near_duplicate_clusters(dataset, found) if grouping.near_duplicates else None
     return assign_groups(dataset, grouping, clusters)
 
 
-def _near_duplicate_clusters(dataset):
+def _near_duplicate_clusters(dataset, found=None):
     """The near-duplicate cluster of each image of `dataset` (an int id; singletons their own)."""
-    from benchmark.data.near_duplicates import find_near_duplicates
+    if found is None:
+        from benchmark.data.near_duplicates import find_near_duplicates
 
-    return find_near_duplicates(dataset.images).clusters()
+        found = find_near_duplicates(dataset.images)
+    return found.clusters()
 
 
 def _data_options(config):

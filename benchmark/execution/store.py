@@ -39,6 +39,7 @@ REPLACED = "replaced"
 LATEST = "latest"
 REPORT_FILE = "report.md"
 PLOTS = "plots"
+NEAR_DUPLICATES = "near-duplicates"  # one CSV per dataset: every near-duplicate pair
 WRITE_PROBE = ".write-test"
 # What a run directory holds before its run.json is written (a run stopped at its start)
 EARLY_RUN_FILES = {LOG_FILE, LOCK_FILE, CELLS, RUNNING, WRITE_PROBE}
@@ -142,6 +143,21 @@ class RunStore:
     def output(self, name):
         """A derived file of the report (scores.csv, summary.csv, ...)."""
         return self.path / name
+
+    def save_near_duplicates(self, dataset, rows):
+        """Write `dataset`'s near-duplicate pairs (benchmark.data.near_duplicates.describe's rows)
+        to near-duplicates/<dataset>.csv; return its path relative to the run directory."""
+        import csv
+        import io
+
+        relative = Path(NEAR_DUPLICATES) / f"{slug(dataset)}.csv"
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(["image_a", "image_b", "label_a", "label_b", "similarity"])
+        writer.writerows(rows)
+        (self.path / relative).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.path / relative, lambda f: f.write(text.getvalue().encode()))
+        return relative.as_posix()
 
     def cell_path(self, dataset, estimator, fold):
         return self.cells_dir / slug(dataset) / slug(estimator) / f"fold-{fold}.json"

@@ -258,6 +258,10 @@ def describe_sampling(sampling):
     text = f"{how}; {sampling['used_images']} of {sampling['available_images']} images used"
     if sampling["max_per_class"]:
         text += f" (at most {sampling['max_per_class']} per class)"
+    if sampling.get("dedupe"):
+        d = sampling["dedupe"]
+        text += (f"; --dedupe dropped {d['dropped_images']} near-duplicate(s) of "
+                 f"{d['clusters']} cluster(s) before splitting")
     if sampling.get("grouping"):
         text += f"; {describe_grouping(sampling['grouping'])}"
     if sampling.get("note"):

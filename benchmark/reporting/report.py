@@ -26,6 +26,7 @@ from benchmark.reporting.results import load_run, plan_order
 from benchmark.execution.cells import slug
 from benchmark.execution.store import RunStore
 from benchmark.reporting.stats import ALPHA, MIN_FOLDS, Ranking, rank_estimators
+from benchmark.reporting.near_duplicates import near_duplicate_cell, near_duplicate_problems
 from benchmark.reporting.tuning import tuning_fact, tuning_problems, tuning_section
 
 MARK = "⚠"  # after an estimator whose training looked unfinished (see Training diagnostics)
@@ -234,9 +235,11 @@ def _markdown(stored, summary, overall, ranking, plots, problems, alpha):
         for name, s in datasets.items():
             sampling = describe_sampling(s["sampling"]) if "sampling" in s else "not run"
             rows.append([esc(name), s["images"], s["image_size"], len(s["classes"]), esc(sampling),
+                         esc(near_duplicate_cell(s.get("near_duplicates"))),
                          esc(str(s.get("fingerprint", ""))[:12]), len(s.get("skipped_files", []))])
         lines += ["## Datasets", "", table(rows, ["dataset", "images used", "image size", "classes",
-                                                  "protocol and sample", "fingerprint", "skipped files"]), ""]
+                                                  "protocol and sample", "test images with a near-duplicate in training",
+                                                  "fingerprint", "skipped files"]), ""]
         described = [(n, s["description"]) for n, s in datasets.items() if s.get("description")]
         lines += [f"- {esc(n)}: {esc(d)}" for n, d in described] + ([""] if described else [])
     if len(summary):
@@ -489,6 +492,7 @@ def _problems(stored, absent):
         if duplicates.get("within_class_copies"):
             problems.append(f"{name}: {duplicates['within_class_copies']} duplicate image(s) within "
                             f"a class ({duplicates['within_class_groups']} group(s)); see run.json")
+        problems += near_duplicate_problems(name, s.get("near_duplicates"))
     for cell in stored.cells:
         if cell.status != "ok":
             problems.append(f"{cell.dataset} / {cell.estimator} / fold {cell.fold} failed: {cell.error}")

@@ -1,0 +1,42 @@
+"""The report's lines on near-duplicates (benchmark.data.near_duplicates): how many test images
+have one on the training side of their split, in the Datasets table, and in Problems when any
+do, with examples, the cross-class pairs and where the full list is."""
+
+LISTED = 10  # cross-class near-duplicate pairs named in Problems; the CSV has them all
+
+
+def near_duplicate_cell(facts):
+    """The Datasets table's cell: "12 of 2,527 (0.5%)", "none of 2,527", "not checked: why"."""
+    if not facts:
+        return "not checked"
+    if facts.get("not_checked"):
+        return f"not checked: {facts['not_checked']}"
+    leaked, tested = facts["test_images_with_train_near_duplicate"], facts["test_images"]
+    if not leaked:
+        return f"none of {tested:,}"
+    return f"{leaked:,} of {tested:,} ({leaked / max(tested, 1):.1%})"
+
+
+def near_duplicate_problems(name, facts):
+    """Problems lines: test images with a near-duplicate in training, and cross-class pairs."""
+    if not facts or facts.get("not_checked"):
+        return []
+    problems = []
+    leaked, tested = facts["test_images_with_train_near_duplicate"], facts["test_images"]
+    where = f"; every pair in {facts['csv']}" if facts.get("csv") else ""
+    if leaked:
+        examples = ", ".join(f"{e['test']} ~ {e['train']} ({e['similarity']:.2f})" for e in facts["examples"])
+        problems.append(
+            f"{name}: {leaked:,} of {tested:,} test images ({leaked / max(tested, 1):.1%}) have a "
+            f"near-duplicate (a re-encoded, resized, slightly cropped or brightened copy) on the "
+            f"training side of their split, which inflates scores, kNN's most; e.g. {examples}{where}. "
+            "--dedupe drops the copies before splitting; --groups near-duplicates keeps each cluster "
+            "on one side")
+    conflicts = facts.get("label_conflicts") or []
+    for pair in conflicts[:LISTED]:
+        problems.append(f"{name}: label conflict, near-duplicates under classes "
+                        f"{', '.join(pair['labels'])}: {', '.join(pair['names'])} ({pair['similarity']:.2f})")
+    more = facts.get("cross_class_pairs", 0) - min(len(conflicts), LISTED)
+    if more > 0:
+        problems.append(f"{name}: {more} more near-duplicate pair(s) under two classes{where}")
+    return problems

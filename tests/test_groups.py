@@ -283,7 +283,7 @@ def test_an_experiment_file_gives_the_grouping_and_dedupe_and_near_duplicates_gr
 
     faces = load_dataset("faces")
     clusters = np.arange(len(faces.labels)) // 4  # 50 clusters of 4, each within one class
-    monkeypatch.setattr(runner, "_near_duplicate_clusters", lambda dataset: clusters)
+    monkeypatch.setattr(runner, "_near_duplicate_clusters", lambda dataset, found=None: clusters)
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "exp.toml").write_text(
         'datasets = ["faces"]\nestimators = ["knn-pixels"]\nfolds = 3\ngroups = "near-duplicates"\n'
@@ -291,11 +291,12 @@ def test_an_experiment_file_gives_the_grouping_and_dedupe_and_near_duplicates_gr
     data = read_experiment(tmp_path / "sub" / "exp.toml")
     assert data["groups_file"] == str(tmp_path / "sub" / "g.csv") and data["dedupe"] is True
     (tmp_path / "exp.toml").write_text('datasets = ["faces"]\nestimators = ["knn-pixels"]\nfolds = 3\n'
-                                       'groups = "near-duplicates"\ndedupe = true\nout = "run"\n')
+                                       'groups = "near-duplicates"\nout = "run"\n')
     assert main(["run", str(tmp_path / "exp.toml"), "--quiet", "--no-cache", "--jobs", "1"]) == 0
     meta = json.loads((tmp_path / "run" / "run.json").read_text())
     config = meta["config"]
-    assert (config["groups"], config["dedupe"], config["groups_file"]) == ("near-duplicates", True, None)
+    # (dedupe would drop faces' two near-duplicates, so the patched clusters would not fit)
+    assert (config["groups"], config["dedupe"], config["groups_file"]) == ("near-duplicates", False, None)
     grouping = meta["datasets"]["faces"]["sampling"]["grouping"]
     assert grouping == {"by": "near-duplicate clusters", "groups": 50,
                         "groups_per_class": {"face": 25, "non-face": 25}}

@@ -28,8 +28,10 @@ def near_duplicate_problems(name, facts):
         examples = ", ".join(f"{e['test']} ~ {e['train']} ({e['similarity']:.2f})" for e in facts["examples"])
         problems.append(
             f"{name}: {leaked:,} of {tested:,} test images ({leaked / max(tested, 1):.1%}) have a "
-            f"near-duplicate (a re-encoded, resized, slightly cropped or brightened copy) on the "
-            f"training side of their split, which inflates scores, kNN's most; e.g. {examples}{where}. "
+            f"near-duplicate on the training side of their split (an image that matches it pixel for "
+            f"pixel after at most a 1-pixel shift, a 10% zoom or a brightness change: a re-encoded, "
+            f"resized, cropped or brightened copy), which inflates scores, kNN's most; e.g. "
+            f"{examples}{where}. "
             "--dedupe drops the copies before splitting; --groups near-duplicates keeps each cluster "
             "on one side")
     conflicts = facts.get("label_conflicts") or []

@@ -168,7 +168,9 @@ def test_describe_counts_per_split_examples_and_label_conflicts():
     assert facts["pairs"] == 3 and facts["clusters"] == 3 and facts["images_in_clusters"] == 6
     assert facts["test_images"] == 6 and facts["test_images_with_train_near_duplicate"] == 6
     assert [s["with_train_near_duplicate"] for s in facts["per_split"]] == [3, 3]
-    assert facts["examples"][0] == {"test": "img2.png", "train": "img1.png", "similarity": 0.96, "labels": ["a", "a"]}
+    # the most alike first (ties by name)
+    assert facts["examples"][:2] == [{"test": "img0.png", "train": "img5.png", "similarity": 0.99, "labels": ["a", "a"]},
+                                     {"test": "img5.png", "train": "img0.png", "similarity": 0.99, "labels": ["a", "a"]}]
     assert facts["cross_class_pairs"] == 1
     assert facts["label_conflicts"] == [{"names": ["img3.png", "img4.png"], "labels": ["b", "c"], "similarity": 0.98}]
     assert rows[0] == ("img0.png", "img5.png", "a", "a", 0.99)
@@ -277,3 +279,23 @@ def test_small_images_say_not_checked_in_the_report(tmp_path):
     run_benchmark(["digits"], ["knn-pixels"], folds=2, out=out, max_per_class=10)
     report = (out / "report.md").read_text()
     assert "not checked: images of 8 pixels a side are too small to tell a copy from a look-alike" in report
+
+
+def test_report_lines_say_how_many_leak_and_skip_conflicts_already_listed_as_identical():
+    from benchmark.reporting.near_duplicates import near_duplicate_cell, near_duplicate_problems
+
+    facts = {"not_checked": None, "test_images": 2527, "test_images_with_train_near_duplicate": 74,
+             "examples": [{"test": "a/1.jpg", "train": "a/2.jpg", "similarity": 0.991, "labels": ["a", "a"]}],
+             "csv": "near-duplicates/trash.csv", "cross_class_pairs": 3,
+             "label_conflicts": [{"names": ["g/1.jpg", "m/1.jpg"], "labels": ["g", "m"], "similarity": 1.0},
+                                 {"names": ["g/2.jpg", "m/2.jpg"], "labels": ["g", "m"], "similarity": 0.97},
+                                 {"names": ["g/3.jpg", "p/3.jpg"], "labels": ["g", "p"], "similarity": 0.96}]}
+    assert near_duplicate_cell(facts) == "74 of 2,527 (2.9%)"
+    assert near_duplicate_cell({**facts, "test_images_with_train_near_duplicate": 0}) == "none of 2,527"
+    assert near_duplicate_cell(None) == "not checked"
+    lines = near_duplicate_problems("trash", facts, identical=[["g/1.jpg", "m/1.jpg"]])
+    assert lines[0].startswith("trash: 74 of 2,527 test images (2.9%) have a near-duplicate on the training side")
+    assert "e.g. a/1.jpg ~ a/2.jpg (0.99); every pair in near-duplicates/trash.csv" in lines[0]
+    assert lines[1:] == ["trash: label conflict, near-duplicates under classes g, m: g/2.jpg, m/2.jpg (0.97)",
+                         "trash: label conflict, near-duplicates under classes g, p: g/3.jpg, p/3.jpg (0.96)"]
+    assert near_duplicate_problems("x", {**facts, "not_checked": "too small"}) == []

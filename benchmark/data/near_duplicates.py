@@ -375,15 +375,14 @@ def describe(found, labels, names, splits):
     for (a, b), s in zip(found.pairs.tolist(), found.similarity.tolist()):
         partner.setdefault(a, []).append((s, b))
         partner.setdefault(b, []).append((s, a))
-    examples = []
+    examples = []  # the most alike leaking pair of each leaking test image, most alike first
     for split, test_rows in zip(splits, per_split):
         train = set(np.asarray(split.train).tolist())
         for t in test_rows.tolist():
-            if len(examples) == EXAMPLES:
-                break
             s, other = max((s, o) for s, o in partner[t] if o in train)
-            examples.append({"test": shown(t), "train": shown(other), "similarity": round(s, 3),
-                             "labels": [labels[t], labels[other]]})
+            examples.append((-s, shown(t), shown(other), labels[t], labels[other]))
+    examples = [{"test": t, "train": o, "similarity": round(-s, 3), "labels": [lt, lo]}
+                for s, t, o, lt, lo in sorted(examples)[:EXAMPLES]]
     cross = labels[found.pairs[:, 0]] != labels[found.pairs[:, 1]] if len(found.pairs) else np.zeros(0, bool)
     rows = [(shown(a), shown(b), labels[a], labels[b], round(float(s), 4))
             for (a, b), s in zip(found.pairs.tolist(), found.similarity.tolist())]

@@ -17,8 +17,9 @@ def near_duplicate_cell(facts):
     return f"{leaked:,} of {tested:,} ({leaked / max(tested, 1):.1%})"
 
 
-def near_duplicate_problems(name, facts):
-    """Problems lines: test images with a near-duplicate in training, and cross-class pairs."""
+def near_duplicate_problems(name, facts, identical=()):
+    """Problems lines: test images with a near-duplicate in training, and cross-class pairs
+    other than those of `identical` (sets of names of identical images, already listed)."""
     if not facts or facts.get("not_checked"):
         return []
     problems = []
@@ -34,11 +35,12 @@ def near_duplicate_problems(name, facts):
             f"{examples}{where}. "
             "--dedupe drops the copies before splitting; --groups near-duplicates keeps each cluster "
             "on one side")
-    conflicts = facts.get("label_conflicts") or []
+    conflicts = [pair for pair in facts.get("label_conflicts") or []
+                 if not any(set(pair["names"]) <= set(group) for group in identical)]
     for pair in conflicts[:LISTED]:
         problems.append(f"{name}: label conflict, near-duplicates under classes "
                         f"{', '.join(pair['labels'])}: {', '.join(pair['names'])} ({pair['similarity']:.2f})")
-    more = facts.get("cross_class_pairs", 0) - min(len(conflicts), LISTED)
+    more = facts.get("cross_class_pairs", 0) - len(facts.get("label_conflicts") or []) + len(conflicts) - min(len(conflicts), LISTED)
     if more > 0:
         problems.append(f"{name}: {more} more near-duplicate pair(s) under two classes{where}")
     return problems

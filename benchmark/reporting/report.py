@@ -492,7 +492,8 @@ def _problems(stored, absent):
         if duplicates.get("within_class_copies"):
             problems.append(f"{name}: {duplicates['within_class_copies']} duplicate image(s) within "
                             f"a class ({duplicates['within_class_groups']} group(s)); see run.json")
-        problems += near_duplicate_problems(name, s.get("near_duplicates"))
+        identical = [g.get("names") or [] for g in duplicates.get("label_conflicts", [])]
+        problems += near_duplicate_problems(name, s.get("near_duplicates"), identical)
     for cell in stored.cells:
         if cell.status != "ok":
             problems.append(f"{cell.dataset} / {cell.estimator} / fold {cell.fold} failed: {cell.error}")

@@ -89,7 +89,8 @@ class BenchmarkResults:
 def run_benchmark(datasets, estimators=None, *, folds=5, seed=0, protocol="auto", repeats=3,
                   max_per_class=None, full=False, image_size=None, settings=None, n_jobs=1,
                   threads_per_cell=1, cell_timeout=None, out=None, cache_dir=None, data_dir=None,
-                  tune=None, groups=None, groups_file=None, groups_unmatched=None, dedupe=False):
+                  tune=None, groups=None, groups_file=None, groups_unmatched=None, dedupe=False,
+                  train_sizes=None):
     """Cross-validate `estimators` on `datasets` with the same splits; return BenchmarkResults.
 
     `datasets`: names (see `python -m benchmark datasets`) or "folder:PATH"; `estimators`:
@@ -99,8 +100,9 @@ def run_benchmark(datasets, estimators=None, *, folds=5, seed=0, protocol="auto"
     as --tune-budget, e.g. 8 (configurations) or "60s", or an estimators.tuning.TuningBudget
     (None: no tuning). `groups`, `groups_file`, `groups_unmatched`: as --groups (a regex or
     "near-duplicates"), --groups-file and --groups-unmatched, to keep each group of images on
-    one side of every split; `dedupe`: as --dedupe. A name or a setting that cannot be used
-    raises ValueError before anything runs.
+    one side of every split; `dedupe`: as --dedupe; `train_sizes`: as --train-sizes, e.g.
+    [10, 30, 100, "max"] or "10,30,max". A name or a setting that cannot be used raises
+    ValueError before anything runs.
     """
     from estimators.tuning import TuningBudget
 
@@ -109,13 +111,21 @@ def run_benchmark(datasets, estimators=None, *, folds=5, seed=0, protocol="auto"
             tune = TuningBudget.parse(tune)
         if folds < 2 or repeats < 1 or n_jobs < 1 or threads_per_cell < 1:
             raise UsageError("folds must be at least 2, repeats, n_jobs and threads_per_cell at least 1")
+        if train_sizes is not None:
+            from benchmark.data.protocols import parse_train_sizes
+
+            try:
+                text = train_sizes if isinstance(train_sizes, str) else ",".join(map(str, train_sizes))
+                train_sizes = parse_train_sizes(text)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
         config, _ = build_config(
             _names(datasets, "datasets"), _names(estimators, "estimators") if estimators else None,
             settings=settings, folds=folds, seed=seed, protocol=protocol, repeats=repeats,
             max_per_class=max_per_class, full=full, image_size=image_size, data_dir=data_dir,
             cache_dir=cache_dir or True, n_jobs=n_jobs, threads_per_cell=threads_per_cell,
             cell_timeout=cell_timeout, tune=tune, groups=groups, groups_file=groups_file,
-            groups_unmatched=groups_unmatched, dedupe=dedupe)
+            groups_unmatched=groups_unmatched, dedupe=dedupe, train_sizes=train_sizes)
     except UsageError as exc:
         raise ValueError(str(exc)) from None
     if out is not None:
@@ -131,7 +141,7 @@ def build_config(datasets, estimators=None, *, all_datasets=False, settings=None
                  folds=5, seed=0, protocol="auto", repeats=3, max_per_class=None, full=False,
                  image_size=None, data_dir=None, cache_dir=True, n_jobs=1, threads_per_cell=1,
                  cell_timeout=None, experiment=None, tune=None, groups=None, groups_file=None,
-                 groups_unmatched=None, dedupe=False):
+                 groups_unmatched=None, dedupe=False, train_sizes=None):
     """(RunConfig, [notes]) of a run, every name and setting checked (UsageError, one line).
 
     `datasets`: names (every available one with `all_datasets` and none given); `estimators`:
@@ -141,7 +151,8 @@ def build_config(datasets, estimators=None, *, all_datasets=False, settings=None
     run_benchmark both build their runs here. `tune`: an estimators.tuning.TuningBudget, to
     tune every estimator that declares a search space (None: defaults). `groups` (a regex or
     "near-duplicates"), `groups_file`, `groups_unmatched`: the grouping of the splits (see
-    benchmark.data.groups), checked here; `dedupe`: drop near-duplicates before splitting."""
+    benchmark.data.groups), checked here; `dedupe`: drop near-duplicates before splitting;
+    `train_sizes`: benchmark.data.protocols.parse_train_sizes's list (learning curves)."""
     from features.cache import default_cache_dir
 
     from benchmark.execution.runner import RunConfig
@@ -169,6 +180,7 @@ def build_config(datasets, estimators=None, *, all_datasets=False, settings=None
         experiment=str(Path(experiment).expanduser().resolve()) if experiment else None,
         tune=tune.as_dict() if tune is not None else None,
         groups=groups, groups_file=groups_file, groups_unmatched=groups_unmatched, dedupe=bool(dedupe),
+        train_sizes=list(train_sizes) if train_sizes else None,
         locations={n: os.path.abspath(os.path.expanduser(n[len("folder:"):]))
                    for n in names if n.startswith("folder:")},
     )

@@ -44,6 +44,7 @@ KEYS = {
     "groups_file": (str, "a path"),
     "groups_unmatched": (str, '"own-group"'),
     "dedupe": (bool, "true or false"),
+    "train_sizes": ((list, str), 'a list of images per class, e.g. [10, 30, 100, "max"]'),
 }
 PATHS = ("data_dir", "out", "groups_file")
 
@@ -135,6 +136,9 @@ def apply_experiment(args):
         elif key == "full":
             if not args.full and args.max_per_class is None:
                 args.full = value
+        elif key == "train_sizes":
+            if args.train_sizes is None:
+                args.train_sizes = value if isinstance(value, str) else ",".join(map(str, value))
         elif key in ("tune", "dedupe"):
             setattr(args, key, getattr(args, key) or value)
         elif key == "tune_budget":

@@ -102,6 +102,10 @@ def add_parser(commands):
                          "does not list, is a group of its own (default: such files are an error)")
     leakage.add_argument("--dedupe", action="store_true",
                          help="drop near-duplicate images before splitting, keeping one of each cluster")
+    run.add_argument("--train-sizes", metavar="N,N,...|max",
+                     help="learning curves: train every estimator on at most N images per class "
+                     "of each split's training part (a nested, stratified, seeded sample; 'max': "
+                     "all of it), e.g. 10,30,100,max; every size is scored on the same test rows")
     run.add_argument("experiment", nargs="?", metavar="EXPERIMENT.toml",
                      help="an experiment file: datasets, estimators with their parameters, folds, "
                      "seed, protocol, ... (see the README); options given here win over it")
@@ -173,7 +177,8 @@ def _prepare_and_execute(args, argv, backend):
             max_per_class=args.max_per_class, full=args.full, image_size=args.image_size,
             data_dir=args.data_dir, cache_dir=None if args.no_cache else (args.cache_dir or True),
             experiment=args.experiment, tune=args.tune_budget_parsed, groups=args.groups,
-            groups_file=args.groups_file, groups_unmatched=args.groups_unmatched, dedupe=args.dedupe)
+            groups_file=args.groups_file, groups_unmatched=args.groups_unmatched, dedupe=args.dedupe,
+            train_sizes=args.train_sizes_parsed)
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
         run_dir = args.out  # None: a new directory under results/, made once the options pass
@@ -196,7 +201,7 @@ def _prepare_and_execute(args, argv, backend):
 CONFIG_DEFAULTS = {"folds": 5, "seed": 0, "protocol": "auto", "repeats": 3}
 CONFIG_OPTIONS = ("folds", "seed", "protocol", "repeats", "image_size", "max_per_class", "full",
                   "data_dir", "tune", "tune_budget", "tune_folds", "groups", "groups_file",
-                  "groups_unmatched", "dedupe")
+                  "groups_unmatched", "dedupe", "train_sizes")
 
 
 def _check_run_options(args):
@@ -220,6 +225,14 @@ def _check_run_options(args):
     if args.folds < 2:
         raise UsageError(f"--folds must be at least 2; got {args.folds}")
     args.tune_budget_parsed = _tune_budget(args)
+    args.train_sizes_parsed = None
+    if args.train_sizes is not None:
+        from benchmark.data.protocols import parse_train_sizes
+
+        try:
+            args.train_sizes_parsed = parse_train_sizes(args.train_sizes)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     if args.repeats < 1:
         raise UsageError(f"--repeats must be at least 1; got {args.repeats}")
     if args.jobs == 0 or args.jobs < -1:

@@ -234,3 +234,50 @@ def _check_classes(name, labels, needed, what, fix):
         fewest = min(small.values())
         hint = fix.format(n=fewest) if fewest >= 2 else "add images to it or remove it"
         raise DatasetError(f"dataset {name!r}: {listed}, fewer than the {what}; {hint}")
+
+
+MAX_SIZE = "max"  # --train-sizes: the whole training part of each split
+
+
+def parse_train_sizes(text):
+    """[int | "max"] from "10,30,100,max" (sorted, without repeats, "max" last); ValueError
+    with the reason when a size is not a whole number >= 1 or "max"."""
+    sizes = set()
+    for part in str(text).split(","):
+        part = part.strip().lower()
+        if part == MAX_SIZE:
+            sizes.add(MAX_SIZE)
+            continue
+        try:
+            size = int(part)
+        except ValueError:
+            raise ValueError(f"--train-sizes takes images per class as whole numbers >= 1 or "
+                             f"'max', separated by commas (e.g. 10,30,100,max); got {part!r}") from None
+        if size < 1:
+            raise ValueError(f"--train-sizes: a training size must be at least 1 image per class; got {size}")
+        sizes.add(size)
+    if not sizes:
+        raise ValueError("--train-sizes needs at least one size, e.g. 10,30,100,max")
+    return sorted(s for s in sizes if s != MAX_SIZE) + ([MAX_SIZE] if MAX_SIZE in sizes else [])
+
+
+def nested_training_samples(labels, train, sizes, seed):
+    """{size: sorted training rows} for each size of `sizes` (images per class, or "max"):
+    a stratified random sample of `train` with at most `size` images of each class, nested
+    (a smaller size's sample is part of every larger one: each class's rows are shuffled once,
+    with `seed`, and every size takes the first `size` of them), and {size: {class: rows
+    available}} for the classes that had fewer training images than the size (capped: they
+    use all of theirs)."""
+    rng = np.random.default_rng(seed)
+    train = np.asarray(train)
+    shuffled = {label: rng.permutation(train[labels[train] == label]) for label in np.unique(labels[train])}
+    samples, capped = {}, {}
+    for size in sizes:
+        if size == MAX_SIZE:
+            samples[size] = np.sort(train)
+            continue
+        samples[size] = np.sort(np.concatenate([rows[:size] for rows in shuffled.values()]))
+        short = {str(label): len(rows) for label, rows in shuffled.items() if len(rows) < size}
+        if short:
+            capped[size] = short
+    return samples, capped

@@ -67,6 +67,9 @@ class Cell:
     # paired tuned-vs-default test
     tuning: dict = None
     default_scores: dict = None
+    # `run --train-sizes`: the cap on training images per class this cell was fitted with (a
+    # nested, stratified sample of its split's training part); None: the whole training part
+    train_size: int = None
 
 
 CELL_FIELDS = {f.name for f in fields(Cell)}
@@ -114,6 +117,9 @@ def _invalid(data):
     for name in ("n_train", "n_test"):
         if data.get(name) is not None and not (isinstance(data[name], int) and data[name] >= 0):
             return f"{name} is not a count"
+    size = data.get("train_size")
+    if size is not None and not (isinstance(size, int) and not isinstance(size, bool) and size >= 1):
+        return "train_size is not a whole number >= 1"
     for name in ("history", "diagnostics", "tuning"):
         if data.get(name) is not None and not isinstance(data[name], dict):
             return f"{name} is not a mapping"
@@ -181,10 +187,11 @@ class CellTask:
     heavy: bool = False  # family "cnn": scheduled first, so no worker idles at the end
     marker: str = None  # file that exists while a local worker runs the cell (crash detection)
     tuning: object = None  # estimators.tuning.TuningBudget: search the declared space first
+    train_size: int = None  # images per class the split's training rows were sampled to (None: all)
 
     def failed(self, error, trace=None):
         return Cell(self.dataset, self.estimator, self.fold, "failed", error=error,
-                    traceback=trace, key=self.key)
+                    traceback=trace, key=self.key, train_size=self.train_size)
 
 
 def run_cell(task, X, labels):
@@ -205,7 +212,8 @@ def run_cell(task, X, labels):
         Path(task.marker).write_text(str(os.getpid()))
     train, test = task.split.train, task.split.test
     cell = Cell(task.dataset, task.estimator, task.fold, "ok", n_train=len(train), n_test=len(test),
-                feature_seconds=task.timing[0], feature_source=task.timing[1], key=task.key)
+                feature_seconds=task.timing[0], feature_source=task.timing[1], key=task.key,
+                train_size=task.train_size)
     started = time.perf_counter()
     try:
         with threadpool_limits(limits=task.threads), time_limit(task.time_limit), \

@@ -30,7 +30,7 @@ from benchmark.execution.store import RunStore
 from benchmark.data import DatasetError, default_max_per_class, load_dataset
 from benchmark.data.groups import NEAR_DUPLICATES
 from benchmark.data.near_duplicates import describe as describe_near_duplicates
-from benchmark.data.protocols import plan_splits
+from benchmark.data.protocols import MAX_SIZE, Split, nested_training_samples, plan_splits
 
 
 @dataclass
@@ -67,6 +67,10 @@ class RunConfig:
     groups_file: str = None
     groups_unmatched: str = None
     dedupe: bool = False
+    # `run --train-sizes`: images per class to train on ([int | "max"], sorted, "max" last), each
+    # a nested stratified sample of every split's training part, all scored on the same test
+    # rows; None: the whole training part only
+    train_sizes: list = None
 
 
 @dataclass
@@ -126,31 +130,35 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
         cache.seed(features)
         fingerprint = summary["fingerprint"]  # a hash of every image used: computed once, by _load
         plan[dataset_name] = {"estimators": list(config.estimators), "folds": len(splits)}
+        sized = _sized_splits(splits, dataset.labels, config)
+        if config.train_sizes:
+            plan[dataset_name]["train_sizes"] = [size for _, size, _ in sized[:len(config.train_sizes)]]
+            summary["sampling"]["train_sizes"] = _size_facts(config.train_sizes, dataset.labels, splits, config)
         for estimator_name in config.estimators:
             try:
                 template = _template(dataset, estimator_name, config)
             except Exception as exc:  # e.g. a user estimator whose constructor fails
-                failed_early += [Cell(dataset_name, estimator_name, fold, "failed", error=failure_line(exc))
-                                 for fold in range(len(splits))]
+                failed_early += [Cell(dataset_name, estimator_name, fold, "failed", error=failure_line(exc),
+                                      train_size=size) for fold, size, _ in sized]
                 continue
             params = template.get_params(deep=False)
             tuning = _tuning(template, config)
             tuning_key = None if tuning is None else {**tuning.as_dict(), "space": search_space(template)}
             todo = []
-            for fold, split in enumerate(splits):
+            for fold, size, split in sized:
                 key = cell_key(fingerprint, estimator_name, params, split, config.threads_per_cell,
                                dataset_name, tuning_key, _data_options(config))
-                old = stored.get((dataset_name, estimator_name, fold))
+                old = stored.get((dataset_name, estimator_name, fold, size))
                 if old is not None and old.key == key and old.status == "ok":
                     reused.append(old)
                 else:
-                    todo.append((fold, split, key))
+                    todo.append((fold, split, key, size))
             if todo:
                 work += _tasks(dataset, fingerprint, estimator_name, template, todo, cache, config,
                                failed_early, tuning)
     # a dataset that could not be loaded this time (moved, unmounted, another working
     # directory) keeps its stored cells where they are: nothing says they no longer match
-    kept = {(c.dataset, c.estimator, c.fold) for c in reused}
+    kept = {(c.dataset, c.estimator, c.fold, c.train_size) for c in reused}
     kept |= {key for key in stored if key[0] in skipped}
     replaced = store.set_aside(stored_paths, kept)
     started = RunResult(run_dir, config, [], summaries, skipped, plan)
@@ -174,7 +182,7 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
         store.write_meta(run_metadata(started, argv, "crashed", backend=backend_name))
         raise
     order = plan_order(config.datasets, config.estimators)
-    cells.sort(key=lambda c: (*order(c.dataset, c.estimator), c.fold))
+    cells.sort(key=lambda c: (*order(c.dataset, c.estimator), c.train_size or 0, c.fold))
     result = RunResult(run_dir, config, cells, summaries, skipped, plan, len(reused), replaced)
     store.write_meta(run_metadata(result, argv, "finished", backend=backend_name))
     return result
@@ -359,6 +367,32 @@ def _template(dataset, estimator_name, config):
     return template
 
 
+def _sized_splits(splits, labels, config):
+    """[(fold, train_size, Split)]: each split as it is (train_size None), or, with
+    `config.train_sizes`, once per size with its training rows cut to a nested, stratified,
+    seeded sample of at most that many images per class ("max": the whole training part, whose
+    cells are the plain run's, so they are reused and ranked in the leaderboards)."""
+    if not config.train_sizes:
+        return [(fold, None, split) for fold, split in enumerate(splits)]
+    sized = []
+    for fold, split in enumerate(splits):
+        samples, _ = nested_training_samples(labels, split.train, config.train_sizes, (config.seed, fold))
+        for size in config.train_sizes:
+            sized.append((fold, None if size == MAX_SIZE else size, Split(samples[size], split.test, split.seed)))
+    return sized
+
+
+def _size_facts(sizes, labels, splits, config):
+    """What the report says about the training sizes: the sizes, and per size the classes that
+    had fewer training images than it in some split (the fewest they had), which use all theirs."""
+    capped = {}
+    for fold, split in enumerate(splits):
+        for size, short in nested_training_samples(labels, split.train, sizes, (config.seed, fold))[1].items():
+            for label, available in short.items():
+                capped.setdefault(str(size), {})[label] = min(available, capped.get(str(size), {}).get(label, available))
+    return {"sizes": list(sizes), "capped": capped}
+
+
 def _tuning(template, config):
     """The TuningBudget for `template`'s cells: None when the run is not tuned or the
     estimator declares no search space (its cells, and their keys, are then untuned)."""
@@ -383,12 +417,13 @@ def _tasks(dataset, fingerprint, estimator_name, template, todo, cache, config, 
                 image_shape, timing = dataset.images.shape[1:], (extracted.compute_seconds, extracted.source)
     except Exception as exc:
         error = failure_line(exc)
-        cells += [Cell(dataset.name, estimator_name, fold, "failed", error=error, key=key)
-                  for fold, _, key in todo]
+        cells += [Cell(dataset.name, estimator_name, fold, "failed", error=error, key=key, train_size=size)
+                  for fold, _, key, size in todo]
         return []
     heavy = estimator_spec(estimator_name).family == "cnn"  # the longest cells: run first
     return [
         (CellTask(dataset.name, estimator_name, fold, key, template, split, image_shape, timing,
-                  config.threads_per_cell, config.cell_timeout, heavy, tuning=tuning), X, dataset.labels)
-        for fold, split, key in todo
+                  config.threads_per_cell, config.cell_timeout, heavy, tuning=tuning, train_size=size),
+         X, dataset.labels)
+        for fold, split, key, size in todo
     ]

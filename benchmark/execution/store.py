@@ -7,6 +7,7 @@
         run.log                   one line per finished cell (benchmark.cli.progress)
         .lock                     held by the one process writing the run
         cells/<dataset>/<estimator>/fold-<k>.json   each cell, written atomically as it finishes
+        cells/<dataset>/<estimator>/size-<n>/fold-<k>.json   run --train-sizes: fitted on <= n per class
         running/                  markers and shared arrays of the running cells (temporary)
         replaced/<time>/          stored cells of an earlier configuration, set aside
         report.md, scores.csv, summary.csv, history.csv, plots/   derived from run.json and
@@ -159,11 +160,16 @@ class RunStore:
         atomic_write(self.path / relative, lambda f: f.write(text.getvalue().encode()))
         return relative.as_posix()
 
-    def cell_path(self, dataset, estimator, fold):
-        return self.cells_dir / slug(dataset) / slug(estimator) / f"fold-{fold}.json"
+    def cell_path(self, dataset, estimator, fold, train_size=None):
+        """Where a cell lives: cells/<dataset>/<estimator>/fold-<k>.json, or, for a cell of
+        `run --train-sizes` fitted on at most N images per class, .../size-<N>/fold-<k>.json."""
+        folder = self.cells_dir / slug(dataset) / slug(estimator)
+        if train_size is not None:
+            folder = folder / f"size-{train_size}"
+        return folder / f"fold-{fold}.json"
 
     def cell_files(self):
-        return sorted(self.cells_dir.glob("*/*/fold-*.json"))
+        return sorted(self.cells_dir.glob("*/*/fold-*.json")) + sorted(self.cells_dir.glob("*/*/size-*/fold-*.json"))
 
     # ---- run.json --------------------------------------------------------------------------
 
@@ -181,25 +187,26 @@ class RunStore:
     # ---- cells -----------------------------------------------------------------------------
 
     def save_cell(self, cell):
-        path = self.cell_path(cell.dataset, cell.estimator, cell.fold)
+        path = self.cell_path(cell.dataset, cell.estimator, cell.fold, cell.train_size)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda f: f.write(json.dumps(asdict(cell)).encode()))
 
     def stored_cells(self):
-        """({(dataset, estimator, fold): Cell} of the valid cells in their own place, [every cell
-        file]); a corrupt file or one in the wrong place is only in the list."""
+        """({(dataset, estimator, fold, train_size): Cell} of the valid cells in their own place,
+        [every cell file]); a corrupt file or one in the wrong place is only in the list."""
         by_cell, paths = {}, self.cell_files()
         for path in paths:
             try:
                 cell = read_cell(path)
             except (OSError, ValueError, TypeError):
                 continue  # corrupt: recomputed, and the file set aside
-            if path == self.cell_path(cell.dataset, cell.estimator, cell.fold):
-                by_cell[(cell.dataset, cell.estimator, cell.fold)] = cell
+            where = (cell.dataset, cell.estimator, cell.fold, cell.train_size)
+            if path == self.cell_path(*where):
+                by_cell[where] = cell
         return by_cell, paths
 
     def set_aside(self, paths, kept):
-        """Move every cell file of `paths` not in `kept` ((dataset, estimator, fold) keys) to
+        """Move every cell file of `paths` not in `kept` ((dataset, estimator, fold, train_size)) to
         `replaced/<time>/`; return how many. What an earlier configuration computed is kept for
         reference, but outside cells/, so the report never mixes it in."""
         kept_paths = {self.cell_path(*k) for k in kept}

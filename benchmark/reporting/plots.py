@@ -192,3 +192,30 @@ def cd_diagram(mean_ranks, pvalues, path, title, alpha=0.05):
                                    label_props={"fontsize": 8})
     ax.set_title(_text(title), pad=20)
     return _save(fig, path)
+
+
+def training_size_plot(lines, path, title):
+    """Macro-F1 (with its interval) and fit seconds against training images per class, log x,
+    one line per estimator: `lines` = [(estimator, family, per_class, means, lows, highs,
+    fit_seconds)]; CNNs dashed with square markers, other families solid with circles."""
+    fig = _figure(10, 4.2)
+    score, cost = fig.subplots(1, 2)
+    for estimator, family, x, means, lows, highs, seconds in lines:
+        x, means, lows, highs = (np.asarray(a, dtype=float) for a in (x, means, lows, highs))
+        style = dict(linestyle="--", marker="s") if family == "cnn" else dict(linestyle="-", marker="o")
+        drawn = score.plot(x, means, label=f"{_name(estimator)} ({_name(family)})", **style)[0]
+        ok = np.isfinite(lows) & np.isfinite(highs)
+        if ok.any():
+            score.fill_between(x[ok], np.clip(lows[ok], 0, 1), np.clip(highs[ok], 0, 1), color=drawn.get_color(), alpha=0.12)
+        cost.plot(x, np.maximum(np.asarray(seconds, dtype=float), EPSILON_SECONDS), color=drawn.get_color(), **style)
+    score.set_xscale("log")
+    score.set_xlabel("training images per class")
+    score.set_ylabel("macro-F1 (mean, 95% CI)")
+    score.set_title(_text(title), fontsize=10)
+    score.legend(fontsize=7, loc="lower right")
+    cost.set_xscale("log")
+    cost.set_yscale("log")
+    cost.set_xlabel("training images per class")
+    cost.set_ylabel("fit seconds per fold")
+    cost.set_title("cost of the gain", fontsize=10)
+    return _save(fig, path)

@@ -27,6 +27,7 @@ from benchmark.execution.cells import slug
 from benchmark.execution.store import RunStore
 from benchmark.reporting.stats import ALPHA, MIN_FOLDS, Ranking, rank_estimators
 from benchmark.reporting.near_duplicates import near_duplicate_cell, near_duplicate_problems
+from benchmark.reporting.training_sizes import plot_args, size_frame, size_section
 from benchmark.reporting.tuning import tuning_fact, tuning_problems, tuning_section
 
 MARK = "⚠"  # after an estimator whose training looked unfinished (see Training diagnostics)
@@ -166,6 +167,11 @@ def _plot_jobs(folder, stored, summary, history, ranking, alpha):
                 at(f"{name}-confusion.png"),
                 f"{dataset}: {best}, out-of-fold predictions of {len(cells)} fold(s)")))
             drawn.setdefault(dataset, {})["confusion_of"] = best
+        sizes = size_frame(stored, dataset)
+        if len(sizes):
+            jobs.append((dataset, "sizes", "training_size_plot", (
+                plot_args(sizes), at(f"{name}-training-sizes.png"),
+                f"{dataset}: macro-F1 by training images per class")))
         curves = history[history["dataset"] == dataset] if len(history) else history
         if len(curves):
             jobs.append((dataset, "curves", "learning_curves", (
@@ -371,6 +377,7 @@ def _dataset_section(dataset, summary, plots, config, stored):
                              "from its out-of-fold predictions (rows: true class, share of the row):")
                 lines.append("")
             lines += [_image(plots[kind], f"{dataset}: {alt}"), ""]
+    lines += size_section(dataset, stored, plots.get("sizes"))
     return lines + tuning_section(dataset, stored) + _diagnostics_section(dataset, summary, stored)
 
 

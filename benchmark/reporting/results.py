@@ -17,8 +17,10 @@ class StoredRun:
 
     run_dir: Path
     meta: dict
-    cells: list
+    cells: list  # the cells the leaderboards rank: each dataset's largest training size
     unreadable: list = field(default_factory=list)  # (path, reason) of files that are corrupt
+    # `run --train-sizes`: every cell of every size (the ranked ones included); else `cells`
+    sized_cells: list = None
 
     def absent(self):
         """Cells the plan in run.json has but no readable file holds, as failed-like Cells
@@ -30,15 +32,23 @@ class StoredRun:
         corrupt = dict(self.unreadable)
         absent = []
         for dataset, planned in (self.meta.get("plan") or {}).items():
+            size = ranked_size(planned)
             for estimator in planned["estimators"]:
                 for fold in range(planned["folds"]):
                     if (dataset, estimator, fold) in have:
                         continue
-                    path = str(RunStore(self.run_dir).cell_path(dataset, estimator, fold))
+                    path = str(RunStore(self.run_dir).cell_path(dataset, estimator, fold, size))
                     status, error = (("unreadable", corrupt[path]) if path in corrupt
                                      else ("missing", "no result file"))
-                    absent.append(Cell(dataset, estimator, fold, status, error=error))
+                    absent.append(Cell(dataset, estimator, fold, status, error=error, train_size=size))
         return absent
+
+
+def ranked_size(planned):
+    """The training size whose cells a dataset's leaderboard ranks: the whole training part
+    (None) unless `run --train-sizes` left "max" out, then the largest size run."""
+    sizes = planned.get("train_sizes") or [None]
+    return None if None in sizes else max(sizes)
 
 
 def resolve_run_dir(run, results_root="results"):
@@ -67,8 +77,10 @@ def load_run(run_dir):
         except (OSError, ValueError, TypeError) as exc:
             unreadable.append((str(path), failure_line(exc)))
     order = plan_order(meta)
-    cells.sort(key=lambda c: (*order(c.dataset, c.estimator), c.fold))
-    return StoredRun(run_dir, meta, cells, unreadable)
+    cells.sort(key=lambda c: (*order(c.dataset, c.estimator), c.train_size or 0, c.fold))
+    plan = meta.get("plan") or {}
+    ranked = [c for c in cells if c.train_size == ranked_size(plan.get(c.dataset) or {})]
+    return StoredRun(run_dir, meta, ranked, unreadable, cells)
 
 
 def plan_order(meta):

@@ -1,0 +1,140 @@
+"""Learning curves over the training-set size (`run --train-sizes`): when does a CNN win?
+
+Every estimator is fitted on nested, stratified samples of at most N training images per class
+of each split and scored on the same test rows (benchmark.data.protocols), so the scores at
+one size are paired across estimators like any leaderboard's. This module turns those cells into
+the report's per-dataset part: a table and a plot of macro-F1 (with its corrected interval)
+and fit time against the training images per class, and the **crossover**: the smallest size
+at which the best CNN is significantly better than the best classical estimator, by the same
+corrected resampled t-test (Nadeau & Bengio) the leaderboards use.
+"""
+
+import numpy as np
+import pandas as pd
+
+from benchmark.reporting.markdown import escape_markdown as esc
+from benchmark.reporting.markdown import table
+from benchmark.reporting.stats import ALPHA, corrected_ttest, fold_interval
+
+ALL = "all"  # the label of the whole training part ("max")
+
+
+def family_of(estimator):
+    """The estimator's family ("classical", "cnn", ...); "other" for a name no longer registered."""
+    from estimators import estimator_spec
+
+    try:
+        return estimator_spec(estimator).family
+    except Exception:  # a plug-in removed since the run
+        return "other"
+
+
+def size_frame(stored, dataset=None):
+    """One row per (dataset, estimator, training size) of a run with --train-sizes: the size
+    asked ("all" for max), the mean training images per class actually used, mean macro-F1
+    with its corrected 95% interval, mean fit seconds, folds and the per-fold scores."""
+    cells = [c for c in (stored.sized_cells or stored.cells) if c.status == "ok"
+             and (dataset is None or c.dataset == dataset)]
+    planned = stored.meta.get("plan") or {}
+    rows = []
+    groups = {}
+    for c in cells:
+        groups.setdefault((c.dataset, c.estimator, c.train_size), []).append(c)
+    for (name, estimator, size), group in groups.items():
+        if len((planned.get(name) or {}).get("train_sizes") or []) < 2:
+            continue  # not a learning-curve run for this dataset
+        group.sort(key=lambda c: c.fold)
+        classes = len((stored.meta.get("datasets") or {}).get(name, {}).get("classes") or {}) or 1
+        f1 = [c.scores["f1_macro"] for c in group]
+        n_train = [c.n_train for c in group]
+        interval = fold_interval(f1, n_train, [c.n_test for c in group])
+        rows.append({
+            "dataset": name, "estimator": estimator, "family": family_of(estimator),
+            "size": ALL if size is None else size, "order": np.inf if size is None else size,
+            "per_class": float(np.mean(n_train)) / classes,
+            "f1_macro_mean": interval.mean, "f1_macro_low": interval.low, "f1_macro_high": interval.high,
+            "fit_seconds": float(np.mean([c.fit_seconds or 0.0 for c in group])),
+            "folds": len(group), "fold_scores": dict(zip([c.fold for c in group], f1)),
+            "n_train": float(np.mean(n_train)), "n_test": float(np.mean([c.n_test for c in group])),
+        })
+    frame = pd.DataFrame(rows)
+    return frame.sort_values(["dataset", "order", "estimator"]).reset_index(drop=True) if len(frame) else frame
+
+
+def crossover(frame, alpha=ALPHA):
+    """For one dataset's size_frame: {"size", "cnn", "classical", "difference", "p_value"} at
+    the smallest size where the best CNN (by mean macro-F1 at that size) is significantly
+    better than the best classical estimator on the same folds, or {"reason": ...} when it
+    never is within the sizes run (with, per size, the comparison that was made)."""
+    if frame.empty or not {"cnn", "classical"} <= set(frame["family"]):
+        return {"reason": "needs both a CNN and a classical estimator"}
+    tried = []
+    for order in sorted(frame["order"].unique()):
+        at = frame[frame["order"] == order]
+        cnn = at[at["family"] == "cnn"].sort_values("f1_macro_mean", ascending=False)
+        classical = at[at["family"] == "classical"].sort_values("f1_macro_mean", ascending=False)
+        if cnn.empty or classical.empty:
+            continue
+        a, b = cnn.iloc[0], classical.iloc[0]
+        folds = sorted(set(a["fold_scores"]) & set(b["fold_scores"]))
+        test = corrected_ttest([a["fold_scores"][f] for f in folds], [b["fold_scores"][f] for f in folds],
+                               a["n_train"], a["n_test"])
+        found = {"size": a["size"], "per_class": a["per_class"], "cnn": a["estimator"],
+                 "classical": b["estimator"], "difference": test.mean_difference, "p_value": test.p_value}
+        tried.append(found)
+        if test.mean_difference > 0 and test.p_value < alpha:
+            return found
+    return {"reason": "not reached within the sizes run", "tried": tried}
+
+
+def size_section(dataset, stored, plot=None, alpha=ALPHA):
+    """The report's Markdown part on `dataset`'s learning curve ([] without --train-sizes)."""
+    frame = size_frame(stored, dataset)
+    if frame.empty:
+        return []
+    sizes = list(dict.fromkeys(frame.sort_values("order")["size"]))
+    lines = ["### Learning curve: training images per class", "",
+             "Every estimator trained on nested, stratified samples of at most N images per class "
+             "of each split's training part, all scored on the same test rows. Macro-F1: mean "
+             "[95% CI] over folds; fit: mean seconds per fold.", ""]
+    rows = []
+    for estimator, group in frame.groupby("estimator", sort=False):
+        by_size = {r["size"]: r for _, r in group.iterrows()}
+        cells = [f"{by_size[s]['f1_macro_mean']:.3f} [{by_size[s]['f1_macro_low']:.3f}, "
+                 f"{by_size[s]['f1_macro_high']:.3f}]; fit {by_size[s]['fit_seconds']:.2g} s"
+                 if s in by_size else "-" for s in sizes]
+        rows.append([esc(estimator), esc(group.iloc[0]["family"])] + cells)
+    per_class = frame.groupby("size")["per_class"].mean()
+    headers = ["estimator", "family"] + [f"{s} (~{per_class[s]:.0f}/class)" if s == ALL else str(s) for s in sizes]
+    lines += [table(rows, headers), ""]
+    capped = (((stored.meta.get("datasets") or {}).get(dataset) or {}).get("sampling") or {}).get(
+        "train_sizes", {}).get("capped") or {}
+    for size, classes in capped.items():
+        listed = ", ".join(f"{c} ({n})" for c, n in list(classes.items())[:8])
+        more = f" and {len(classes) - 8} more" if len(classes) > 8 else ""
+        lines += [f"At {size} per class, class(es) {esc(listed)}{more} had fewer training images "
+                  "(the fewest in any split, in brackets) and used all of them.", ""]
+    found = crossover(frame, alpha)
+    if "reason" not in found:
+        lines += [f"**Crossover:** from {found['size']} training images per class (~{found['per_class']:.0f} "
+                  f"used), {esc(found['cnn'])} is significantly better than {esc(found['classical'])}, "
+                  f"the best classical estimator there (macro-F1 {found['difference']:+.3f}, corrected "
+                  f"paired t-test p = {found['p_value']:.3g}).", ""]
+    elif found.get("tried"):
+        last = found["tried"][-1]
+        lines += [f"**Crossover:** not reached within the sizes run: at {last['size']} per class the best "
+                  f"CNN, {esc(last['cnn'])}, is {last['difference']:+.3f} macro-F1 from "
+                  f"{esc(last['classical'])} (p = {last['p_value']:.3g}).", ""]
+    else:
+        lines += [f"**Crossover:** {found['reason']}.", ""]
+    if plot is not None:
+        lines += [f"![{esc(dataset)}: macro-F1 and fit time against training images per class]"
+                  f"({plot.as_posix()})", ""]
+    return lines
+
+
+def plot_args(frame):
+    """The plain data `benchmark.reporting.plots.training_size_plot` draws from a size_frame."""
+    return [(estimator, group.iloc[0]["family"], list(group["per_class"]), list(group["f1_macro_mean"]),
+             list(group["f1_macro_low"]), list(group["f1_macro_high"]), list(group["fit_seconds"]))
+            for estimator, group in frame.groupby("estimator", sort=False)]

@@ -1,0 +1,133 @@
+"""Learning curves over the training-set size: `run --train-sizes` (benchmark.data.protocols,
+the runner, the store) and their part of the report (benchmark.reporting.training_sizes)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark.cli import main
+from benchmark.data.protocols import nested_training_samples, parse_train_sizes
+from benchmark.reporting.training_sizes import crossover
+
+
+def test_sizes_are_parsed_sorted_and_bad_ones_refused():
+    assert parse_train_sizes("100, 10,max,30,10") == [10, 30, 100, "max"]
+    assert parse_train_sizes("MAX") == ["max"]
+    for bad, words in (("0", "at least 1"), ("ten", "'ten'"), ("10,-3", "at least 1"), ("", "''")):
+        with pytest.raises(ValueError, match=words):
+            parse_train_sizes(bad)
+
+
+def test_samples_are_nested_stratified_seeded_and_capped():
+    labels = np.array(["a"] * 50 + ["b"] * 30 + ["c"] * 8)
+    train = np.arange(88)
+    train = train[train % 5 != 0]  # a fold's training part: 40 a, 24 b, 6 c
+    samples, capped = nested_training_samples(labels, train, [5, 10, 20, "max"], seed=(0, 1))
+    counts = {s: dict(zip(*np.unique(labels[rows], return_counts=True))) for s, rows in samples.items()}
+    available = dict(zip(*np.unique(labels[train], return_counts=True)))
+    assert available == {"a": 40, "b": 24, "c": 6}
+    assert counts[5] == {"a": 5, "b": 5, "c": 5}
+    assert counts[10] == {"a": 10, "b": 10, "c": available["c"]}
+    assert counts[20] == {"a": 20, "b": 20, "c": available["c"]}
+    assert np.array_equal(samples["max"], np.sort(train))
+    assert set(samples[5]) <= set(samples[10]) <= set(samples[20]) <= set(train)
+    assert capped == {10: {"c": available["c"]}, 20: {"c": available["c"]}}
+    again, _ = nested_training_samples(labels, train, [5, 10, 20, "max"], seed=(0, 1))
+    other, _ = nested_training_samples(labels, train, [5, 10, 20, "max"], seed=(0, 2))
+    assert all(np.array_equal(samples[s], again[s]) for s in samples)
+    assert not np.array_equal(samples[10], other[10])
+
+
+def test_a_run_fits_every_size_on_the_same_test_rows_and_ranks_the_whole_folds(tmp_path):
+    from benchmark.api import run_benchmark
+
+    out = tmp_path / "run"
+    results = run_benchmark(["faces"], ["knn-pixels", "logreg-pixels"], folds=3, out=out, train_sizes="4,12,max")
+    cells = [json.loads(p.read_text()) for p in sorted((out / "cells").rglob("fold-*.json"))]
+    assert len(cells) == 2 * 3 * 3
+    by = {(c["estimator"], c["fold"], c["train_size"]): c for c in cells}
+    for estimator in ("knn-pixels", "logreg-pixels"):
+        for fold in range(3):
+            sized = [by[(estimator, fold, s)] for s in (4, 12, None)]
+            assert sized[0]["test_index"] == sized[1]["test_index"] == sized[2]["test_index"]
+            assert [c["n_train"] for c in sized[:2]] == [8, 24] and sized[2]["n_train"] > 24
+    assert (out / "cells" / "faces" / "knn-pixels" / "size-4" / "fold-0.json").exists()
+    assert (out / "cells" / "faces" / "knn-pixels" / "fold-0.json").exists()
+    # the leaderboard ranks the whole training folds: the same scores as a plain run
+    plain = run_benchmark(["faces"], ["knn-pixels", "logreg-pixels"], folds=3, out=tmp_path / "plain")
+    pd.testing.assert_series_equal(results.summary["f1_macro_mean"], plain.summary["f1_macro_mean"])
+    report = (out / "report.md").read_text()
+    assert "### Learning curve: training images per class" in report
+    assert "| estimator     | family    | 4 " in report and "all (~" in report
+    assert "**Crossover:** needs both a CNN and a classical estimator." in report
+    assert (out / "plots" / "faces-training-sizes.png").stat().st_size > 10_000
+    assert "(plots/faces-training-sizes.png)" in report
+
+
+def test_resume_reuses_every_size_and_a_plain_run_reuses_the_max_cells(tmp_path):
+    from benchmark.api import run_benchmark
+
+    out = tmp_path / "run"
+    run_benchmark(["faces"], ["knn-pixels"], folds=3, out=out)
+    again = run_benchmark(["faces"], ["knn-pixels"], folds=3, out=out, train_sizes=[5, "max"])
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["plan"]["faces"]["train_sizes"] == [5, None]
+    assert again.summary.iloc[0]["folds_ok"] == 3
+    code = main(["run", "--resume", str(out), "--quiet"])
+    assert code == 0
+    assert len(list((out / "cells").rglob("fold-*.json"))) == 6 and not (out / "replaced").exists()
+
+
+def test_sizes_beyond_a_class_are_capped_and_said(tmp_path):
+    from benchmark.api import run_benchmark
+
+    out = tmp_path / "run"
+    run_benchmark(["faces"], ["knn-pixels"], folds=3, out=out, train_sizes=[10, 1000])
+    meta = json.loads((out / "run.json").read_text())
+    capped = meta["datasets"]["faces"]["sampling"]["train_sizes"]["capped"]
+    assert set(capped["1000"]) == {"face", "non-face"} and max(capped["1000"].values()) < 100
+    report = (out / "report.md").read_text()
+    assert "At 1000 per class, class(es) face (" in report and "used all of them" in report
+    # without "max", the largest size is the one the leaderboards rank
+    assert "knn-pixels" in report.split("## Dataset: faces")[1].split("###")[0]
+
+
+def test_bad_sizes_are_usage_errors(tmp_path, capsys):
+    for bad in ("0", "ten", "5,,x"):
+        code = main(["run", "--datasets", "faces", "--estimators", "knn-pixels", "--train-sizes", bad,
+                     "--out", str(tmp_path / "run")])
+        assert code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--train-sizes" in err[0]
+    assert not (tmp_path / "run").exists()
+
+
+def _frame(scores):
+    """A size_frame-like table: {(estimator, family, size): [fold scores]}."""
+    rows = []
+    for (estimator, family, size), folds in scores.items():
+        rows.append({"dataset": "d", "estimator": estimator, "family": family, "size": size,
+                     "order": size, "per_class": size, "f1_macro_mean": float(np.mean(folds)),
+                     "f1_macro_low": np.nan, "f1_macro_high": np.nan, "fit_seconds": 1.0,
+                     "folds": len(folds), "fold_scores": dict(enumerate(folds)), "n_train": 800.0,
+                     "n_test": 200.0})
+    return pd.DataFrame(rows)
+
+
+def test_the_crossover_is_the_first_size_where_the_best_cnn_wins_significantly():
+    noise = np.array([0.01, -0.01, 0.005, -0.004, 0.0])
+    scores = {}
+    for size, cnn_gain in ((10, -0.10), (30, 0.002), (100, 0.08), (300, 0.15)):
+        scores[("svm", "classical", size)] = list(0.6 + noise)
+        scores[("knn", "classical", size)] = list(0.5 + noise)
+        scores[("cnn-fast", "cnn", size)] = list(0.6 + cnn_gain + noise[::-1])
+        scores[("cnn-simple", "cnn", size)] = list(0.4 + noise)
+    found = crossover(_frame(scores))
+    assert (found["size"], found["cnn"], found["classical"]) == (100, "cnn-fast", "svm")
+    assert found["difference"] == pytest.approx(0.08) and found["p_value"] < 0.05
+    never = crossover(_frame({k: v for k, v in scores.items() if k[2] <= 30}))
+    assert never["reason"] == "not reached within the sizes run" and [t["size"] for t in never["tried"]] == [10, 30]
+    assert crossover(_frame({k: v for k, v in scores.items() if k[1] == "classical"}))["reason"] == \
+        "needs both a CNN and a classical estimator"

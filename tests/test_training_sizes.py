@@ -131,3 +131,13 @@ def test_the_crossover_is_the_first_size_where_the_best_cnn_wins_significantly()
     assert never["reason"] == "not reached within the sizes run" and [t["size"] for t in never["tried"]] == [10, 30]
     assert crossover(_frame({k: v for k, v in scores.items() if k[1] == "classical"}))["reason"] == \
         "needs both a CNN and a classical estimator"
+
+
+def test_an_experiment_file_gives_the_sizes(tmp_path):
+    (tmp_path / "exp.toml").write_text('datasets = ["faces"]\nestimators = ["knn-pixels"]\nfolds = 3\n'
+                                       'train_sizes = [8, "max"]\nout = "run"\n')
+    assert main(["run", str(tmp_path / "exp.toml"), "--quiet", "--jobs", "1"]) == 0
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert meta["config"]["train_sizes"] == [8, "max"] and meta["plan"]["faces"]["train_sizes"] == [8, None]
+    (tmp_path / "bad.toml").write_text('datasets = ["faces"]\ntrain_sizes = 8\n')
+    assert main(["run", str(tmp_path / "bad.toml")]) == 2

@@ -217,14 +217,15 @@ def _shown(comparison):
         first = [c for c in order if difference[c] > 0][:SHOWN_EACH_WAY]
         second = [c for c in order if difference[c] < 0][-SHOWN_EACH_WAY:]
         return first + second, len(order) - len(first) - len(second), \
-            f"the {SHOWN_EACH_WAY} largest F1 differences each way"
+            f"with the {SHOWN_EACH_WAY} largest F1 differences each way"
     only = comparison.best[0].scores
     tested = sorted(only.index[only["support"] > 0])
     if len(tested) <= 2 * SHOWN_EACH_WAY:
         return tested, 0, "by name"
     by_f1 = _by_size(only["f1"][tested])
     shown = by_f1[:SHOWN_EACH_WAY] + by_f1[-SHOWN_EACH_WAY:]
-    return shown, len(tested) - len(shown), f"the {SHOWN_EACH_WAY} highest and lowest F1"
+    return shown, len(tested) - len(shown), \
+        f"with the {SHOWN_EACH_WAY} highest and the {SHOWN_EACH_WAY} lowest F1, highest first"
 
 
 def per_class_section(dataset, summary, stored):
@@ -235,7 +236,7 @@ def per_class_section(dataset, summary, stored):
     notes = []
     if comparison.without_predictions:
         notes.append(f"No per-class scores for {', '.join(map(esc, comparison.without_predictions))}: "
-                     "their cells hold no out-of-fold predictions (written by an older version of "
+                     "the cells hold no out-of-fold predictions (written by an older version of "
                      "this tool; run them again to get them).")
     if comparison.unregistered:
         notes.append(f"Not registered any more (a removed plug-in?), so of family {UNKNOWN}: "
@@ -246,16 +247,19 @@ def per_class_section(dataset, summary, stored):
         return lines + [" ".join(notes), ""]
     shown = list(pair) + [b for b in best if b not in pair] if pair else best
     classes, left_out, how = _shown(comparison)
-    folds = sorted({b.folds for b in shown})
     repeated = any(b.images < b.predictions for b in shown)
+    uneven = len({tuple(b.scores["support"]) for b in shown}) > 1
+    if len({b.folds for b in shown}) == 1:
+        folds = f"{'its' if len(shown) == 1 else 'their'} {shown[0].folds} ok fold(s)"
+    else:
+        folds = "their ok folds (" + ", ".join(f"{esc(b.estimator)} {b.folds}" for b in shown) + ")"
     lines += [
         "Best estimator of each family by mean macro-F1: "
         + ", ".join(f"{esc(b.estimator)} ({esc(b.family)})" for b in best)
-        + ". Per-class F1 and recall from the out-of-fold predictions of "
-        + (f"its {folds[0]}" if len(shown) == 1 else f"their {'/'.join(map(str, folds))}")
-        + " ok fold(s), pooled; support: "
+        + f". Per-class F1 and recall from the out-of-fold predictions of {folds}, pooled; support: "
         + ("predictions of the class (the repeats score the same test images, so each image "
            "counts once per repeat)" if repeated else "test images of the class")
+        + (", each estimator's in column order where they differ (a failed fold)" if uneven else "")
         + f". Classes {how}"
         + (f" ({esc(pair[0].estimator)} minus {esc(pair[1].estimator)})" if pair else "")
         + f"; every estimator's per-class scores are in [{CSV_FILE}]({link_path(CSV_FILE)}).", ""]

@@ -10,7 +10,7 @@
         cells/<dataset>/<estimator>/size-<n>/fold-<k>.json   run --train-sizes: fitted on <= n per class
         running/                  markers and shared arrays of the running cells (temporary)
         replaced/<time>/          stored cells of an earlier configuration, set aside
-        report.md, scores.csv, summary.csv, history.csv, plots/   derived from run.json and
+        report.md, scores.csv, summary.csv, history.csv, per_class.csv, plots/   derived from run.json and
                                   cells/ (benchmark.reporting.report), rewritten at will
 
 A run writes only into a new or empty folder, or a run directory of its own, so it never

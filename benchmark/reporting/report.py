@@ -2,7 +2,7 @@
 
 `write_report(run_dir)` reads run.json and cells/ (see `benchmark.reporting.results`), recomputes every
 score, table and test from the out-of-fold predictions and per-fold scores, draws the plots and
-writes `report.md`, `scores.csv`, `summary.csv`, `history.csv` and `plots/*.png`. Nothing is
+writes `report.md`, `scores.csv`, `summary.csv`, `history.csv`, `per_class.csv` and `plots/*.png`. Nothing is
 refitted, so `python -m benchmark report RUN` gives the same report as the run itself.
 """
 
@@ -27,6 +27,7 @@ from benchmark.execution.cells import slug
 from benchmark.execution.store import RunStore
 from benchmark.reporting.stats import ALPHA, MIN_FOLDS, Ranking, rank_estimators
 from benchmark.reporting.near_duplicates import near_duplicate_cell, near_duplicate_problems
+from benchmark.reporting.per_class import CSV_FILE, per_class_frame, per_class_section
 from benchmark.reporting.training_sizes import plot_args, size_frame, size_section
 from benchmark.reporting.tuning import tuning_fact, tuning_problems, tuning_section
 
@@ -80,6 +81,9 @@ def write_report(run_dir, alpha=ALPHA, n_jobs=1, mapper=None):
     _write_csv(store.output("summary.csv"), summary)
     if len(history):
         _write_csv(store.output("history.csv"), history)
+    per_class = per_class_frame(stored, summary)
+    if len(per_class):
+        _write_csv(store.output(CSV_FILE), per_class)
     plots = _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs, mapper)
     text = _markdown(stored, summary, result.overall, ranking, plots, problems, alpha)
     path = store.report_file
@@ -378,7 +382,8 @@ def _dataset_section(dataset, summary, plots, config, stored):
                 lines.append("")
             lines += [_image(plots[kind], f"{dataset}: {alt}"), ""]
     lines += size_section(dataset, stored, plots.get("sizes"))
-    return lines + tuning_section(dataset, stored) + _diagnostics_section(dataset, summary, stored)
+    return (lines + tuning_section(dataset, stored) + _diagnostics_section(dataset, summary, stored)
+            + per_class_section(dataset, summary, stored))
 
 
 def _diagnostics_section(dataset, summary, stored):

@@ -1,5 +1,6 @@
 """Random forests and histogram gradient boosting on handcrafted features."""
 
+import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 
 from .base import FeatureClassifier
@@ -74,14 +75,36 @@ class GradientBoostingImageClassifier(FeatureClassifier):
         self.random_state = random_state
 
     def _make_head(self):
+        early_stopping, fraction, leaf = self._validation
         return HistGradientBoostingClassifier(
-            max_iter=self.max_iter, learning_rate=self.learning_rate,
+            max_iter=self.max_iter, learning_rate=self.learning_rate, min_samples_leaf=leaf,
             max_leaf_nodes=self.max_leaf_nodes, l2_regularization=self.l2_regularization,
-            max_features=self.max_features, early_stopping=self.early_stopping, validation_fraction=self.validation_fraction,
+            max_features=self.max_features, early_stopping=early_stopping, validation_fraction=fraction,
             n_iter_no_change=self.n_iter_no_change, random_state=self.random_state,
         )
 
+    def _validation_split(self, y):
+        """(early stopping on?, validation share) for training labels `y`. scikit-learn's
+        stratified validation split needs an image of every class on both sides: on small
+        training sets (learning curves at 3 images per class) the share grows to one image per
+        class, up to a quarter of the images; below that early stopping is off (the fit then
+        runs every round, and `convergence_` says why). Third: the leaves' minimum size,
+        scikit-learn's 20 images, or 5% of the training images when that is fewer (at least
+        2): with 30 training images a leaf of 20 allows no split at all, and the model would
+        predict one class."""
+        n, classes = len(y), len(np.unique(y))
+        leaf = int(min(20, max(2, n // 20)))
+        if not self.early_stopping:
+            return False, self.validation_fraction, leaf
+        needed = classes / n
+        if self.validation_fraction * n >= classes:
+            return True, self.validation_fraction, leaf
+        if needed <= 0.25 and n - classes >= classes:
+            return True, needed, leaf
+        return False, self.validation_fraction, leaf
+
     def fit_features(self, features, y, image_shape):
+        self._validation = self._validation_split(np.asarray(y))
         super().fit_features(features, y, image_shape)
         self.n_iter_ = self.head_.n_iter_
         stopped = self.n_iter_ < self.max_iter
@@ -93,7 +116,9 @@ class GradientBoostingImageClassifier(FeatureClassifier):
                        + (", early-stopped" if stopped else ""),
             "reasons": [] if stopped or not self.early_stopping else [
                 f"boosting ran all {self.max_iter} rounds without early stopping: the validation "
-                f"loss was still improving (raise max_iter)"
+                f"loss was still improving (raise max_iter)" if self._validation[0] else
+                f"too few training images ({len(y)}) to hold out one per class for early "
+                f"stopping: all {self.max_iter} rounds ran"
             ],
         }
         return self

@@ -141,3 +141,17 @@ def test_an_experiment_file_gives_the_sizes(tmp_path):
     assert meta["config"]["train_sizes"] == [8, "max"] and meta["plan"]["faces"]["train_sizes"] == [8, None]
     (tmp_path / "bad.toml").write_text('datasets = ["faces"]\ntrain_sizes = 8\n')
     assert main(["run", str(tmp_path / "bad.toml")]) == 2
+
+
+def test_boosting_fits_at_the_smallest_sizes_and_says_when_it_cannot_early_stop():
+    from benchmark.data import load_dataset
+    from estimators import create_estimator
+
+    digits = load_dataset("digits")
+    for per_class, stopping, reason in ((3, False, "too few training images (30)"), (10, True, None)):
+        rows = np.concatenate([np.flatnonzero(digits.labels == c)[:per_class] for c in digits.classes])
+        model = create_estimator("gboost-hog-color").fit(digits.images[rows], digits.labels[rows])
+        assert model._validation[0] is stopping
+        assert model.score(digits.images[rows], digits.labels[rows]) > 0.9
+        reasons = model.convergence_["reasons"]
+        assert (reason in reasons[0]) if reason else True

@@ -214,7 +214,7 @@ def reliability_diagram(curves, n_bins, path, title):
     top.set_ylim(0, 1)
     top.set_ylabel("accuracy")
     top.grid(alpha=0.3)
-    top.legend(loc="upper left", fontsize=8)
+    top.legend(loc="best", fontsize=8)
     bottom.set_xlabel(f"confidence of the top class ({n_bins} bins)")
     bottom.set_ylabel("share of images")
     bottom.yaxis.set_major_formatter(PercentFormatter(1))

@@ -37,6 +37,8 @@ class BenchmarkResults:
     ranking: object  # benchmark.reporting.stats.Ranking
     problems: list = field(default_factory=list)  # failed or missing cells, skipped datasets
     path: Path = None  # the run directory, when one was written (`out`, or save())
+    # benchmark.reporting.calibration.Calibration: probabilistic scores, reliability bins
+    calibration: object = None
 
     @property
     def datasets(self):
@@ -54,7 +56,8 @@ class BenchmarkResults:
 
     def figures(self):
         """{(dataset, kind): matplotlib Figure} of the report's plots ("" for the critical-
-        difference diagram; kinds f1, pareto, confusion, curves, cd); no file is written."""
+        difference diagram; kinds f1, pareto, confusion, curves, reliability, cd); no file is
+        written."""
         from benchmark.reporting.report import figures
 
         return figures(self._stored(), self)
@@ -239,6 +242,8 @@ def _run_into(config, path, keep):
         write_report(store.path)
     stored = load_run(store.path)
     result = analyse(stored)
+    for cell in stored.cells:  # kept in memory: without `out` the run directory goes, and
+        cell.probabilities, _ = stored.probabilities(cell)  # save() writes them again
     return BenchmarkResults(stored.cells, stored.meta, result.scores, result.summary, result.overall,
                             result.history, result.ranking, result.problems,
-                            path=store.path if keep else None)
+                            path=store.path if keep else None, calibration=result.calibration)

@@ -51,7 +51,7 @@ def test_report_has_every_section_and_valid_linked_plots(stored_run):
         assert heading in text
     links = png_links(text)
     expected = {f"plots/{d}-{kind}.png" for d in ("faces", "textures", "shapes")
-                for kind in ("macro-f1", "pareto", "confusion")}
+                for kind in ("macro-f1", "pareto", "confusion", "reliability")}
     summary = pd.read_csv(stored_run / "summary.csv")
     matrix = summary.pivot(index="dataset", columns="estimator", values="f1_macro_mean")
     rejected = scipy_stats.friedmanchisquare(*matrix.to_numpy().T).pvalue < 0.05

@@ -170,7 +170,7 @@ def test_feature_extraction_inside_a_cell_keeps_to_the_cells_threads(rng):
     _ThreadRecorder.threads_seen = []
     cell = run_cell(task, images, labels)
     assert cell.status == "ok", cell.error
-    assert len(_ThreadRecorder.threads_seen) == 4  # 3 chunks to fit, 1 to predict
+    assert len(_ThreadRecorder.threads_seen) == 5  # 3 chunks to fit, 1 to predict, 1 for predict_proba
     assert set(_ThreadRecorder.threads_seen) == {threading.get_ident()}
     with threadpool_limits(limits=3):
         assert thread_budget() == 3

@@ -5,6 +5,11 @@ A cell's result is written to `<run dir>/cells/<dataset>/<estimator>/fold-<k>.js
 Its `key` hashes everything the result depends on - the data actually used (fingerprint), the
 estimator's full parameters, the split (train and test rows), the seed and the thread count - so
 a stored result is reused only by a run that would compute exactly the same cell.
+
+When the fitted estimator offers `predict_proba`, the test rows' probabilities travel with the
+Cell (`probabilities`, in memory only) and are stored beside its JSON as a float32 `.npy`
+file (see `RunStore.save_cell`); the JSON then names that file (`proba_file`) and the class of
+each column (`proba_classes`). They are an output, like the predictions: not part of the key.
 """
 
 import contextlib
@@ -70,9 +75,25 @@ class Cell:
     # `run --train-sizes`: the cap on training images per class this cell was fitted with (a
     # nested, stratified sample of its split's training part); None: the whole training part
     train_size: int = None
+    # out-of-fold probabilities, when the estimator offers predict_proba: the file beside the
+    # cell's JSON that holds them (n_test x classes, float32; see RunStore.save_cell), the
+    # class of each column as text (the fitted estimator's `classes_`) and the seconds
+    # predict_proba took (not in predict_seconds, which times predict alone, as before)
+    proba_file: str = None
+    proba_classes: list = None
+    proba_seconds: float = None
+    # the probabilities themselves while the cell is in memory (a worker's result, or cells
+    # loaded for a notebook run without a run directory); never written into the JSON
+    probabilities: object = field(default=None, repr=False, compare=False)
 
 
-CELL_FIELDS = {f.name for f in fields(Cell)}
+IN_MEMORY = {"probabilities"}
+CELL_FIELDS = {f.name for f in fields(Cell)} - IN_MEMORY  # what a cell's JSON holds
+
+
+def cell_record(cell):
+    """The cell as its JSON object: every stored field (the probabilities go to their own file)."""
+    return {name: getattr(cell, name) for name in (f.name for f in fields(Cell)) if name not in IN_MEMORY}
 
 
 def slug(name):
@@ -111,7 +132,7 @@ def _invalid(data):
         return "fold is not a whole number >= 0"
     if data["status"] not in ("ok", "failed"):
         return f"status {data['status']!r} is neither 'ok' nor 'failed'"
-    for name in ("fit_seconds", "predict_seconds", "feature_seconds", "seconds"):
+    for name in ("fit_seconds", "predict_seconds", "feature_seconds", "seconds", "proba_seconds"):
         if data.get(name) is not None and not (_is_number(data[name]) and data[name] >= 0):
             return f"{name} is not a number of seconds"
     for name in ("n_train", "n_test"):
@@ -140,6 +161,41 @@ def _invalid(data):
             return f"{len(predictions[0])} predictions for n_test {data['n_test']}"
         if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in predictions[0]):
             return "test_index holds something other than row numbers"
+    proba_file, proba_classes = data.get("proba_file"), data.get("proba_classes")
+    if (proba_file is None) != (proba_classes is None):
+        return "proba_file and proba_classes must be given together"
+    if proba_file is not None:
+        # a bare file name: the probabilities live beside the cell's JSON, never elsewhere
+        if (not isinstance(proba_file, str) or not proba_file.endswith(".npy")
+                or Path(proba_file).name != proba_file or proba_file.startswith(".")):
+            return "proba_file is not the name of a .npy file beside the cell"
+        if (not isinstance(proba_classes, list) or not proba_classes
+                or not all(isinstance(c, str) for c in proba_classes)
+                or len(set(proba_classes)) != len(proba_classes)):
+            return "proba_classes is not a list of distinct class names"
+    return None
+
+
+PROBA_SUM_TOLERANCE = 1e-3  # float32 rows of up to thousands of classes sum to 1 within 1e-5
+
+
+def probability_problem(array, cell):
+    """What is wrong with `array` as the stored probabilities of `cell`, or None: it must be
+    n_test x len(proba_classes) floats, finite, in [0, 1], each row summing to 1."""
+    rows = len(cell.y_true) if cell.y_true is not None else cell.n_test
+    expected = (rows, len(cell.proba_classes or ()))
+    if not isinstance(array, np.ndarray) or array.dtype.kind != "f":
+        return "the probabilities are not an array of floats"
+    if array.shape != expected:
+        return f"the probabilities have shape {array.shape}, not {expected} (test rows x classes)"
+    if not np.isfinite(array).all():
+        return "the probabilities hold NaN or infinite values"
+    if array.min(initial=0) < 0 or array.max(initial=0) > 1 + PROBA_SUM_TOLERANCE:
+        return "the probabilities are not all in [0, 1]"
+    sums = array.sum(axis=1, dtype=np.float64)
+    off = np.abs(sums - 1)
+    if off.max(initial=0) > PROBA_SUM_TOLERANCE:
+        return f"a row of the probabilities sums to {sums[off.argmax()]:.4g}, not 1"
     return None
 
 
@@ -233,6 +289,12 @@ def run_cell(task, X, labels):
             start = time.perf_counter()
             y_pred = _predict(estimator, X[test], task.image_shape)
             cell.predict_seconds = time.perf_counter() - start
+            start = time.perf_counter()
+            proba = _predict_proba(estimator, X[test], task.image_shape)
+            if proba is not None:
+                cell.proba_seconds = time.perf_counter() - start
+                cell.probabilities = proba
+                cell.proba_classes = np.asarray(estimator.classes_).astype(str).tolist()
             if task.tuning is not None:
                 # the untuned defaults on the same test fold, for the paired tuned-vs-default
                 # test; only reported, never used to choose anything
@@ -270,6 +332,22 @@ def _fit(estimator, X, y, image_shape):
 
 def _predict(estimator, X, image_shape):
     return estimator.predict_features(X) if image_shape is not None else estimator.predict(X)
+
+
+def _predict_proba(estimator, X, image_shape):
+    """The rows' class probabilities as float32 (columns in the order of `classes_`), or None
+    when the estimator offers none: no `predict_proba` (`predict_proba_features` on feature
+    rows), one that raises AttributeError or NotImplementedError (scikit-learn's way of saying
+    a fitted model has none, e.g. a head without probabilities), or no `classes_` to name the
+    columns. Any other error is the estimator's and fails the cell, as in predict."""
+    method = getattr(estimator, "predict_proba_features" if image_shape is not None else "predict_proba", None)
+    if method is None or getattr(estimator, "classes_", None) is None:
+        return None
+    try:
+        proba = method(X)
+    except (AttributeError, NotImplementedError):
+        return None
+    return np.asarray(proba, dtype=np.float32)
 
 
 @contextlib.contextmanager

@@ -8,6 +8,9 @@
         .lock                     held by the one process writing the run
         cells/<dataset>/<estimator>/fold-<k>.json   each cell, written atomically as it finishes
         cells/<dataset>/<estimator>/size-<n>/fold-<k>.json   run --train-sizes: fitted on <= n per class
+        cells/<dataset>/<estimator>/fold-<k>.proba.npy   its test rows' probabilities (float32,
+                                  n_test x classes), when the estimator offers predict_proba;
+                                  written before the JSON, so a JSON naming one implies it
         running/                  markers and shared arrays of the running cells (temporary)
         replaced/<time>/          stored cells of an earlier configuration, set aside
         report.md, scores.csv, summary.csv, history.csv, per_class.csv, plots/   derived from run.json and
@@ -23,13 +26,14 @@ import os
 import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
+
+import numpy as np
 
 from features.cache import atomic_write
 
 from benchmark.errors import UsageError
-from benchmark.execution.cells import read_cell, slug
+from benchmark.execution.cells import cell_record, probability_problem, read_cell, slug
 
 RUN_FILE = "run.json"
 LOG_FILE = "run.log"
@@ -40,6 +44,7 @@ REPLACED = "replaced"
 LATEST = "latest"
 REPORT_FILE = "report.md"
 PLOTS = "plots"
+PROBA_SUFFIX = ".proba.npy"  # fold-<k>.proba.npy beside fold-<k>.json
 NEAR_DUPLICATES = "near-duplicates"  # one CSV per dataset: every near-duplicate pair
 WRITE_PROBE = ".write-test"
 # What a run directory holds before its run.json is written (a run stopped at its start)
@@ -168,6 +173,10 @@ class RunStore:
             folder = folder / f"size-{train_size}"
         return folder / f"fold-{fold}.json"
 
+    def proba_path(self, dataset, estimator, fold, train_size=None):
+        """Where the cell's probabilities are stored (whether or not it has any)."""
+        return _proba_beside(self.cell_path(dataset, estimator, fold, train_size))
+
     def cell_files(self):
         return sorted(self.cells_dir.glob("*/*/fold-*.json")) + sorted(self.cells_dir.glob("*/*/size-*/fold-*.json"))
 
@@ -187,9 +196,39 @@ class RunStore:
     # ---- cells -----------------------------------------------------------------------------
 
     def save_cell(self, cell):
+        """Write the cell: its probabilities first (when it holds them), then its JSON, each
+        atomically, so a JSON that names a probabilities file is never without it.
+
+        A cell read back from this store and saved again keeps its probabilities file; one
+        without probabilities removes a stale file an earlier cell left in its place."""
         path = self.cell_path(cell.dataset, cell.estimator, cell.fold, cell.train_size)
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda f: f.write(json.dumps(asdict(cell)).encode()))
+        record = cell_record(cell)
+        proba = _proba_beside(path)
+        if cell.probabilities is not None:
+            array = np.asarray(cell.probabilities, dtype=np.float32)
+            atomic_write(proba, lambda f: np.save(f, array, allow_pickle=False))
+            record["proba_file"] = proba.name
+        elif cell.proba_file is not None and proba.is_file():
+            record["proba_file"] = proba.name  # its own file, already here
+        else:
+            proba.unlink(missing_ok=True)
+            record["proba_file"] = record["proba_classes"] = None
+        atomic_write(path, lambda f: f.write(json.dumps(record).encode()))
+
+    def load_probabilities(self, cell):
+        """The probabilities of a stored cell as float64 (rows: its test rows, columns: its
+        `proba_classes`), None when it has none; ValueError or OSError, with the reason, when
+        the file is missing or holds something else (see cells.probability_problem). Read
+        only when asked: reading the cells themselves never opens these files."""
+        if cell.proba_file is None:
+            return None
+        path = self.cell_path(cell.dataset, cell.estimator, cell.fold, cell.train_size).parent / cell.proba_file
+        array = np.load(path, allow_pickle=False)
+        problem = probability_problem(array, cell)
+        if problem:
+            raise ValueError(problem)
+        return array.astype(np.float64)
 
     def stored_cells(self):
         """({(dataset, estimator, fold, train_size): Cell} of the valid cells in their own place,
@@ -207,8 +246,9 @@ class RunStore:
 
     def set_aside(self, paths, kept):
         """Move every cell file of `paths` not in `kept` ((dataset, estimator, fold, train_size)) to
-        `replaced/<time>/`; return how many. What an earlier configuration computed is kept for
-        reference, but outside cells/, so the report never mixes it in."""
+        `replaced/<time>/`, with its probabilities file; return how many cells. What an earlier
+        configuration computed is kept for reference, but outside cells/, so the report never
+        mixes it in."""
         kept_paths = {self.cell_path(*k) for k in kept}
         target = self.path / REPLACED / time.strftime("%Y%m%d-%H%M%S")
         moved = 0
@@ -218,6 +258,10 @@ class RunStore:
             destination = target / source.relative_to(self.path)
             destination.parent.mkdir(parents=True, exist_ok=True)
             os.replace(source, destination)
+            # after the JSON: a kill between the two leaves a stray .npy no JSON names (saving
+            # the cell again replaces it), never a JSON naming a file moved away
+            if _proba_beside(source).exists():
+                os.replace(_proba_beside(source), _proba_beside(destination))
             moved += 1
         return moved
 
@@ -287,3 +331,8 @@ class RunStore:
             latest.symlink_to(self.path.name, target_is_directory=True)
         except OSError:  # e.g. a file system without symlinks: the run itself is complete
             pass
+
+
+def _proba_beside(cell_json):
+    """fold-<k>.proba.npy for fold-<k>.json."""
+    return cell_json.with_suffix(PROBA_SUFFIX)

@@ -1,3 +1,3 @@
 """What a run says: reading a run directory back (results), leaderboards (leaderboard), the
-statistics (stats), plots (plots), the Markdown report (report, markdown) and comparing two
-runs (compare)."""
+statistics (stats), probabilistic scores and calibration (calibration), plots (plots), the
+Markdown report (report, markdown) and comparing two runs (compare)."""

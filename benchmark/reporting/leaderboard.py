@@ -7,13 +7,16 @@ import pandas as pd
 from tabulate import tabulate
 
 from benchmark.execution.metrics import METRICS
+from benchmark.reporting.calibration import PROBABILISTIC, TERMINAL_PROBABILISTIC, shown_metrics
 from benchmark.reporting.stats import ALPHA, compare_to_best, fold_interval
 
 SCORE_COLUMNS = list(METRICS)
 
 
-def scores_frame(cells):
-    """One row per (dataset, estimator, fold) cell, failed cells included."""
+def scores_frame(cells, probabilistic=None):
+    """One row per (dataset, estimator, fold) cell, failed cells included; with the
+    probabilistic scores of `probabilistic` (calibration.Calibration.scores; NaN for a cell
+    it has no row of: no probabilities)."""
     rows = []
     for c in cells:
         row = {
@@ -24,6 +27,7 @@ def scores_frame(cells):
             **{m: c.scores.get(m) for m in SCORE_COLUMNS},
             "fit_seconds": c.fit_seconds,
             "predict_seconds": c.predict_seconds,
+            "proba_seconds": c.proba_seconds,
             "feature_seconds": c.feature_seconds,
             "feature_source": c.feature_source,
             "n_train": c.n_train,
@@ -38,9 +42,16 @@ def scores_frame(cells):
         }
         rows.append(row)
     columns = ["dataset", "estimator", "fold", "status", *SCORE_COLUMNS, "fit_seconds",
-               "predict_seconds", "feature_seconds", "feature_source", "n_train", "n_test", "error",
-               *DIAGNOSIS_COLUMNS, "tuned_params", "tuning_seconds", "default_f1_macro"]
-    return pd.DataFrame(rows, columns=columns)
+               "predict_seconds", "proba_seconds", "feature_seconds", "feature_source", "n_train",
+               "n_test", "error", *DIAGNOSIS_COLUMNS, "tuned_params", "tuning_seconds",
+               "default_f1_macro"]
+    frame = pd.DataFrame(rows, columns=columns)
+    keys = ["dataset", "estimator", "fold"]
+    if probabilistic is None:
+        probabilistic = pd.DataFrame(columns=[*keys, *PROBABILISTIC])
+    frame = frame.merge(probabilistic.astype({m: float for m in PROBABILISTIC}), on=keys, how="left")
+    at = columns.index(SCORE_COLUMNS[-1]) + 1  # the probabilistic scores after the others
+    return frame[columns[:at] + list(PROBABILISTIC) + columns[at:]]
 
 
 DIAGNOSIS_COLUMNS = ["undertrained", "train_accuracy", "epochs", "batch_size", "steps",
@@ -77,8 +88,9 @@ def history_frame(cells):
 def summary_frame(scores, alpha=ALPHA):
     """One row per (dataset, estimator) over its successful folds.
 
-    For each metric: mean, std and a 95% confidence interval (`stats.fold_interval`); mean
-    fit and predict seconds; `rank` by mean macro-F1 within the dataset; and the comparison
+    For each metric: mean, std and a 95% confidence interval (`stats.fold_interval`); for each
+    probabilistic score (calibration.PROBABILISTIC) mean and std over the folds that stored
+    probabilities, and their number `proba_folds`; mean fit and predict seconds; `rank` by mean macro-F1 within the dataset; and the comparison
     with the dataset's best estimator on the same folds (`stats.compare_to_best`: corrected
     resampled t-test, Holm-adjusted): `p_vs_best`, `worse_than_best`, `test_note`.
     """
@@ -95,6 +107,13 @@ def summary_frame(scores, alpha=ALPHA):
             # every score lies in [0, 1]; the t interval is symmetric and can overshoot
             row[f"{metric}_low"], row[f"{metric}_high"] = np.clip(
                 [row[f"{metric}_low"], row[f"{metric}_high"]], 0.0, 1.0)
+        with_proba = ok[ok["log_loss"].notna()] if "log_loss" in ok else ok.iloc[:0]
+        row["proba_folds"] = len(with_proba)
+        for metric in PROBABILISTIC:
+            values = with_proba[metric].to_numpy(dtype=float) if len(with_proba) else np.array([])
+            values = values[np.isfinite(values)]
+            row[f"{metric}_mean"] = values.mean() if len(values) else np.nan
+            row[f"{metric}_std"] = values.std(ddof=1) if len(values) > 1 else np.nan
         row["fit_seconds"] = ok["fit_seconds"].mean()
         row["predict_seconds"] = ok["predict_seconds"].mean()
         row["feature_seconds"] = ok["feature_seconds"].iloc[0] if len(ok) else np.nan
@@ -186,10 +205,14 @@ TERMINAL_MARK = "(!)"  # after an estimator whose training looked unfinished (se
 
 
 def dataset_table(summary, dataset, metrics=("accuracy", "f1_macro"), score=None, mark=None,
-                  escape=str):
+                  escape=str, probabilistic=TERMINAL_PROBABILISTIC, probability_score=None):
     """Rows (list of lists) and headers of one dataset's leaderboard: the terminal's, or with
-    the report's `metrics`, `score(row, metric)` text, flag `mark` and Markdown `escape`."""
+    the report's `metrics`, `score(row, metric)` text, flag `mark` and Markdown `escape`, and
+    its `probabilistic` scores with `probability_score(row, metric)` text (the terminal's:
+    fold means alone, "n/a" without probabilities)."""
     score = score or (lambda r, m: _pm(r[f"{m}_mean"], r[f"{m}_std"]))
+    probability_score = probability_score or _mean_or_na
+    probabilistic = shown_metrics(summary, dataset, probabilistic)
     mark = TERMINAL_MARK if mark is None else mark
     rows = []
     for _, r in summary[summary["dataset"] == dataset].iterrows():
@@ -197,15 +220,24 @@ def dataset_table(summary, dataset, metrics=("accuracy", "f1_macro"), score=None
             "" if pd.isna(r["rank"]) else int(r["rank"]),
             escape(r["estimator"]) + (f" {mark}" if is_flagged(r) else ""),
             *(score(r, m) for m in metrics),
+            *(probability_score(r, m) for m in probabilistic),
             seconds_text(r["fit_seconds"]),
             seconds_text(r["predict_seconds"]),
             seconds_text(r["feature_seconds"]),
             f"{r['folds_ok']}/{r['folds']}",
             escape(versus_best(r)),
         ])
-    headers = ["rank", "estimator", *(METRICS[m][0] for m in metrics), "fit s", "predict s",
-               "feature s", "folds", "vs best"]
+    headers = ["rank", "estimator", *(METRICS[m][0] for m in metrics),
+               *(PROBABILISTIC[m] for m in probabilistic), "fit s", "predict s", "feature s",
+               "folds", "vs best"]
     return rows, headers
+
+
+def _mean_or_na(row, metric):
+    if pd.isna(row["f1_macro_mean"]):
+        return "failed"
+    mean = row.get(f"{metric}_mean")
+    return "n/a" if mean is None or pd.isna(mean) else f"{mean:.3f}"
 
 
 def versus_best(row):

@@ -219,3 +219,32 @@ def training_size_plot(lines, path, title):
     cost.set_ylabel("fit seconds per fold")
     cost.set_title("cost of the gain", fontsize=10)
     return _save(fig, path)
+
+
+def reliability_diagram(curves, n_bins, path, title):
+    """Accuracy against top-label confidence in `n_bins` equal-width bins, one curve per
+    (estimator, family, mean confidence of each non-empty bin, its accuracy, the counts of all
+    `n_bins` bins, ECE) of `curves`, with the diagonal of perfect calibration; a lower panel
+    shows each curve's share of test images per bin, so sparse bins (whose accuracy means
+    little) are visible."""
+    fig = _figure(6.5, 6.5)
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+    top.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1, label="perfectly calibrated")
+    edges = np.linspace(0, 1, n_bins + 1)
+    for i, (estimator, family, confidence, accuracy, counts, ece) in enumerate(curves):
+        color = f"C{i % 10}"
+        counts = np.asarray(counts, dtype=float)
+        top.plot(confidence, accuracy, "o-", color=color, markersize=4, linewidth=1.5,
+                 label=f"{_name(estimator)} ({_name(family)}), ECE {ece:.3f}")
+        bottom.stairs(counts / max(counts.sum(), 1), edges, color=color, linewidth=1.2)
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.set_ylabel("accuracy")
+    top.grid(alpha=0.3)
+    top.legend(loc="best", fontsize=8)
+    bottom.set_xlabel(f"confidence of the top class ({n_bins} bins)")
+    bottom.set_ylabel("share of images")
+    bottom.yaxis.set_major_formatter(PercentFormatter(1))
+    bottom.grid(alpha=0.3)
+    top.set_title(_text(title))
+    return _save(fig, path)

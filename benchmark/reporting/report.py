@@ -16,6 +16,9 @@ import pandas as pd
 
 from features.cache import atomic_write
 
+from benchmark.reporting.calibration import (
+    PROBABILISTIC, calibrate, calibration_section, probability_text, reliability_jobs,
+)
 from benchmark.reporting.leaderboard import (
     SCORE_COLUMNS, dataset_table, describe_sampling, history_frame, is_flagged, overall_frame,
     scores_frame, summary_frame,
@@ -54,6 +57,7 @@ class Analysis:
     history: pd.DataFrame  # the CNNs' per-epoch curves
     ranking: Ranking  # the cross-dataset statistics (Friedman, Nemenyi)
     problems: list  # one line each: failed, missing or unreadable cells, skipped datasets
+    calibration: object = None  # calibration.Calibration: probabilistic scores, reliability bins
 
 
 def analyse(stored, alpha=ALPHA):
@@ -61,11 +65,12 @@ def analyse(stored, alpha=ALPHA):
     absent = stored.absent()
     order = plan_order(stored.meta)
     cells = sorted(stored.cells + absent, key=lambda c: (*order(c.dataset, c.estimator), c.fold))
-    scores = scores_frame(cells)
+    calibration = calibrate(stored)
+    scores = scores_frame(cells, calibration.scores)
     summary = summary_frame(scores, alpha)
     overall = overall_frame(summary) if len(summary) else pd.DataFrame()
     return Analysis(scores, summary, overall, history_frame(stored.cells), rank_estimators(summary, alpha),
-                    _problems(stored, absent))
+                    _problems(stored, absent) + calibration.problems, calibration)
 
 
 def write_report(run_dir, alpha=ALPHA, n_jobs=1, mapper=None):
@@ -84,7 +89,8 @@ def write_report(run_dir, alpha=ALPHA, n_jobs=1, mapper=None):
     per_class = per_class_frame(stored, summary)
     if len(per_class):
         _write_csv(store.output(CSV_FILE), per_class)
-    plots = _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs, mapper)
+    plots = _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs, mapper,
+                        result.calibration)
     text = _markdown(stored, summary, result.overall, ranking, plots, problems, alpha)
     path = store.report_file
     atomic_write(path, lambda f: f.write(text.encode()))
@@ -93,8 +99,11 @@ def write_report(run_dir, alpha=ALPHA, n_jobs=1, mapper=None):
 
 def figures(stored, result, alpha=ALPHA):
     """{(dataset, kind): matplotlib Figure} of every plot the report draws ("" for the
-    cross-dataset ones; kinds: f1, pareto, confusion, curves, cd), without writing files."""
-    jobs, _ = _plot_jobs(None, stored, result.summary, result.history, result.ranking, alpha)
+    cross-dataset ones; kinds: f1, pareto, confusion, curves, reliability, cd), without
+    writing files."""
+    calibration = getattr(result, "calibration", None) or calibrate(stored)
+    jobs, _ = _plot_jobs(None, stored, result.summary, result.history, result.ranking, alpha,
+                         calibration)
     drawn = {}
     for dataset, kind, function, args in jobs:
         fig = _draw(function, args)
@@ -108,7 +117,8 @@ def _write_csv(path, frame):
 
 # --- plots ----------------------------------------------------------------------------------
 
-def _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs=1, mapper=None):
+def _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs=1, mapper=None,
+                calibration=None):
     """{dataset or "": {kind: path relative to run_dir}}; old PNGs are removed first.
 
     The plots are independent, so with `n_jobs` > 1 they are drawn in parallel (joblib
@@ -124,7 +134,7 @@ def _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs=1, map
     folder.mkdir(exist_ok=True)
     for old in folder.glob("*.png"):
         old.unlink()
-    jobs, drawn = _plot_jobs(folder, stored, summary, history, ranking, alpha)
+    jobs, drawn = _plot_jobs(folder, stored, summary, history, ranking, alpha, calibration)
     paths = None
     try:
         paths = mapper([(_draw, (f, args)) for _, _, f, args in jobs]) if mapper else None
@@ -139,7 +149,7 @@ def _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs=1, map
     return drawn
 
 
-def _plot_jobs(folder, stored, summary, history, ranking, alpha):
+def _plot_jobs(folder, stored, summary, history, ranking, alpha, calibration=None):
     """([(dataset, kind, plots function, args)], {dataset: {"confusion_of": estimator}}) of
     every plot; each is written into `folder`, or returned as a figure when it is None."""
 
@@ -181,6 +191,7 @@ def _plot_jobs(folder, stored, summary, history, ranking, alpha):
             jobs.append((dataset, "curves", "learning_curves", (
                 curves, at(f"{name}-learning-curves.png"),
                 f"{dataset}: CNN learning curves (mean over folds; band: min-max)")))
+    jobs += reliability_jobs(summary, calibration, at)
     if ranking.pvalues is not None:
         jobs.append(("", "cd", "cd_diagram", (
             ranking.friedman.mean_ranks, ranking.pvalues, at("critical-difference.png"),
@@ -368,7 +379,8 @@ def _ranking_text(ranking, plots, alpha, summary):
 
 
 def _dataset_section(dataset, summary, plots, config, stored):
-    rows, headers = dataset_table(summary, dataset, SCORE_COLUMNS, score=_pm, mark=MARK, escape=esc)
+    rows, headers = dataset_table(summary, dataset, SCORE_COLUMNS, score=_pm, mark=MARK, escape=esc,
+                                  probabilistic=PROBABILISTIC, probability_score=probability_text)
     lines = [f"## Dataset: {esc(dataset)}", "", table(rows, headers), ""]
     folds = summary[summary["dataset"] == dataset]["folds_ok"].max()
     if folds < MIN_FOLDS:
@@ -382,6 +394,7 @@ def _dataset_section(dataset, summary, plots, config, stored):
                 lines.append("")
             lines += [_image(plots[kind], f"{dataset}: {alt}"), ""]
     lines += size_section(dataset, stored, plots.get("sizes"))
+    lines += calibration_section(dataset, summary, plots.get("reliability"))
     return (lines + tuning_section(dataset, stored) + _diagnostics_section(dataset, summary, stored)
             + per_class_section(dataset, summary, stored))
 

@@ -7,6 +7,8 @@ The directory's layout belongs to benchmark.execution.store.RunStore; everything
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from benchmark.errors import failure_line
 from benchmark.execution import order as cell_order
 from benchmark.execution.store import RunStore
@@ -42,6 +44,27 @@ class StoredRun:
                                      else ("missing", "no result file"))
                     absent.append(Cell(dataset, estimator, fold, status, error=error, train_size=size))
         return absent
+
+    def probabilities(self, cell):
+        """(the cell's probabilities as float64, or None; why they cannot be used, or None).
+
+        Those the cell holds in memory (a notebook run's), else its file in the run directory
+        (RunStore.load_probabilities), read now; (None, None) for a cell that has none."""
+        from benchmark.execution.cells import probability_problem
+
+        if cell.status != "ok" or cell.proba_classes is None:
+            return None, None
+        try:
+            if cell.probabilities is not None:
+                problem = probability_problem(np.asarray(cell.probabilities), cell)
+                if problem:
+                    raise ValueError(problem)
+                return np.asarray(cell.probabilities, dtype=np.float64), None
+            if self.run_dir is None:
+                return None, "neither in memory nor in a run directory"
+            return RunStore(self.run_dir).load_probabilities(cell), None
+        except (OSError, ValueError, EOFError) as exc:  # np.load: EOFError on an empty file
+            return None, failure_line(exc)
 
 
 def ranked_size(planned):

@@ -54,6 +54,7 @@ def test_a_run_fits_every_size_on_the_same_test_rows_and_ranks_the_whole_folds(t
             assert sized[0]["test_index"] == sized[1]["test_index"] == sized[2]["test_index"]
             assert [c["n_train"] for c in sized[:2]] == [8, 24] and sized[2]["n_train"] > 24
     assert (out / "cells" / "faces" / "knn-pixels" / "size-4" / "fold-0.json").exists()
+    assert (out / "cells" / "faces" / "knn-pixels" / "size-4" / "fold-0.proba.npy").exists()
     assert (out / "cells" / "faces" / "knn-pixels" / "fold-0.json").exists()
     # the leaderboard ranks the whole training folds: the same scores as a plain run
     plain = run_benchmark(["faces"], ["knn-pixels", "logreg-pixels"], folds=3, out=tmp_path / "plain")

@@ -52,7 +52,10 @@ def size_frame(stored, dataset=None):
             "dataset": name, "estimator": estimator, "family": family_of(estimator),
             "size": ALL if size is None else size, "order": np.inf if size is None else size,
             "per_class": float(np.mean(n_train)) / classes,
-            "f1_macro_mean": interval.mean, "f1_macro_low": interval.low, "f1_macro_high": interval.high,
+            # the interval clipped to the scores' range: with few images per class the folds
+            # differ so much that the t interval runs past 0 or 1, which no score can
+            "f1_macro_mean": interval.mean, "f1_macro_low": max(interval.low, 0.0),
+            "f1_macro_high": min(interval.high, 1.0),
             "fit_seconds": float(np.mean([c.fit_seconds or 0.0 for c in group])),
             "folds": len(group), "fold_scores": dict(zip([c.fold for c in group], f1)),
             "n_train": float(np.mean(n_train)), "n_test": float(np.mean([c.n_test for c in group])),

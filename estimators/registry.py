@@ -100,6 +100,18 @@ def estimator_spec(name):
         raise KeyError(unknown_name_message("estimator", base, _REGISTRY)) from None
 
 
+UNKNOWN_FAMILY = "unknown"  # the family of a name no longer registered (a removed plug-in)
+
+
+def estimator_family(name):
+    """The family of estimator `name` (or variant): "classical", "cnn", ...; UNKNOWN_FAMILY for a
+    name no longer registered, so reports of a run made with a removed plug-in still work."""
+    try:
+        return estimator_spec(name).family
+    except (KeyError, ValueError):
+        return UNKNOWN_FAMILY
+
+
 def create_estimator(name, **params):
     """A new unfitted estimator registered as `name`, or the variant `NAME[PARAM=VALUE,...]`
     (see estimators.settings); `params` are set too. ValueError for an unknown parameter or a

@@ -178,27 +178,18 @@ def shown_metrics(summary, dataset, metrics):
 
 # --- reliability diagrams -------------------------------------------------------------------
 
-def family_of(estimator):
-    """The registered family of an estimator name (or variant); "other" for a name no longer
-    registered (a plug-in of the process that ran it)."""
-    from estimators.registry import estimator_spec
-
-    try:
-        return estimator_spec(estimator).family
-    except (KeyError, ValueError):
-        return "other"
-
-
 def reliability_curves(summary, calibration, dataset):
     """[(estimator, family, mean confidences and accuracies of the non-empty bins, counts of
     all N_BINS bins, pooled ECE)] of the best estimator (by mean macro-F1) of each family among
     those with probabilities on `dataset`."""
+    from estimators.registry import estimator_family
+
     rows = summary[(summary["dataset"] == dataset) & summary["f1_macro_mean"].notna()]
     chosen = {}
     for estimator in rows.sort_values("f1_macro_mean", ascending=False, kind="stable")["estimator"]:
         pooled = calibration.bins.get((dataset, estimator))
         if pooled is not None:
-            chosen.setdefault(family_of(estimator), (estimator, pooled))
+            chosen.setdefault(estimator_family(estimator), (estimator, pooled))
     curves = []
     for family, (estimator, pooled) in chosen.items():
         confidence, accuracy, _ = pooled.curve()

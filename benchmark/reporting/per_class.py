@@ -19,7 +19,6 @@ from benchmark.reporting.markdown import link_path, table
 CSV_FILE = "per_class.csv"  # in the run directory, next to scores.csv and summary.csv
 SHOWN_EACH_WAY = 10  # longer class lists show only this many largest differences each way
 NAMED = 3  # classes the sentence names on each side
-UNKNOWN = "unknown"  # the family of an estimator no longer registered (a removed plug-in)
 # with more than two families, the report's question decides the pair: best CNN vs best classical
 QUESTION = ("cnn", "classical")
 CSV_COLUMNS = ["dataset", "estimator", "family", "best_of_family", "class", "support",
@@ -47,7 +46,7 @@ class FamilyComparison:
     best: list  # EstimatorClasses, one per family, best family first
     pair: tuple = None  # (first, second) of `best` compared class by class; None: one family
     without_predictions: list = field(default_factory=list)  # ok, but no predictions stored
-    unregistered: list = field(default_factory=list)  # names whose family is UNKNOWN
+    unregistered: list = field(default_factory=list)  # names whose family is unknown (not registered)
 
     def differences(self):
         """F1 of the pair's first minus its second, for each class either was tested on."""
@@ -56,18 +55,7 @@ class FamilyComparison:
         return (first.scores["f1"] - second.scores["f1"])[tested]
 
 
-def family_of(name):
-    """The registry's family of estimator `name` ("classical", "cnn", ...); UNKNOWN for a name
-    no longer registered, so a run made with a removed plug-in is still reported."""
-    from estimators.registry import estimator_spec
-
-    try:
-        return estimator_spec(name).family
-    except (KeyError, ValueError):
-        return UNKNOWN
-
-
-def estimator_classes(cells, classes, family=UNKNOWN, f1_macro=np.nan):
+def estimator_classes(cells, classes, family, f1_macro=np.nan):
     """Per-class precision, recall, F1 and support of the ok `cells` of one estimator on one
     dataset, or None when none of them stored its predictions (cells of an older version).
 
@@ -111,12 +99,14 @@ def dataset_classes(dataset, summary, stored):
     rows = summary[(summary["dataset"] == dataset) & summary["f1_macro_mean"].notna()] if len(summary) else []
     if not len(rows):
         return [], []
+    from estimators.registry import estimator_family
+
     rows = rows.sort_values("f1_macro_mean", ascending=False, kind="stable")
     classes = class_order(stored, dataset)
     scored, without = [], []
     for _, row in rows.iterrows():
         cells = [c for c in stored.cells if c.dataset == dataset and c.estimator == row["estimator"]]
-        result = estimator_classes(cells, classes, family_of(row["estimator"]), row["f1_macro_mean"])
+        result = estimator_classes(cells, classes, estimator_family(row["estimator"]), row["f1_macro_mean"])
         if result is None:
             without.append(row["estimator"])
         else:
@@ -130,6 +120,8 @@ def compare_families(dataset, summary, stored):
     Best of a family = its highest mean macro-F1 over the dataset's ok folds, the leaderboard's
     choice, among the estimators whose predictions are stored. The pair compared is the best
     CNN and the best classical estimator when both ran, otherwise the two best families."""
+    from estimators.registry import UNKNOWN_FAMILY
+
     scored, without = dataset_classes(dataset, summary, stored)
     if not scored and not without:
         return None
@@ -137,7 +129,7 @@ def compare_families(dataset, summary, stored):
     for result in scored:
         best.setdefault(result.family, result)
     comparison = FamilyComparison(dataset, list(best.values()), without_predictions=without,
-                                  unregistered=[r.estimator for r in scored if r.family == UNKNOWN])
+                                  unregistered=[r.estimator for r in scored if r.family == UNKNOWN_FAMILY])
     if all(family in best for family in QUESTION):
         comparison.pair = tuple(best[family] for family in QUESTION)
     elif len(best) >= 2:
@@ -230,6 +222,8 @@ def _shown(comparison):
 
 def per_class_section(dataset, summary, stored):
     """The dataset's "Per-class scores" subsection (no lines when no estimator has ok cells)."""
+    from estimators.registry import UNKNOWN_FAMILY
+
     comparison = compare_families(dataset, summary, stored)
     if comparison is None:
         return []
@@ -239,7 +233,7 @@ def per_class_section(dataset, summary, stored):
                      "the cells hold no out-of-fold predictions (written by an older version of "
                      "this tool; run them again to get them).")
     if comparison.unregistered:
-        notes.append(f"Not registered any more (a removed plug-in?), so of family {UNKNOWN}: "
+        notes.append(f"Not registered any more (a removed plug-in?), so of family {UNKNOWN_FAMILY}: "
                      f"{', '.join(map(esc, comparison.unregistered))}.")
     lines = ["### Per-class scores", ""]
     best, pair = comparison.best, comparison.pair

@@ -19,20 +19,12 @@ from benchmark.reporting.stats import ALPHA, corrected_ttest, fold_interval
 ALL = "all"  # the label of the whole training part ("max")
 
 
-def family_of(estimator):
-    """The estimator's family ("classical", "cnn", ...); "other" for a name no longer registered."""
-    from estimators import estimator_spec
-
-    try:
-        return estimator_spec(estimator).family
-    except Exception:  # a plug-in removed since the run
-        return "other"
-
-
 def size_frame(stored, dataset=None):
     """One row per (dataset, estimator, training size) of a run with --train-sizes: the size
     asked ("all" for max), the mean training images per class actually used, mean macro-F1
     with its corrected 95% interval, mean fit seconds, folds and the per-fold scores."""
+    from estimators.registry import estimator_family
+
     cells = [c for c in (stored.sized_cells or stored.cells) if c.status == "ok"
              and (dataset is None or c.dataset == dataset)]
     planned = stored.meta.get("plan") or {}
@@ -49,7 +41,7 @@ def size_frame(stored, dataset=None):
         n_train = [c.n_train for c in group]
         interval = fold_interval(f1, n_train, [c.n_test for c in group])
         rows.append({
-            "dataset": name, "estimator": estimator, "family": family_of(estimator),
+            "dataset": name, "estimator": estimator, "family": estimator_family(estimator),
             "size": ALL if size is None else size, "order": np.inf if size is None else size,
             "per_class": float(np.mean(n_train)) / classes,
             # the interval clipped to the scores' range: with few images per class the folds

@@ -130,10 +130,10 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
         cache.seed(features)
         fingerprint = summary["fingerprint"]  # a hash of every image used: computed once, by _load
         plan[dataset_name] = {"estimators": list(config.estimators), "folds": len(splits)}
-        sized = _sized_splits(splits, dataset.labels, config)
+        sized, capped = _sized_splits(splits, dataset.labels, config)
         if config.train_sizes:
             plan[dataset_name]["train_sizes"] = [size for _, size, _ in sized[:len(config.train_sizes)]]
-            summary["sampling"]["train_sizes"] = _size_facts(config.train_sizes, dataset.labels, splits, config)
+            summary["sampling"]["train_sizes"] = {"sizes": list(config.train_sizes), "capped": capped}
         for estimator_name in config.estimators:
             try:
                 template = _template(dataset, estimator_name, config)
@@ -284,10 +284,11 @@ def _load(config, dataset_name):
         if deduped is not None:
             sampling["dedupe"] = deduped
         dataset = dataset.subset(split_plan.rows)  # the summary describes the images actually used
-        found = found.restrict(split_plan.rows) if found is not None else _near_duplicates(config, dataset)
+        summary = dataset.summary()
+        found = (found.restrict(split_plan.rows) if found is not None
+                 else _near_duplicates(config, dataset, summary["fingerprint"]))
         facts, table = describe_near_duplicates(found, dataset.labels, dataset.paths, split_plan.splits)
-        summary = {**dataset.summary(), "sampling": sampling, "near_duplicates": facts,
-                   "near_duplicate_table": table}
+        summary.update(sampling=sampling, near_duplicates=facts, near_duplicate_table=table)
         return dataset, split_plan.splits, summary, None
     except DatasetError as exc:
         return None, None, summary, str(exc)
@@ -295,13 +296,14 @@ def _load(config, dataset_name):
         return None, None, summary, failure_line(exc)
 
 
-def _near_duplicates(config, dataset):
+def _near_duplicates(config, dataset, fingerprint=None):
     """benchmark.data.near_duplicates.find_near_duplicates of `dataset`'s images, kept on disk
-    beside the features (keyed by the images' fingerprint) unless the run has no cache."""
+    beside the features (keyed by the images' fingerprint, hashed here unless given) unless the
+    run has no cache."""
     from benchmark.data.near_duplicates import cached_near_duplicates
 
     directory = Path(config.cache_dir) / "near-duplicates" if config.cache_dir else None
-    return cached_near_duplicates(dataset.images, dataset.fingerprint, directory)
+    return cached_near_duplicates(dataset.images, fingerprint or dataset.fingerprint, directory)
 
 
 def _dedupe(dataset, found):
@@ -368,29 +370,24 @@ def _template(dataset, estimator_name, config):
 
 
 def _sized_splits(splits, labels, config):
-    """[(fold, train_size, Split)]: each split as it is (train_size None), or, with
+    """([(fold, train_size, Split)], capped): each split as it is (train_size None), or, with
     `config.train_sizes`, once per size with its training rows cut to a nested, stratified,
     seeded sample of at most that many images per class ("max": the whole training part, whose
-    cells are the plain run's, so they are reused and ranked in the leaderboards)."""
+    cells are the plain run's, so they are reused and ranked in the leaderboards). `capped`:
+    {size: {class: the fewest training images it had in any split}} for the classes that had
+    fewer than the size, and so use all theirs (the report says so)."""
     if not config.train_sizes:
-        return [(fold, None, split) for fold, split in enumerate(splits)]
-    sized = []
+        return [(fold, None, split) for fold, split in enumerate(splits)], {}
+    sized, capped = [], {}
     for fold, split in enumerate(splits):
-        samples, _ = nested_training_samples(labels, split.train, config.train_sizes, (config.seed, fold))
+        samples, short = nested_training_samples(labels, split.train, config.train_sizes, (config.seed, fold))
         for size in config.train_sizes:
             sized.append((fold, None if size == MAX_SIZE else size, Split(samples[size], split.test, split.seed)))
-    return sized
-
-
-def _size_facts(sizes, labels, splits, config):
-    """What the report says about the training sizes: the sizes, and per size the classes that
-    had fewer training images than it in some split (the fewest they had), which use all theirs."""
-    capped = {}
-    for fold, split in enumerate(splits):
-        for size, short in nested_training_samples(labels, split.train, sizes, (config.seed, fold))[1].items():
-            for label, available in short.items():
-                capped.setdefault(str(size), {})[label] = min(available, capped.get(str(size), {}).get(label, available))
-    return {"sizes": list(sizes), "capped": capped}
+        for size, classes in short.items():
+            fewest = capped.setdefault(str(size), {})
+            for label, available in classes.items():
+                fewest[label] = min(available, fewest.get(label, available))
+    return sized, capped
 
 
 def _tuning(template, config):

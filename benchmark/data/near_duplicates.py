@@ -381,8 +381,12 @@ def describe(found, labels, names, splits):
         for t in test_rows.tolist():
             s, other = max((s, o) for s, o in partner[t] if o in train)
             examples.append((-s, shown(t), shown(other), labels[t], labels[other]))
-    examples = [{"test": t, "train": o, "similarity": round(-s, 3), "labels": [lt, lo]}
-                for s, t, o, lt, lo in sorted(examples)[:EXAMPLES]]
+    shown_pairs, chosen = set(), []
+    for s, t, o, lt, lo in sorted(examples):  # a pair once, though each side is tested in turn
+        if frozenset((t, o)) not in shown_pairs and len(chosen) < EXAMPLES:
+            shown_pairs.add(frozenset((t, o)))
+            chosen.append({"test": t, "train": o, "similarity": round(-s, 3), "labels": [lt, lo]})
+    examples = chosen
     cross = labels[found.pairs[:, 0]] != labels[found.pairs[:, 1]] if len(found.pairs) else np.zeros(0, bool)
     rows = [(shown(a), shown(b), labels[a], labels[b], round(float(s), 4))
             for (a, b), s in zip(found.pairs.tolist(), found.similarity.tolist())]

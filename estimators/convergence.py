@@ -15,6 +15,11 @@ batches of each epoch, augmented as in training) and says why a fit looks unfini
   than `SMALL_VALIDATION` images - a few dozen images make the validation loss too noisy for
   its best epoch to mean the net had finished (cnn-vgg on `textures`: 61 images, stopped
   after 21-27 of 30 epochs at 0.895 accuracy; 4x the budget 0.958);
+* **lost ground**: the last epoch's training loss is above the lowest epoch loss by at least
+  `LOST_SHARE` of the fall from the first epoch to that lowest one - training diverged part
+  way (a learning rate too high for the batch: cnn-fast at batch 16 on 300 `digits` images
+  fell from 2.08 to 1.31, rose back to 1.82 and scored 0.37 macro-F1 where batch 64 scores
+  0.99); with schedules that decay, a healthy fit ends at or near its lowest loss;
 * **did not learn**: the last epoch's training accuracy is within `CHANCE_MARGIN` of the
   share of the largest class (what always answering that class scores): the net fits its
   own training images no better than a constant would (e.g. every image the same).
@@ -36,6 +41,7 @@ LOSS_SHARE = 0.10  # share of the loss's whole fall that came in the last quarte
 CHANCE_MARGIN = 0.10  # of the distance from the majority share to 1
 FULLY_FITTED = 0.99  # an early stop below this training accuracy on a small split is suspect
 SMALL_VALIDATION = 200  # inner validation images below which early stopping is noisy
+LOST_SHARE = 0.25  # share of the fall to the lowest loss given back by the last epoch
 
 
 def check_convergence(history, plan, y_train, n_classes, n_validation=0):
@@ -89,6 +95,13 @@ def check_convergence(history, plan, y_train, n_classes, n_validation=0):
         reasons.append(f"stopped on noise: early stopping ended training after {epochs} of "
                        f"{plan.epochs} epochs, judged on {n_validation} validation images, with "
                        f"the training accuracy at {accuracy[-1]:.3f}")
+    finite = [v for v in loss if np.isfinite(v)]
+    if len(finite) == len(loss) >= MIN_EPOCHS:
+        lowest = min(loss)
+        if loss[-1] - lowest >= LOST_SHARE * (loss[0] - lowest) > 0:
+            reasons.append(f"lost ground: the training loss fell from {loss[0]:.3f} to "
+                           f"{lowest:.3f}, then rose back to {loss[-1]:.3f} by the last epoch "
+                           "(training diverged part way)")
     if accuracy and accuracy[-1] <= chance + CHANCE_MARGIN * (1 - chance):
         reasons.append(f"did not learn: training accuracy {accuracy[-1]:.3f}, where always "
                        f"answering the largest class scores {chance:.3f}")

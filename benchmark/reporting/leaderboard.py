@@ -270,7 +270,7 @@ def render(summary, overall):
         parts.append(f"Dataset: {dataset}")
         parts.append(tabulate(rows, headers, disable_numparse=True))
     if "undertrained_folds" in summary and summary.apply(is_flagged, axis=1).any():
-        parts.append(f"{TERMINAL_MARK} training looked unfinished (still improving, stopped near "
+        parts.append(f"{TERMINAL_MARK} training looked unfinished (still improving, diverged, stopped near "
                      "chance, or far below the best model): see Training diagnostics in report.md")
     if len(overall):
         rows, headers = overall_table(overall)

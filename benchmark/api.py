@@ -171,6 +171,7 @@ def build_config(datasets, estimators=None, *, all_datasets=False, settings=None
     params = estimator_settings(list(assignments or []), chosen, settings)
     if tune is not None:
         notes += _check_tuning(chosen, params)
+        _check_sizes_for_tuning(train_sizes, tune)
     if cache_dir is True:
         cache_dir = default_cache_dir() / "features"
     config = RunConfig(
@@ -188,6 +189,18 @@ def build_config(datasets, estimators=None, *, all_datasets=False, settings=None
                    for n in names if n.startswith("folder:")},
     )
     return config, notes
+
+
+def _check_sizes_for_tuning(train_sizes, tune):
+    """UsageError when a training size is too small for the tuning's inner folds: each class
+    needs an image in every inner fold, and a size below that would run untuned (defaults
+    kept) while the larger sizes are tuned - a curve comparing unlike training."""
+    smallest = min((s for s in train_sizes or [] if isinstance(s, int)), default=None)
+    if smallest is not None and smallest < tune.folds:
+        raise UsageError(f"--train-sizes {smallest} is fewer images per class than --tune's "
+                         f"{tune.folds} inner folds need (one per fold), so that size could not be "
+                         f"tuned like the others; use sizes of at least {tune.folds}, or "
+                         + (f"--tune-folds {smallest}" if smallest >= 2 else "drop --tune"))
 
 
 def _check_tuning(chosen, params):

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmark import run_benchmark
 from benchmark.cli import main
 from benchmark.data.protocols import nested_training_samples, parse_train_sizes
 from benchmark.reporting.training_sizes import crossover
@@ -103,6 +104,19 @@ def test_bad_sizes_are_usage_errors(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "--train-sizes" in err[0]
     assert not (tmp_path / "run").exists()
+
+
+def test_sizes_too_small_for_the_tuning_inner_folds_are_refused(tmp_path, capsys):
+    base = ["run", "--datasets", "faces", "--estimators", "logreg-pixels", "--tune", "--out", str(tmp_path / "run")]
+    assert main(base + ["--train-sizes", "2,10"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --train-sizes 2 is fewer images per class than --tune's 3 inner folds need (one per "
+        "fold), so that size could not be tuned like the others; use sizes of at least 3, or --tune-folds 2")
+    assert main(base + ["--train-sizes", "1,max", "--tune-folds", "2"]) == 2
+    assert capsys.readouterr().err.strip().endswith("use sizes of at least 2, or drop --tune")
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ValueError, match="fewer images per class than --tune's 3 inner folds"):
+        run_benchmark(["faces"], ["logreg-pixels"], tune=4, train_sizes=[2, 10])
 
 
 def _frame(scores):

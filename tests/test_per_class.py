@@ -37,10 +37,11 @@ def folds_with_errors(errors, classes, per_fold=4, folds=2):
     return out
 
 
-def make_run(run_dir, predictions, classes, dataset="pets", failed=()):
+def make_run(run_dir, predictions, classes, dataset="pets", failed=(), families=None):
     """A run directory of one dataset: run.json and, per estimator, the cells of
     {estimator: [(test_index, y_true, y_pred) or None per fold]} (None: a cell without stored
-    predictions, as older versions wrote); `failed`: (estimator, fold) cells that failed."""
+    predictions, as older versions wrote); `failed`: (estimator, fold) cells that failed;
+    `families`: run.json's recorded {estimator: family} (None: a run from before they were)."""
     estimators = list(predictions)
     folds = max(len(v) for v in predictions.values())
     meta = {
@@ -49,6 +50,7 @@ def make_run(run_dir, predictions, classes, dataset="pets", failed=()):
         "plan": {dataset: {"estimators": estimators, "folds": folds}},
         "datasets": {dataset: {"images": 100, "image_size": "8x8x1", "classes": dict.fromkeys(classes, 10),
                                "fingerprint": "fp", "skipped_files": []}},
+        **({"families": families} if families is not None else {}),
     }
     run_dir.mkdir(parents=True)
     (run_dir / "run.json").write_text(json.dumps(meta))
@@ -282,3 +284,25 @@ def test_one_family_with_a_long_class_list_shows_its_highest_and_lowest_f1(tmp_p
     assert [r[0] for r in table_rows(part)] == order[:10] + order[-10:]
     assert "Classes with the 10 highest and the 10 lowest F1, highest first" in part
     assert "10 class(es) in between are left out; per_class.csv has them all." in part
+
+
+def test_the_family_recorded_in_run_json_wins_over_the_registry(tmp_path):
+    # a CNN plug-in that is no longer installed where the report is regenerated
+    predictions = {"gone-plugin": folds_with_errors(dict.fromkeys(PETS, 0), PETS),
+                   "logreg-pixels": folds_with_errors(WEAK_ERRORS, PETS)}
+    run = make_run(tmp_path / "recorded", predictions, PETS,
+                   families={"gone-plugin": "cnn", "logreg-pixels": "classical"})
+    part = section(write_report(run).path.read_text())
+    assert "gone-plugin (cnn), logreg-pixels (classical)" in part
+    assert "Not registered any more" not in part
+    assert "Classes by F1 difference (gone-plugin minus logreg-pixels)" in part
+    summary = pd.read_csv(run / "summary.csv")
+    assert dict(zip(summary["estimator"], summary["family"])) == {"gone-plugin": "cnn", "logreg-pixels": "classical"}
+
+
+def test_a_run_records_each_estimators_family(tmp_path):
+    from benchmark import run_benchmark
+
+    results = run_benchmark(datasets=["faces"], estimators=["knn-pixels", "cnn-fast"], folds=2,
+                            max_per_class=6, settings={"cnn-fast": {"epochs": 1}}, out=tmp_path / "run")
+    assert results.meta["families"] == {"knn-pixels": "classical", "cnn-fast": "cnn"}

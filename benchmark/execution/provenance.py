@@ -12,6 +12,7 @@ from importlib import metadata
 from pathlib import Path
 
 from benchmark import __version__
+from estimators.registry import estimator_family
 
 LIBRARIES = ("numpy", "scipy", "scikit-learn", "scikit-image", "pandas", "joblib", "pillow",
              "tabulate", "matplotlib", "scikit-posthocs", "tensorflow", "keras")
@@ -81,6 +82,9 @@ def run_metadata(result, argv, status, backend=None):
         "threads": {"workers": r.config.n_jobs, "per_cell": r.config.threads_per_cell},
         "backend": backend,
         "plan": r.plan,
+        # each estimator's family, so a report regenerated where a plug-in is no longer
+        # registered still tells CNNs from classical models
+        "families": {name: estimator_family(name) for name in r.config.estimators},
         "datasets": r.datasets,
         "skipped_datasets": r.skipped_datasets,
         "failed_cells": len(r.failed_cells),

@@ -182,14 +182,12 @@ def reliability_curves(summary, calibration, dataset):
     """[(estimator, family, mean confidences and accuracies of the non-empty bins, counts of
     all N_BINS bins, pooled ECE)] of the best estimator (by mean macro-F1) of each family among
     those with probabilities on `dataset`."""
-    from estimators.registry import estimator_family
-
     rows = summary[(summary["dataset"] == dataset) & summary["f1_macro_mean"].notna()]
     chosen = {}
-    for estimator in rows.sort_values("f1_macro_mean", ascending=False, kind="stable")["estimator"]:
-        pooled = calibration.bins.get((dataset, estimator))
+    for _, row in rows.sort_values("f1_macro_mean", ascending=False, kind="stable").iterrows():
+        pooled = calibration.bins.get((dataset, row["estimator"]))
         if pooled is not None:
-            chosen.setdefault(estimator_family(estimator), (estimator, pooled))
+            chosen.setdefault(row["family"], (row["estimator"], pooled))
     curves = []
     for family, (estimator, pooled) in chosen.items():
         confidence, accuracy, _ = pooled.curve()

@@ -99,14 +99,12 @@ def dataset_classes(dataset, summary, stored):
     rows = summary[(summary["dataset"] == dataset) & summary["f1_macro_mean"].notna()] if len(summary) else []
     if not len(rows):
         return [], []
-    from estimators.registry import estimator_family
-
     rows = rows.sort_values("f1_macro_mean", ascending=False, kind="stable")
     classes = class_order(stored, dataset)
     scored, without = [], []
     for _, row in rows.iterrows():
         cells = [c for c in stored.cells if c.dataset == dataset and c.estimator == row["estimator"]]
-        result = estimator_classes(cells, classes, estimator_family(row["estimator"]), row["f1_macro_mean"])
+        result = estimator_classes(cells, classes, row["family"], row["f1_macro_mean"])
         if result is None:
             without.append(row["estimator"])
         else:

@@ -68,6 +68,8 @@ def analyse(stored, alpha=ALPHA):
     calibration = calibrate(stored)
     scores = scores_frame(cells, calibration.scores)
     summary = summary_frame(scores, alpha)
+    if len(summary):
+        summary.insert(summary.columns.get_loc("estimator") + 1, "family", summary["estimator"].map(stored.family))
     overall = overall_frame(summary) if len(summary) else pd.DataFrame()
     return Analysis(scores, summary, overall, history_frame(stored.cells), rank_estimators(summary, alpha),
                     _problems(stored, absent) + calibration.problems, calibration)
@@ -448,11 +450,11 @@ def _diagnostics_section(dataset, summary, stored):
     if flagged.empty:
         if len(unchecked) == len({c.estimator for c in cells}):
             return lines
-        return lines + ["Every other estimator's training passed its checks on every fold: no CNN "
-                        "was still improving or near chance at the end, and no fit raised a "
-                        "warning." if unchecked else "Every estimator's training passed its checks "
-                        "on every fold: no CNN was still improving or near chance at the end, and "
-                        "no fit raised a warning.", ""] + notice
+        checks = ("no CNN was still improving, diverging or near chance at the end, and no fit "
+                  "raised a warning.")
+        return lines + [("Every other estimator's training passed its checks on every fold: " if unchecked
+                         else "Every estimator's training passed its checks on every fold: ") + checks,
+                        ""] + notice
     for _, r in flagged.iterrows():
         mark = f" {MARK}" if is_flagged(r) else ""
         lines.append(f"- **{esc(r['estimator'])}**{mark}: {esc(r['training_note'])}.")

@@ -24,6 +24,15 @@ class StoredRun:
     # `run --train-sizes`: every cell of every size (the ranked ones included); else `cells`
     sized_cells: list = None
 
+    def family(self, estimator):
+        """The family ("cnn", "classical", ...) run.json recorded for `estimator`; for runs
+        written before families were recorded, the registry's (UNKNOWN_FAMILY when the name
+        is no longer registered)."""
+        from estimators.registry import estimator_family
+
+        recorded = (self.meta.get("families") or {}).get(estimator)
+        return recorded if recorded else estimator_family(estimator)
+
     def absent(self):
         """Cells the plan in run.json has but no readable file holds, as failed-like Cells
         with status "missing" (never written: not run yet, or the run was interrupted) or

@@ -23,8 +23,6 @@ def size_frame(stored, dataset=None):
     """One row per (dataset, estimator, training size) of a run with --train-sizes: the size
     asked ("all" for max), the mean training images per class actually used, mean macro-F1
     with its corrected 95% interval, mean fit seconds, folds and the per-fold scores."""
-    from estimators.registry import estimator_family
-
     cells = [c for c in (stored.sized_cells or stored.cells) if c.status == "ok"
              and (dataset is None or c.dataset == dataset)]
     planned = stored.meta.get("plan") or {}
@@ -41,7 +39,7 @@ def size_frame(stored, dataset=None):
         n_train = [c.n_train for c in group]
         interval = fold_interval(f1, n_train, [c.n_test for c in group])
         rows.append({
-            "dataset": name, "estimator": estimator, "family": estimator_family(estimator),
+            "dataset": name, "estimator": estimator, "family": stored.family(estimator),
             "size": ALL if size is None else size, "order": np.inf if size is None else size,
             "per_class": float(np.mean(n_train)) / classes,
             # the interval clipped to the scores' range: with few images per class the folds

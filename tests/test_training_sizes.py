@@ -170,3 +170,40 @@ def test_boosting_fits_at_the_smallest_sizes_and_says_when_it_cannot_early_stop(
         assert model.score(digits.images[rows], digits.labels[rows]) > 0.9
         reasons = model.convergence_["reasons"]
         assert (reason in reasons[0]) if reason else True
+
+
+def test_sizes_whose_training_failed_its_checks_are_marked_and_doubt_the_crossover(tmp_path):
+    from benchmark.execution.cells import Cell
+    from benchmark.execution.store import RunStore
+    from benchmark.reporting.results import load_run
+    from benchmark.reporting.training_sizes import size_section
+    from benchmark.execution.metrics import score_predictions
+
+    y_true = ["a", "b"] * 10
+    estimators = ["cnn-fast", "logreg-pixels"]
+    meta = {"run_id": "flags", "status": "finished",
+            "config": {"datasets": ["d"], "estimators": estimators, "folds": 3, "seed": 0, "train_sizes": [5, 50]},
+            "plan": {"d": {"estimators": estimators, "folds": 3, "train_sizes": [5, 50]}},
+            "datasets": {"d": {"classes": {"a": 60, "b": 60}}}}
+    (tmp_path / "run.json").write_text(json.dumps(meta))
+    store = RunStore(tmp_path)
+    diverged = {"undertrained": True, "reasons": ["lost ground: the training loss fell from 2.0 to 1.0, then ..."]}
+    for size in (5, 50):
+        for fold in range(3):
+            for estimator in estimators:
+                wrong = {("cnn-fast", 5): 8, ("logreg-pixels", 5): 4, ("cnn-fast", 50): 0}.get((estimator, size), 3)
+                y_pred = list(y_true)
+                for i in range(wrong + fold % 2):
+                    y_pred[i] = "b" if y_true[i] == "a" else "a"
+                flagged = estimator == "cnn-fast" and size == 5 and fold < 2
+                store.save_cell(Cell("d", estimator, fold, "ok", scores=score_predictions(y_true, y_pred),
+                                     fit_seconds=1.0, n_train=2 * size, n_test=20, train_size=size,
+                                     diagnostics=diverged if flagged else {"undertrained": False, "reasons": []}))
+    text = "\n".join(size_section("d", load_run(tmp_path)))
+    row = next(line for line in text.splitlines() if line.startswith("| cnn-fast"))
+    assert row.count("⚠ 2/3") == 1  # at size 5 only
+    assert ("⚠ k/n: the training of k of the n folds failed its checks" in text
+            and "cnn-fast at 5 (2/3 folds: lost ground)" in text)
+    # the crossover (at 50) rests on the flagged size 5, where the CNN lost: doubted
+    assert "**Crossover:** from 50 training images per class" in text
+    assert "the crossover may be set by a training failure rather than by the data" in text

@@ -2,6 +2,7 @@
 
 import re
 
+MARK = "⚠"  # after a score whose training looked unfinished (see the report's Training diagnostics)
 _SPECIAL = re.compile(r"([\\`*_\[\]|~#!$])")
 
 

@@ -23,6 +23,7 @@ from benchmark.reporting.leaderboard import (
     SCORE_COLUMNS, dataset_table, describe_sampling, history_frame, is_flagged, overall_frame,
     scores_frame, summary_frame,
 )
+from benchmark.reporting.markdown import MARK
 from benchmark.reporting.markdown import escape_markdown as esc
 from benchmark.reporting.markdown import link_path, table
 from benchmark.reporting.results import load_run, plan_order
@@ -34,7 +35,6 @@ from benchmark.reporting.per_class import CSV_FILE, per_class_frame, per_class_s
 from benchmark.reporting.training_sizes import plot_args, size_frame, size_section
 from benchmark.reporting.tuning import tuning_fact, tuning_problems, tuning_section
 
-MARK = "⚠"  # after an estimator whose training looked unfinished (see Training diagnostics)
 
 
 @dataclass

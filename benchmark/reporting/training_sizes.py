@@ -12,6 +12,7 @@ corrected resampled t-test (Nadeau & Bengio) the leaderboards use.
 import numpy as np
 import pandas as pd
 
+from benchmark.reporting.markdown import MARK
 from benchmark.reporting.markdown import escape_markdown as esc
 from benchmark.reporting.markdown import table
 from benchmark.reporting.stats import ALPHA, corrected_ttest, fold_interval
@@ -48,6 +49,10 @@ def size_frame(stored, dataset=None):
             "f1_macro_high": min(interval.high, 1.0),
             "fit_seconds": float(np.mean([c.fit_seconds or 0.0 for c in group])),
             "folds": len(group), "fold_scores": dict(zip([c.fold for c in group], f1)),
+            # folds whose training check failed (a CNN diverged, stopped undertrained, ...) and
+            # the kinds of failure: the text of each reason before its colon
+            "flagged": sum(bool((c.diagnostics or {}).get("undertrained")) for c in group),
+            "flag_reasons": sorted({r.split(":")[0] for c in group for r in (c.diagnostics or {}).get("reasons") or []}),
             "n_train": float(np.mean(n_train)), "n_test": float(np.mean([c.n_test for c in group])),
         })
     frame = pd.DataFrame(rows)
@@ -93,13 +98,18 @@ def size_section(dataset, stored, plot=None, alpha=ALPHA):
     rows = []
     for estimator, group in frame.groupby("estimator", sort=False):
         by_size = {r["size"]: r for _, r in group.iterrows()}
-        cells = [f"{by_size[s]['f1_macro_mean']:.3f} [{by_size[s]['f1_macro_low']:.3f}, "
-                 f"{by_size[s]['f1_macro_high']:.3f}]; fit {by_size[s]['fit_seconds']:.2g} s"
-                 if s in by_size else "-" for s in sizes]
+        cells = [_size_cell(by_size[s]) if s in by_size else "-" for s in sizes]
         rows.append([esc(estimator), esc(group.iloc[0]["family"])] + cells)
     per_class = frame.groupby("size")["per_class"].mean()
     headers = ["estimator", "family"] + [f"{s} (~{per_class[s]:.0f}/class)" if s == ALL else str(s) for s in sizes]
     lines += [table(rows, headers), ""]
+    flagged = frame[frame["flagged"] > 0]
+    if len(flagged):
+        listed = "; ".join(f"{esc(r['estimator'])} at {r['size']} ({r['flagged']}/{r['folds']} folds: "
+                           f"{esc(', '.join(r['flag_reasons']))})" for _, r in flagged.iterrows())
+        lines += [f"{MARK} k/n: the training of k of the n folds failed its checks (see Training "
+                  f"diagnostics for what each check means), so that point measures the training, not "
+                  f"what the model can learn from that many images: {listed}.", ""]
     capped = (((stored.meta.get("datasets") or {}).get(dataset) or {}).get("sampling") or {}).get(
         "train_sizes", {}).get("capped") or {}
     for size, classes in capped.items():
@@ -120,10 +130,21 @@ def size_section(dataset, stored, plot=None, alpha=ALPHA):
                   f"{esc(last['classical'])} (p = {last['p_value']:.3g}).", ""]
     else:
         lines += [f"**Crossover:** {found['reason']}.", ""]
+    limit = np.inf if "reason" in found or found["size"] == ALL else found["size"]
+    if len(flagged[flagged["order"] <= limit]):
+        lines += [f"{MARK} Training failed its checks at a size this verdict rests on (listed above): "
+                  "the crossover may be set by a training failure rather than by the data.", ""]
     if plot is not None:
         lines += [f"![{esc(dataset)}: macro-F1 and fit time against training images per class]"
                   f"({plot.as_posix()})", ""]
     return lines
+
+
+def _size_cell(row):
+    """One learning-curve table cell: mean [CI]; fit seconds; and the flagged folds."""
+    text = (f"{row['f1_macro_mean']:.3f} [{row['f1_macro_low']:.3f}, {row['f1_macro_high']:.3f}]; "
+            f"fit {row['fit_seconds']:.2g} s")
+    return text + (f" {MARK} {row['flagged']}/{row['folds']}" if row["flagged"] else "")
 
 
 def plot_args(frame):

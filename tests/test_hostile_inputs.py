@@ -323,6 +323,10 @@ def test_holdout_repeats_that_cannot_differ_run_once_and_say_so():
     assert "1 repeat(s)" in text and "3 repeats asked" in text and "run once" in text
     capped = plan_splits(toy, protocol="holdout", repeats=3, max_per_class=10, seed=0)
     assert len(capped.splits) == 3 and capped.note == ""  # a cap below the class sizes: samples differ
+    # --train-sizes draws each repeat's own training sample: the repeats are kept
+    resampled = plan_splits(toy, protocol="holdout", repeats=3, max_per_class=None, seed=0, resampled=True)
+    assert len(resampled.splits) == 3 and [s.seed for s in resampled.splits] == [0, 1, 2]
+    assert "each with its own training samples for --train-sizes" in resampled.note
 
 
 def test_resume_from_another_directory_finds_the_folder_and_a_missing_one_keeps_its_cells(

@@ -207,3 +207,28 @@ def test_sizes_whose_training_failed_its_checks_are_marked_and_doubt_the_crossov
     # the crossover (at 50) rests on the flagged size 5, where the CNN lost: doubted
     assert "**Crossover:** from 50 training images per class" in text
     assert "the crossover may be set by a training failure rather than by the data" in text
+
+
+def test_holdout_repeats_draw_their_own_training_samples_on_the_same_test_split(tmp_path):
+    from conftest import write_image
+
+    rng = np.random.default_rng(2)
+    root = tmp_path / "split"
+    for side, count in (("train", 14), ("test", 5)):
+        for label, level in (("dark", 60), ("bright", 190)):
+            for i in range(count):
+                pixels = np.clip(rng.normal(level, 40, size=(16, 16, 3)), 0, 255).astype(np.uint8)
+                write_image(root / side / label / f"{i}.png", pixels)
+    out = tmp_path / "run"
+    # every image (no cap): without --train-sizes the repeats would be identical and run once
+    assert main(["run", "--datasets", f"folder:{root}", "--estimators", "knn-pixels", "--protocol", "holdout",
+                 "--repeats", "2", "--full", "--train-sizes", "3,max", "--out", str(out), "--quiet"]) == 0
+    meta = json.loads((out / "run.json").read_text())
+    (name, planned), = meta["plan"].items()
+    assert planned["folds"] == 2 and planned["train_sizes"] == [3, None]
+    assert "each with its own training samples for --train-sizes" in meta["datasets"][name]["sampling"]["note"]
+    cells = {(p.parent.name, p.stem): json.loads(p.read_text()) for p in (out / "cells").rglob("fold-*.json")}
+    assert set(cells) == {("size-3", "fold-0"), ("size-3", "fold-1"), ("knn-pixels", "fold-0"), ("knn-pixels", "fold-1")}
+    tests = {tuple(c["test_index"]) for c in cells.values()}
+    assert len(tests) == 1 and len(tests.pop()) == 10  # one shared test split
+    assert {c["n_train"] for k, c in cells.items() if k[0] == "size-3"} == {6}

@@ -108,12 +108,14 @@ def grouped_cv_splits(labels, groups, folds, seed):
 
 
 def plan_splits(dataset, *, protocol="auto", folds=5, repeats=3, max_per_class=None, seed=0,
-                groups=None, group_facts=None):
+                groups=None, group_facts=None, resampled=False):
     """The rows used and the (train, test, seed) splits of one dataset; DatasetError if impossible.
 
     `groups`: each image's group (aligned with dataset.labels; see benchmark.data.groups), to
     keep every group on one side of each split; None: ungrouped. `group_facts`: what the
-    groups are (assign_groups' facts), copied into describe()'s "grouping"."""
+    groups are (assign_groups' facts), copied into describe()'s "grouping". `resampled`: the
+    runner draws its own training sample from each split (--train-sizes), so holdout repeats
+    on the same images still differ and are all kept."""
     protocol = resolve_protocol(protocol, dataset)
     labels = dataset.labels
     everything = np.arange(len(labels))
@@ -151,7 +153,11 @@ def plan_splits(dataset, *, protocol="auto", folds=5, repeats=3, max_per_class=N
     if missing:
         raise DatasetError(f"dataset {dataset.name!r}: class(es) {', '.join(missing)} appear in the "
                            "test split but not in the training split; add training images for them")
-    if repeats > 1 and all(np.array_equal(train, trains[0]) for train in trains[1:]):
+    if repeats > 1 and all(np.array_equal(train, trains[0]) for train in trains[1:]) and resampled:
+        notes.append(f"{repeats} repeats, each with its own training samples for --train-sizes; at "
+                     "'max' every repeat trains on the same images, so there only the estimators' "
+                     "seeds differ")
+    elif repeats > 1 and all(np.array_equal(train, trains[0]) for train in trains[1:]):
         # every repeat would train on the same images and score the same test images: their
         # scores would not be independent evidence (a deterministic estimator repeats itself
         # exactly, giving intervals of +-0 and tests with p = 0), so the split runs once

@@ -276,7 +276,8 @@ def _load(config, dataset_name):
             groups, group_facts = _groups(config, dataset, found)
             split_plan = plan_splits(dataset, protocol=config.protocol, folds=config.folds,
                                      repeats=config.repeats, max_per_class=cap, seed=config.seed,
-                                     groups=groups, group_facts=group_facts)
+                                     groups=groups, group_facts=group_facts,
+                                     resampled=any(s != MAX_SIZE for s in config.train_sizes or []))
         except DatasetError:  # skipped: the report still describes what was loaded
             summary = dataset.summary()
             raise

@@ -138,14 +138,34 @@ def size_section(dataset, stored, plot=None, alpha=ALPHA):
                   f"{esc(last['classical'])} (p = {last['p_value']:.3g}).", ""]
     else:
         lines += [f"**Crossover:** {found['reason']}.", ""]
-    limit = np.inf if "reason" in found or found["size"] == ALL else found["size"]
-    if len(flagged[flagged["order"] <= limit]):
-        lines += [f"{MARK} Training failed its checks at a size this verdict rests on (listed above): "
-                  "the crossover may be set by a training failure rather than by the data.", ""]
+    doubt = _crossover_doubt(flagged, found)
+    if doubt:
+        lines += [f"{MARK} {doubt}", ""]
     if plot is not None:
         lines += [f"![{esc(dataset)}: macro-F1 and fit time against training images per class]"
                   f"({plot.as_posix()})", ""]
     return lines
+
+
+def _crossover_doubt(flagged, found):
+    """What the flagged trainings (rows of a size_frame with flagged folds) can do to the
+    crossover, or None when they cannot move it: a CNN that trained badly below the crossover
+    (or anywhere, when none was found) might win from a smaller size; a classical estimator
+    that trained badly from the crossover on might keep up to a larger one."""
+    at = np.inf if "reason" in found else (np.inf if found["size"] == ALL else found["size"])
+    cnn = flagged[(flagged["family"] == "cnn") & (flagged["order"] < at)]
+    classical = flagged[(flagged["family"] == "classical") & (flagged["order"] >= at)]
+    if "reason" in found and len(cnn):
+        return ("A CNN's training failed its checks (listed above): with fuller training it might "
+                "win within the sizes run.")
+    parts = []
+    if len(cnn):
+        parts.append("a CNN's training failed its checks below it, so with fuller training the CNN "
+                     "might win from a smaller size")
+    if len(classical):
+        parts.append("a classical estimator's training failed its checks from it on, so with fuller "
+                     "training it might keep up to a larger size")
+    return f"The crossover is not settled: {' and '.join(parts)} (listed above)." if parts else None
 
 
 def _size_cell(row):

@@ -44,7 +44,7 @@ ESTIMATORS = "logreg-hog-color,gboost-hog-color,svm-hog-color,patches-kmeans,cnn
 # dataset -> (name for `run`, protocol and its options, sizes, estimators, time target in
 # seconds or None)
 DATASETS = {
-    "cifar10": (f"folder:{SHARED / 'cifar10'}", ["--protocol", "holdout", "--repeats", "2"],
+    "cifar10": (f"folder:{SHARED / 'cifar10'}", ["--protocol", "holdout", "--repeats", "3"],
                 "10,30,100,300,1000,max", "logreg-hog-color,gboost-hog-color,patches-kmeans,cnn-fast",
                 90 * 60),
     "trashnet": (f"folder:{SHARED / 'trashnet'}", ["--protocol", "cv"], "10,30,100,max", ESTIMATORS, None),

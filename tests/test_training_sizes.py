@@ -232,3 +232,12 @@ def test_holdout_repeats_draw_their_own_training_samples_on_the_same_test_split(
     tests = {tuple(c["test_index"]) for c in cells.values()}
     assert len(tests) == 1 and len(tests.pop()) == 10  # one shared test split
     assert {c["n_train"] for k, c in cells.items() if k[0] == "size-3"} == {6}
+
+
+def test_a_crossover_with_too_few_folds_for_a_test_says_so_instead_of_p_nan():
+    scores = {("svm", "classical", size): [0.5, 0.52] for size in (10, 100)}
+    scores.update({("cnn-fast", "cnn", 10): [0.4, 0.45], ("cnn-fast", "cnn", 100): [0.7, 0.71]})
+    found = crossover(_frame(scores))
+    assert found["untested"] and found["reason"] == ("cannot be tested: the corrected paired t-test needs at "
+                                                     "least 3 folds or repeats, and this run has 2")
+    assert [round(t["difference"], 3) for t in found["tried"]] == [-0.085, 0.195]

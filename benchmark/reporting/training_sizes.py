@@ -15,7 +15,7 @@ import pandas as pd
 from benchmark.reporting.markdown import MARK
 from benchmark.reporting.markdown import escape_markdown as esc
 from benchmark.reporting.markdown import table
-from benchmark.reporting.stats import ALPHA, corrected_ttest, fold_interval
+from benchmark.reporting.stats import ALPHA, MIN_FOLDS, corrected_ttest, fold_interval
 
 ALL = "all"  # the label of the whole training part ("max")
 
@@ -82,6 +82,10 @@ def crossover(frame, alpha=ALPHA):
         tried.append(found)
         if test.mean_difference > 0 and test.p_value < alpha:
             return found
+    if tried and all(np.isnan(t["p_value"]) for t in tried):
+        folds = min(len(frame.iloc[0]["fold_scores"]), *(len(r["fold_scores"]) for _, r in frame.iterrows()))
+        return {"reason": f"cannot be tested: the corrected paired t-test needs at least {MIN_FOLDS} "
+                          f"folds or repeats, and this run has {folds}", "tried": tried, "untested": True}
     return {"reason": "not reached within the sizes run", "tried": tried}
 
 
@@ -123,6 +127,10 @@ def size_section(dataset, stored, plot=None, alpha=ALPHA):
                   f"used), {esc(found['cnn'])} is significantly better than {esc(found['classical'])}, "
                   f"the best classical estimator there (macro-F1 {found['difference']:+.3f}, corrected "
                   f"paired t-test p = {found['p_value']:.3g}).", ""]
+    elif found.get("untested"):
+        differences = ", ".join(f"{t['difference']:+.3f} at {t['size']}" for t in found["tried"])
+        lines += [f"**Crossover:** {found['reason']} (use more folds, or --repeats 3 or more). The best "
+                  f"CNN minus the best classical estimator, in macro-F1: {differences}.", ""]
     elif found.get("tried"):
         last = found["tried"][-1]
         lines += [f"**Crossover:** not reached within the sizes run: at {last['size']} per class the best "

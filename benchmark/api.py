@@ -93,7 +93,7 @@ def run_benchmark(datasets, estimators=None, *, folds=5, seed=0, protocol="auto"
                   max_per_class=None, full=False, image_size=None, settings=None, n_jobs=1,
                   threads_per_cell=1, cell_timeout=None, out=None, cache_dir=None, data_dir=None,
                   tune=None, groups=None, groups_file=None, groups_unmatched=None, dedupe=False,
-                  train_sizes=None):
+                  train_sizes=None, keras_backend=None):
     """Cross-validate `estimators` on `datasets` with the same splits; return BenchmarkResults.
 
     `datasets`: names (see `python -m benchmark datasets`) or "folder:PATH"; `estimators`:
@@ -104,8 +104,9 @@ def run_benchmark(datasets, estimators=None, *, folds=5, seed=0, protocol="auto"
     (None: no tuning). `groups`, `groups_file`, `groups_unmatched`: as --groups (a regex or
     "near-duplicates"), --groups-file and --groups-unmatched, to keep each group of images on
     one side of every split; `dedupe`: as --dedupe; `train_sizes`: as --train-sizes, e.g.
-    [10, 30, 100, "max"] or "10,30,max". A name or a setting that cannot be used raises
-    ValueError before anything runs.
+    [10, 30, 100, "max"] or "10,30,max"; `keras_backend`: as --keras-backend ("tensorflow",
+    "jax", "torch"; a process runs one: the first CNN fitted in it fixes it). A name or a
+    setting that cannot be used raises ValueError before anything runs.
     """
     from estimators.tuning import TuningBudget
 
@@ -128,7 +129,8 @@ def run_benchmark(datasets, estimators=None, *, folds=5, seed=0, protocol="auto"
             max_per_class=max_per_class, full=full, image_size=image_size, data_dir=data_dir,
             cache_dir=cache_dir or True, n_jobs=n_jobs, threads_per_cell=threads_per_cell,
             cell_timeout=cell_timeout, tune=tune, groups=groups, groups_file=groups_file,
-            groups_unmatched=groups_unmatched, dedupe=dedupe, train_sizes=train_sizes)
+            groups_unmatched=groups_unmatched, dedupe=dedupe, train_sizes=train_sizes,
+            keras_backend=keras_backend)
     except UsageError as exc:
         raise ValueError(str(exc)) from None
     if out is not None:
@@ -144,7 +146,7 @@ def build_config(datasets, estimators=None, *, all_datasets=False, settings=None
                  folds=5, seed=0, protocol="auto", repeats=3, max_per_class=None, full=False,
                  image_size=None, data_dir=None, cache_dir=True, n_jobs=1, threads_per_cell=1,
                  cell_timeout=None, experiment=None, tune=None, groups=None, groups_file=None,
-                 groups_unmatched=None, dedupe=False, train_sizes=None):
+                 groups_unmatched=None, dedupe=False, train_sizes=None, keras_backend=None):
     """(RunConfig, [notes]) of a run, every name and setting checked (UsageError, one line).
 
     `datasets`: names (every available one with `all_datasets` and none given); `estimators`:
@@ -155,7 +157,9 @@ def build_config(datasets, estimators=None, *, all_datasets=False, settings=None
     tune every estimator that declares a search space (None: defaults). `groups` (a regex or
     "near-duplicates"), `groups_file`, `groups_unmatched`: the grouping of the splits (see
     benchmark.data.groups), checked here; `dedupe`: drop near-duplicates before splitting;
-    `train_sizes`: benchmark.data.protocols.parse_train_sizes's list (learning curves)."""
+    `train_sizes`: benchmark.data.protocols.parse_train_sizes's list (learning curves);
+    `keras_backend`: the CNNs' Keras backend (None: $KERAS_BACKEND, else TensorFlow), checked
+    to be installed when the run has a CNN."""
     from features.cache import default_cache_dir
 
     from benchmark.execution.runner import RunConfig
@@ -169,6 +173,7 @@ def build_config(datasets, estimators=None, *, all_datasets=False, settings=None
     check_grouping(groups, groups_file, groups_unmatched, names)
     chosen = resolve_estimators(estimators)
     params = estimator_settings(list(assignments or []), chosen, settings)
+    keras_backend = _check_keras_backend(keras_backend, chosen)
     if tune is not None:
         notes += _check_tuning(chosen, params)
         _check_sizes_for_tuning(train_sizes, tune)
@@ -184,11 +189,27 @@ def build_config(datasets, estimators=None, *, all_datasets=False, settings=None
         experiment=str(Path(experiment).expanduser().resolve()) if experiment else None,
         tune=tune.as_dict() if tune is not None else None,
         groups=groups, groups_file=groups_file, groups_unmatched=groups_unmatched, dedupe=bool(dedupe),
-        train_sizes=list(train_sizes) if train_sizes else None,
+        train_sizes=list(train_sizes) if train_sizes else None, keras_backend=keras_backend,
         locations={n: os.path.abspath(os.path.expanduser(n[len("folder:"):]))
                    for n in names if n.startswith("folder:")},
     )
     return config, notes
+
+
+def _check_keras_backend(name, chosen):
+    """The Keras backend of a run: `name`, else $KERAS_BACKEND, else TensorFlow; UsageError when
+    it is unknown, or not installed while the run has a CNN (or it was asked for by name)."""
+    from estimators.keras_backend import DEFAULT, check_backend
+    from estimators.registry import estimator_family
+
+    resolved = name or os.environ.get("KERAS_BACKEND") or DEFAULT
+    if name is not None or any(estimator_family(e) == "cnn" for e in chosen):
+        try:
+            check_backend(resolved)
+        except ValueError as exc:
+            given = "--keras-backend" if name is not None else "KERAS_BACKEND"
+            raise UsageError(f"{given}: {exc}") from None
+    return resolved
 
 
 def _check_sizes_for_tuning(train_sizes, tune):

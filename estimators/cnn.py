@@ -4,8 +4,9 @@ Written here rather than taken from a library: `keras.wrappers.SKLearnClassifier
 arguments when cloned and rejects 4-D image arrays, and SciKeras is unmaintained and breaks with
 current scikit-learn.
 
-TensorFlow is imported only inside `fit` / `predict` (through `keras_for`), so importing this
-package, listing estimators and classical-only runs never load it.
+Keras and its backend (TensorFlow by default; JAX or PyTorch, see estimators.keras_backend)
+are imported only inside `fit` / `predict` (through `keras_for`), so importing this package,
+listing estimators and classical-only runs never load them.
 
 What every CNN shares, and where it happens:
 
@@ -17,11 +18,10 @@ What every CNN shares, and where it happens:
   plateau, best-checkpoint choice) sees only an inner, stratified validation split carved out
   of the images given to `fit` (`validation_fraction`). Augmentation layers are active in
   training only, so validation and test images are never augmented.
-* Reproducible: `random_state` seeds Python, NumPy and TensorFlow, and TensorFlow's op
-  determinism is switched on, so two CPU runs with the same seed give the same weights. On GPU
-  a few kernels have no deterministic implementation; TensorFlow then raises instead of
-  silently differing.
-* Resources: `n_threads` caps TensorFlow's intra-op threads in this process (the runner gives
+* Reproducible: `random_state` seeds Python, NumPy and the backend, and the backend's
+  determinism is switched on, so two CPU runs with the same seed, backend and threads give the
+  same weights (estimators.keras_backend says what each backend guarantees on GPU).
+* Resources: `n_threads` caps the backend's threads in this process (the runner gives
   each parallel cell its share of the cores). With a GPU, training uses it with mixed precision.
 """
 
@@ -30,7 +30,6 @@ import os
 from numbers import Integral, Real
 import random
 import tempfile
-import warnings
 
 import numpy as np
 from scipy.stats import loguniform
@@ -43,61 +42,26 @@ from features.images import as_image_batch, to_uint8
 from .base import check_images_and_labels
 from .budget import StepBudget, check_positive_int
 from .convergence import check_convergence
+from .keras_backend import gpu_available
 
 DEFAULT_MAX_INPUT = 32  # the per-dataset default input size never exceeds this (CPU budget)
 PREDICT_BATCH = 128
 
-_threads_set = None  # the intra-op thread count this process's TensorFlow was given
-
-
 def keras_for(n_threads=None):
-    """Import Keras (TensorFlow backend) with at most `n_threads` intra-op threads; return it.
+    """Import Keras on the chosen backend (see estimators.keras_backend) with at most
+    `n_threads` threads; return it."""
+    from .keras_backend import import_keras
 
-    TensorFlow fixes its thread pools when it first runs an op, so the first call in a process
-    decides; a later call asking for a different count gets a warning and the existing pools.
-    """
-    global _threads_set
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # no oneDNN / CUDA / graph-attribute log lines
-    import keras
-    import tensorflow as tf
-
-    tf.get_logger().setLevel("ERROR")  # e.g. retracing notes when predict sees a new batch size
-    if keras.backend.backend() != "tensorflow":
-        raise RuntimeError(
-            f"the CNN estimators need Keras' TensorFlow backend; KERAS_BACKEND is "
-            f"{keras.backend.backend()!r}: unset it or set it to 'tensorflow'"
-        )
-    wanted = int(n_threads) if n_threads else 0  # 0: TensorFlow's default (all cores)
-    if _threads_set is None:
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(wanted)
-            tf.config.threading.set_inter_op_parallelism_threads(min(wanted, 2) if wanted else 0)
-            _threads_set = wanted
-        except RuntimeError:  # TensorFlow already ran ops in this process: keep its pools
-            _threads_set = tf.config.threading.get_intra_op_parallelism_threads()
-    elif wanted != _threads_set:
-        warnings.warn(
-            f"TensorFlow in this process already uses {_threads_set or 'all'} intra-op threads; "
-            f"n_threads={n_threads} cannot change that after the first model ran"
-        )
-    return keras
-
-
-def gpu_available():
-    import tensorflow as tf
-
-    return bool(tf.config.list_physical_devices("GPU"))
+    return import_keras(n_threads)
 
 
 def seed_everything(keras, random_state):
-    """Seed Python, NumPy and TensorFlow from `random_state` (None: a fresh random seed)."""
-    seed = int(random_state) if random_state is not None else random.SystemRandom().randrange(2**31)
-    keras.utils.set_random_seed(seed)
-    import tensorflow as tf
+    """Seed Python, NumPy and the backend from `random_state` (None: a fresh random seed) and
+    switch on the backend's determinism."""
+    from .keras_backend import seed_everything as seed_backend
 
-    tf.config.experimental.enable_op_determinism()
-    return seed
+    seed = int(random_state) if random_state is not None else random.SystemRandom().randrange(2**31)
+    return seed_backend(keras, seed)
 
 
 def inner_split(y, fraction, seed):
@@ -249,7 +213,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         n_classes = len(self.classes_)
         targets = np.eye(n_classes, dtype=np.float32)[y_index]
 
-        if gpu_available():  # mixed precision on GPU; the output layers stay float32
+        if gpu_available(keras):  # mixed precision on GPU; the output layers stay float32
             keras.mixed_precision.set_global_policy("mixed_float16")
         model = self._build(keras, images.shape[1:], n_classes, images[train])
         fitted = model.fit(

@@ -11,12 +11,14 @@ so importing this module stays free of TensorFlow.
 """
 
 import functools
+import warnings
 
 import numpy as np
 from scipy.stats import loguniform
 
 from .budget import StepBudget
 from .cnn import CNNClassifier, predict_fixed_batches
+from .keras_backend import bfloat16_supported, gpu_available
 from .registry import register
 
 WHITEN_IMAGES = 5000  # training images whose 2x2 patches give the whitening filters
@@ -25,14 +27,19 @@ WHITEN_EPS = 5e-4  # added to the patch covariance's eigenvalues (images scaled 
 
 @functools.lru_cache(maxsize=None)
 def _keras_objects(keras):
-    """The custom layer and schedule, defined (and registered for saving) once per process."""
-    import tensorflow as tf
+    """The custom layer and schedule, defined (and registered for saving) once per process.
+    Written with `keras.ops` and `keras.random` only, so they run on every Keras backend."""
+    ops = keras.ops
 
     @keras.saving.register_keras_serializable(package="image_benchmark")
     class BatchFlipTranslate(keras.layers.Layer):
         """Training only: each image of the batch mirrored with probability 1/2 and shifted by
-        up to `translate` pixels in each direction (reflect padding), as two gathers over the
-        whole batch - no per-image Python or map_fn. Identity at inference."""
+        up to `translate` pixels in each direction (reflect padding), as one gather over the
+        whole batch - no per-image Python or map_fn. Identity at inference.
+
+        The shift and the mirror are folded into each output pixel's source index (reflected
+        at the borders, as padding with mode "reflect" and cropping would give), so the batch
+        is read once and never padded."""
 
         def __init__(self, flip=True, translate=2, seed=None, **kwargs):
             super().__init__(**kwargs)
@@ -45,20 +52,23 @@ def _keras_objects(keras):
             if not training or (not self.flip and not self.translate):
                 return images
             t = self.translate
-            shape = tf.shape(images)
-            n, height, width = shape[0], shape[1], shape[2]
-            if t:
-                images = tf.pad(images, [[0, 0], [t, t], [t, t], [0, 0]], mode="REFLECT")
+            n = ops.shape(images)[0]
+            height, width, channels = images.shape[1], images.shape[2], images.shape[3]
+            # the draws in the order (and shapes) of the first version, so that seeds keep
+            # giving the same augmentation
             dy = keras.random.randint((n, 1), 0, 2 * t + 1, seed=self.seed_generator)
             dx = keras.random.randint((n, 1), 0, 2 * t + 1, seed=self.seed_generator)
-            rows = dy + tf.range(height)[None, :]
-            cols = tf.range(width)[None, :]
+            rows = dy - t + ops.arange(height, dtype="int32")[None, :]
+            cols = ops.arange(width, dtype="int32")[None, :]
             if self.flip:
                 flipped = keras.random.randint((n, 1), 0, 2, seed=self.seed_generator)
-                cols = tf.where(flipped == 1, width - 1 - cols, cols)
-            cols = dx + cols
-            images = tf.gather(images, rows, axis=1, batch_dims=1)
-            return tf.gather(images, cols, axis=2, batch_dims=1)
+                cols = ops.where(flipped == 1, width - 1 - cols, cols)
+            cols = dx - t + cols
+            rows, cols = _reflect(ops, rows, height), _reflect(ops, cols, width)
+            source = rows[:, :, None] * width + cols[:, None, :]  # n, height, width
+            flat = ops.reshape(images, (-1, height * width, channels))
+            moved = ops.take_along_axis(flat, ops.reshape(source, (-1, height * width, 1)), axis=1)
+            return ops.reshape(moved, (-1, height, width, channels))
 
         def compute_output_shape(self, input_shape):
             return input_shape
@@ -79,18 +89,25 @@ def _keras_objects(keras):
             self.start = float(start)
 
         def __call__(self, step):
-            step = tf.cast(step, tf.float32)
+            step = ops.cast(step, "float32")
             total = float(max(self.total_steps, 1))
             top = max(self.warmup * total, 1.0)
             up = self.start + (1.0 - self.start) * step / top
             down = (total - step) / max(total - top, 1.0)
-            return self.peak * tf.clip_by_value(tf.minimum(up, down), 0.0, 1.0)
+            return self.peak * ops.clip(ops.minimum(up, down), 0.0, 1.0)
 
         def get_config(self):
             return {"peak": self.peak, "total_steps": self.total_steps,
                     "warmup": self.warmup, "start": self.start}
 
     return {"BatchFlipTranslate": BatchFlipTranslate, "WarmupLinearDecay": WarmupLinearDecay}
+
+
+def _reflect(ops, index, size):
+    """`index` (integers in [-size + 1, 2 * size - 2]) reflected into [0, size - 1] about the
+    borders, without repeating the edge (numpy's and TensorFlow's "reflect" padding)."""
+    index = ops.abs(index)
+    return ops.where(index > size - 1, 2 * (size - 1) - index, index)
 
 
 def whitening_kernel(images, eps=WHITEN_EPS):
@@ -152,7 +169,8 @@ class FastCNN(CNNClassifier):
 
     Speed: `precision="bfloat16"` runs the layers in bfloat16 with float32 weights and
     float32 logits (Keras' mixed_bfloat16 policy, set per layer, never globally); it pays on
-    CPUs with AMX / AVX-512 BF16 and may be slower elsewhere: use "float32" there.
+    CPUs with AMX / AVX-512 BF16 and is slower elsewhere, so on a CPU with neither the fit
+    warns and trains in float32 (`precision_` says which ran).
     `steps_per_execution` runs several training steps per call. XLA (`jit_compile`) is not
     offered: Keras turns it off whenever TensorFlow's op determinism is on, which
     `CNNClassifier` switches on for reproducibility.
@@ -274,6 +292,11 @@ class FastCNN(CNNClassifier):
         if self.activation not in ("gelu", "relu"):
             raise ValueError(f"activation must be 'gelu' or 'relu'; got {self.activation!r}")
         policy = "mixed_bfloat16" if self.precision == "bfloat16" else "float32"
+        if policy == "mixed_bfloat16" and not gpu_available(keras) and not bfloat16_supported()[0]:
+            warnings.warn("precision='bfloat16' needs a CPU with AMX or AVX-512 BF16 to pay, and this "
+                          "one has neither: training in float32 (set precision='float32' to silence this)")
+            policy = "float32"
+        self.precision_ = "bfloat16" if policy == "mixed_bfloat16" else "float32"
         channels = input_shape[-1]
 
         inputs = keras.Input(input_shape)

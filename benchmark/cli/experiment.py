@@ -45,6 +45,7 @@ KEYS = {
     "groups_unmatched": (str, '"own-group"'),
     "dedupe": (bool, "true or false"),
     "train_sizes": ((list, str), 'a list of images per class, e.g. [10, 30, 100, "max"]'),
+    "keras_backend": (str, '"tensorflow", "jax" or "torch"'),
 }
 PATHS = ("data_dir", "out", "groups_file")
 

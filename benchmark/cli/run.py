@@ -106,6 +106,10 @@ def add_parser(commands):
                      help="learning curves: train every estimator on at most N images per class "
                      "of each split's training part (a nested, stratified, seeded sample; 'max': "
                      "all of it), e.g. 10,30,100,max; every size is scored on the same test rows")
+    run.add_argument("--keras-backend", metavar="NAME",
+                     help="the Keras backend the CNNs run on: tensorflow (default), jax (pip "
+                     "install '.[jax]') or torch (pip install '.[torch]'); default: $KERAS_BACKEND, "
+                     "else tensorflow. Part of each CNN cell's key")
     run.add_argument("experiment", nargs="?", metavar="EXPERIMENT.toml",
                      help="an experiment file: datasets, estimators with their parameters, folds, "
                      "seed, protocol, ... (see the README); options given here win over it")
@@ -178,7 +182,7 @@ def _prepare_and_execute(args, argv, backend):
             data_dir=args.data_dir, cache_dir=None if args.no_cache else (args.cache_dir or True),
             experiment=args.experiment, tune=args.tune_budget_parsed, groups=args.groups,
             groups_file=args.groups_file, groups_unmatched=args.groups_unmatched, dedupe=args.dedupe,
-            train_sizes=args.train_sizes_parsed)
+            train_sizes=args.train_sizes_parsed, keras_backend=args.keras_backend)
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
         run_dir = args.out  # None: a new directory under results/, made once the options pass
@@ -201,7 +205,7 @@ def _prepare_and_execute(args, argv, backend):
 CONFIG_DEFAULTS = {"folds": 5, "seed": 0, "protocol": "auto", "repeats": 3}
 CONFIG_OPTIONS = ("folds", "seed", "protocol", "repeats", "image_size", "max_per_class", "full",
                   "data_dir", "tune", "tune_budget", "tune_folds", "groups", "groups_file",
-                  "groups_unmatched", "dedupe", "train_sizes")
+                  "groups_unmatched", "dedupe", "train_sizes", "keras_backend")
 
 
 def _check_run_options(args):
@@ -225,6 +229,13 @@ def _check_run_options(args):
     if args.folds < 2:
         raise UsageError(f"--folds must be at least 2; got {args.folds}")
     args.tune_budget_parsed = _tune_budget(args)
+    if args.keras_backend is not None:  # in the environment before the workers' server starts
+        from estimators.keras_backend import check_backend
+
+        try:
+            os.environ["KERAS_BACKEND"] = check_backend(args.keras_backend)
+        except ValueError as exc:
+            raise UsageError(f"--keras-backend: {exc}") from None
     args.train_sizes_parsed = None
     if args.train_sizes is not None:
         from benchmark.data.protocols import parse_train_sizes

@@ -203,12 +203,15 @@ def _digest(array):
     return hashlib.sha1(np.ascontiguousarray(array, dtype=np.int64).tobytes()).hexdigest()
 
 
-def cell_key(fingerprint, estimator, params, split, threads, dataset=None, tuning=None, data=None):
+def cell_key(fingerprint, estimator, params, split, threads, dataset=None, tuning=None, data=None,
+             keras_backend=None):
     """A hash of everything a cell's result depends on (see the module docstring), and the
     dataset's name: two datasets with the same pixels are still two sets of cells. `tuning`:
     the budget and search space of a tuned cell (None: untuned, the key of earlier versions).
     `data`: the run's options that change which images go where ({"groups": ..., "dedupe":
-    True}, only those set; None or empty: the key of earlier versions)."""
+    True}, only those set; None or empty: the key of earlier versions). `keras_backend`: a
+    CNN cell's Keras backend (None, or the default "tensorflow": the key of earlier versions,
+    which all ran on TensorFlow)."""
     described = {
         "dataset": dataset,
         "fingerprint": fingerprint,
@@ -223,6 +226,8 @@ def cell_key(fingerprint, estimator, params, split, threads, dataset=None, tunin
         described["tuning"] = {k: repr(v) for k, v in sorted(tuning.items())}
     if data:
         described["data"] = {k: repr(v) for k, v in sorted(data.items())}
+    if keras_backend not in (None, "tensorflow"):
+        described["keras_backend"] = keras_backend
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -244,6 +249,7 @@ class CellTask:
     marker: str = None  # file that exists while a local worker runs the cell (crash detection)
     tuning: object = None  # estimators.tuning.TuningBudget: search the declared space first
     train_size: int = None  # images per class the split's training rows were sampled to (None: all)
+    keras_backend: str = None  # a CNN's Keras backend, set in the worker before Keras loads
 
     def failed(self, error, trace=None):
         return Cell(self.dataset, self.estimator, self.fold, "failed", error=error,
@@ -274,6 +280,10 @@ def run_cell(task, X, labels):
     try:
         with threadpool_limits(limits=task.threads), time_limit(task.time_limit), \
                 _quiet(caught, printed):
+            if task.keras_backend is not None:
+                from estimators.keras_backend import use_backend
+
+                use_backend(task.keras_backend)  # ValueError if this worker's Keras runs another
             estimator = clone(task.template)
             seed = capability_parameter(estimator, "seed")
             if seed is not None:

@@ -12,10 +12,11 @@ from importlib import metadata
 from pathlib import Path
 
 from benchmark import __version__
+from estimators.keras_backend import backend_facts
 from estimators.registry import estimator_family
 
 LIBRARIES = ("numpy", "scipy", "scikit-learn", "scikit-image", "pandas", "joblib", "pillow",
-             "tabulate", "matplotlib", "scikit-posthocs", "tensorflow", "keras")
+             "tabulate", "matplotlib", "scikit-posthocs", "tensorflow", "keras", "jax", "torch")
 
 
 def library_versions():
@@ -85,6 +86,8 @@ def run_metadata(result, argv, status, backend=None):
         # each estimator's family, so a report regenerated where a plug-in is no longer
         # registered still tells CNNs from classical models
         "families": {name: estimator_family(name) for name in r.config.estimators},
+        # the CNNs' Keras backend: its version and what determinism it promises
+        "keras_backend": backend_facts(r.config.keras_backend),
         "datasets": r.datasets,
         "skipped_datasets": r.skipped_datasets,
         "failed_cells": len(r.failed_cells),

@@ -71,6 +71,9 @@ class RunConfig:
     # a nested stratified sample of every split's training part, all scored on the same test
     # rows; None: the whole training part only
     train_sizes: list = None
+    # the Keras backend the CNN cells run on (estimators.keras_backend): part of their key
+    # when it is not the default, so cells of another backend are never reused as these
+    keras_backend: str = "tensorflow"
 
 
 @dataclass
@@ -147,7 +150,8 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
             todo = []
             for fold, size, split in sized:
                 key = cell_key(fingerprint, estimator_name, params, split, config.threads_per_cell,
-                               dataset_name, tuning_key, _data_options(config))
+                               dataset_name, tuning_key, _data_options(config),
+                               keras_backend=_keras_backend(template, config))
                 old = stored.get((dataset_name, estimator_name, fold, size))
                 if old is not None and old.key == key and old.status == "ok":
                     reused.append(old)
@@ -341,6 +345,14 @@ def _near_duplicate_clusters(dataset, found=None):
     return found.clusters()
 
 
+def _keras_backend(template, config):
+    """The Keras backend a cell of `template` runs on: the run's, for the CNNs (CNNClassifier
+    subclasses); None for every other estimator, which no backend changes."""
+    from estimators.cnn import CNNClassifier
+
+    return config.keras_backend if isinstance(template, CNNClassifier) else None
+
+
 def _data_options(config):
     """The run's grouping and dedupe options, for each cell's key: a grouped run's cells are never
     taken for an ungrouped run's, even where their splits coincide. Only the options set, so
@@ -421,7 +433,8 @@ def _tasks(dataset, fingerprint, estimator_name, template, todo, cache, config, 
     heavy = estimator_spec(estimator_name).family == "cnn"  # the longest cells: run first
     return [
         (CellTask(dataset.name, estimator_name, fold, key, template, split, image_shape, timing,
-                  config.threads_per_cell, config.cell_timeout, heavy, tuning=tuning, train_size=size),
+                  config.threads_per_cell, config.cell_timeout, heavy, tuning=tuning, train_size=size,
+                  keras_backend=_keras_backend(template, config)),
          X, dataset.labels)
         for fold, split, key, size in todo
     ]

@@ -21,6 +21,8 @@ How it is measured
 
 Run from the repository root (on the GPU machine; with --quick, a small smoke run anywhere):
     python benchmarks/gpu_backends.py --data cifar-subset.npz --out OUT [--backends jax,torch]
+    python benchmarks/gpu_backends.py --data - --out OUT --backends tensorflow,jax --speed-only \
+        --speed-images 10000     (the CPU side by side)
 Exits 0 (a measurement).
 """
 
@@ -38,13 +40,15 @@ import time  # noqa: E402
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True, help="the .npz (unused with --speed-only)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--backends", default="jax,torch")
     parser.add_argument("--child-timeout", type=float, default=240, help="seconds per backend")
     parser.add_argument("--speed-images", type=int, default=50_000)
     parser.add_argument("--short-epochs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run on a CPU")
+    parser.add_argument("--speed-only", action="store_true",
+                        help="only the epoch times (e.g. --backends tensorflow,jax on a CPU)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
@@ -56,7 +60,8 @@ def main():
         env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONUNBUFFERED": "1"}
         command = [sys.executable, __file__, "--child", backend, "--data", str(args.data), "--out",
                    str(args.out), "--speed-images", str(args.speed_images), "--short-epochs",
-                   str(args.short_epochs)] + (["--quick"] if args.quick else [])
+                   str(args.short_epochs)] + (["--quick"] if args.quick else []) + (
+                       ["--speed-only"] if args.speed_only else [])
         start = time.perf_counter()
         try:
             done = subprocess.run(command, env=env, timeout=args.child_timeout)
@@ -116,6 +121,8 @@ def child(args):
         except Exception as exc:  # recorded, and the other measurements go on
             record(what="speed", estimator="cnn-fast", precision=precision, error=_error(exc))
 
+    if args.speed_only:
+        return 0
     data = np.load(args.data)
     x_train, y_train, x_test, y_test = (data[k] for k in ("x_train", "y_train", "x_test", "y_test"))
     if args.quick:

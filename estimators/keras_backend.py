@@ -51,15 +51,6 @@ def check_backend(name):
     return name
 
 
-def chosen_backend():
-    """The backend this process runs or will run: the imported Keras's, else KERAS_BACKEND,
-    else the default."""
-    keras = sys.modules.get("keras")
-    if keras is not None and hasattr(keras, "backend"):
-        return keras.backend.backend()
-    return os.environ.get("KERAS_BACKEND") or DEFAULT
-
-
 def use_backend(name):
     """Make `name` the backend Keras will load in this process and the workers it starts;
     ValueError when it is unknown, not installed, or Keras is already loaded with another."""
@@ -78,8 +69,7 @@ def import_keras(n_threads=None):
     Thread pools are fixed when the backend first runs, so the first call in a process decides;
     a later call asking for a different count gets a warning and the existing pools."""
     global _threads_set
-    name = check_backend(os.environ.get("KERAS_BACKEND") or DEFAULT)
-    os.environ["KERAS_BACKEND"] = name
+    name = use_backend(os.environ.get("KERAS_BACKEND") or DEFAULT)  # refuses a Keras loaded with another
     wanted = int(n_threads) if n_threads else 0  # 0: the backend's default (all cores)
     if name == "tensorflow":
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # no oneDNN / CUDA log lines
@@ -94,9 +84,6 @@ def import_keras(n_threads=None):
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     import keras
 
-    if keras.backend.backend() != name:
-        raise RuntimeError(f"Keras is already loaded with the {keras.backend.backend()} backend in this "
-                           f"process, not {name}; start a new process with KERAS_BACKEND={name}")
     if _threads_set is None:
         _threads_set = _set_threads(name, wanted)
     elif wanted != _threads_set:
@@ -172,11 +159,10 @@ def bfloat16_supported():
     return False, None
 
 
-def backend_facts(name=None):
-    """run.json's record of the backend: name, package version, and what determinism means."""
+def backend_facts(name):
+    """run.json's record of backend `name`: name, package version, and what determinism means."""
     from importlib import metadata
 
-    name = name or chosen_backend()
     module = BACKENDS.get(name, (name, None))[0]
     try:
         version = metadata.version(module)

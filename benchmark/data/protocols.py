@@ -153,11 +153,12 @@ def plan_splits(dataset, *, protocol="auto", folds=5, repeats=3, max_per_class=N
     if missing:
         raise DatasetError(f"dataset {dataset.name!r}: class(es) {', '.join(missing)} appear in the "
                            "test split but not in the training split; add training images for them")
-    if repeats > 1 and all(np.array_equal(train, trains[0]) for train in trains[1:]) and resampled:
+    identical = repeats > 1 and all(np.array_equal(train, trains[0]) for train in trains[1:])
+    if identical and resampled:
         notes.append(f"{repeats} repeats, each with its own training samples for --train-sizes; at "
                      "'max' every repeat trains on the same images, so there only the estimators' "
                      "seeds differ")
-    elif repeats > 1 and all(np.array_equal(train, trains[0]) for train in trains[1:]):
+    elif identical:
         # every repeat would train on the same images and score the same test images: their
         # scores would not be independent evidence (a deterministic estimator repeats itself
         # exactly, giving intervals of +-0 and tests with p = 0), so the split runs once

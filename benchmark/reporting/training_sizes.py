@@ -83,7 +83,7 @@ def crossover(frame, alpha=ALPHA):
         if test.mean_difference > 0 and test.p_value < alpha:
             return found
     if tried and all(np.isnan(t["p_value"]) for t in tried):
-        folds = min(len(frame.iloc[0]["fold_scores"]), *(len(r["fold_scores"]) for _, r in frame.iterrows()))
+        folds = min(len(scores) for scores in frame["fold_scores"])
         return {"reason": f"cannot be tested: the corrected paired t-test needs at least {MIN_FOLDS} "
                           f"folds or repeats, and this run has {folds}", "tried": tried, "untested": True}
     return {"reason": "not reached within the sizes run", "tried": tried}
@@ -152,7 +152,7 @@ def _crossover_doubt(flagged, found):
     crossover, or None when they cannot move it: a CNN that trained badly below the crossover
     (or anywhere, when none was found) might win from a smaller size; a classical estimator
     that trained badly from the crossover on might keep up to a larger one."""
-    at = np.inf if "reason" in found else (np.inf if found["size"] == ALL else found["size"])
+    at = np.inf if "reason" in found or found["size"] == ALL else found["size"]
     cnn = flagged[(flagged["family"] == "cnn") & (flagged["order"] < at)]
     classical = flagged[(flagged["family"] == "classical") & (flagged["order"] >= at)]
     if "reason" in found and len(cnn):

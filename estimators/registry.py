@@ -29,6 +29,7 @@ class EstimatorSpec:
     factory: object  # a class or a function returning an unfitted estimator
     description: str
     family: str
+    default: bool = True  # in a run that names no estimators (False: only when named)
 
     def create(self, params=None, label=None):
         """An unfitted estimator with the {param: value} `params` set and checked
@@ -42,8 +43,10 @@ _REGISTRY = {}
 _loaded = False
 
 
-def register(name, *, description=None, family="classical"):
-    """Class or factory decorator: make the estimator available as `name`."""
+def register(name, *, description=None, family="classical", default=True):
+    """Class or factory decorator: make the estimator available as `name`. `default=False`
+    leaves it out of runs that name no estimators (`run --all`): for estimators too slow for
+    the default run, which run when named (or matched by a pattern)."""
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}; got {family!r}")
 
@@ -52,7 +55,7 @@ def register(name, *, description=None, family="classical"):
         existing = _REGISTRY.get(name)
         if existing is not None and existing.factory is not factory:
             raise ValueError(f"estimator name {name!r} is already registered by {existing.factory}")
-        _REGISTRY[name] = EstimatorSpec(name, factory, doc, family)
+        _REGISTRY[name] = EstimatorSpec(name, factory, doc, family, bool(default))
         return factory
 
     return decorator

@@ -30,12 +30,12 @@ def resolve_estimators(value):
     """Names from a comma-separated list (or a list) of names, fnmatch patterns and variants
     (`cnn-fast[epochs=20]`, checked here: its parameters must exist and fit); UsageError if not."""
     from estimators import create_estimator, list_estimators
-    from estimators.registry import unknown_name_message
+    from estimators.registry import estimator_spec, unknown_name_message
     from estimators.settings import is_variant, parse_variant, split_top_level
 
     known = list_estimators()
-    if not value:
-        return known
+    if not value:  # every estimator of the default run (opt-in ones only when named)
+        return [name for name in known if estimator_spec(name).default]
     items = value if isinstance(value, list) else [p.strip() for p in split_top_level(value) if p.strip()]
     names = []
     for item in items:

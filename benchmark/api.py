@@ -18,6 +18,7 @@ command line writes it (and a later call with the same `out` reuses its finished
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,7 +124,7 @@ def run_benchmark(datasets, estimators=None, *, folds=5, seed=0, protocol="auto"
                 train_sizes = parse_train_sizes(text)
             except ValueError as exc:
                 raise UsageError(str(exc)) from None
-        config, _ = build_config(
+        config, notes = build_config(
             _names(datasets, "datasets"), _names(estimators, "estimators") if estimators else None,
             settings=settings, folds=folds, seed=seed, protocol=protocol, repeats=repeats,
             max_per_class=max_per_class, full=full, image_size=image_size, data_dir=data_dir,
@@ -133,6 +134,9 @@ def run_benchmark(datasets, estimators=None, *, folds=5, seed=0, protocol="auto"
             keras_backend=keras_backend)
     except UsageError as exc:
         raise ValueError(str(exc)) from None
+    for note in notes:
+        if isinstance(note, Warning):
+            warnings.warn(note, stacklevel=2)
     if out is not None:
         return _run_into(config, Path(out), keep=True)
     scratch = Path(tempfile.mkdtemp(prefix="benchmark-run-"))
@@ -166,6 +170,8 @@ def build_config(datasets, estimators=None, *, all_datasets=False, settings=None
     from benchmark.execution.selection import estimator_settings, resolve_datasets, resolve_estimators
 
     from benchmark.data.groups import check_grouping
+    from estimators.keras_backend import DeterminismWarning, determinism_gap
+    from estimators.registry import estimator_family
 
     names, unavailable, notes = resolve_datasets(list(datasets or []), all_datasets, data_dir)
     if groups_file is not None:
@@ -174,6 +180,10 @@ def build_config(datasets, estimators=None, *, all_datasets=False, settings=None
     chosen = resolve_estimators(estimators)
     params = estimator_settings(list(assignments or []), chosen, settings)
     keras_backend = _check_keras_backend(keras_backend, chosen)
+    if any(estimator_family(e) == "cnn" for e in chosen):
+        gap = determinism_gap(keras_backend)
+        if gap:  # once per run: the command line prints it, run_benchmark warns
+            notes.append(DeterminismWarning(gap))
     if tune is not None:
         notes += _check_tuning(chosen, params)
         _check_sizes_for_tuning(train_sizes, tune)

@@ -168,7 +168,32 @@ def backend_facts(name):
         version = metadata.version(module)
     except metadata.PackageNotFoundError:
         version = None
-    return {"name": name, "version": version, "deterministic": DETERMINISM.get(name)}
+    gap = determinism_gap(name) if version is not None else None
+    return {"name": name, "version": version, "deterministic": DETERMINISM.get(name),
+            "bit_exact_here": gap is None, "determinism_gap": gap}
+
+
+class DeterminismWarning(UserWarning):
+    """The chosen backend cannot promise the same CNN weights for the same seed here."""
+
+
+def determinism_gap(name):
+    """Why backend `name` cannot be bit-exact on this machine (one line), or None when it can.
+
+    Only PyTorch on a CUDA GPU: its deterministic-algorithms switch is set to warn, not to
+    stop, for ops that have no deterministic CUDA kernel. TensorFlow raises on such ops instead,
+    and JAX runs with --xla_gpu_deterministic_ops; on a CPU all three are bit-exact."""
+    if name != "torch":
+        return None
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    return ("the torch backend on a GPU is not bit-exact: CUDA ops without a deterministic kernel "
+            "only warn, so the same seed may give slightly different CNN scores; use "
+            "--keras-backend tensorflow or jax for exact repeats")
 
 
 DETERMINISM = {

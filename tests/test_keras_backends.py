@@ -7,6 +7,7 @@ not installed are skipped with the extra that installs them."""
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -67,13 +68,26 @@ def in_backend(backend, code, *args, timeout=600):
 
 @pytest.mark.parametrize("backend", ALL_BACKENDS)
 def test_every_cnn_learns_separable_images_and_repeats_itself_on_each_backend(backend):
-    names = "cnn-fast,cnn-simple,cnn-vgg"
+    names = "cnn-fast,cnn-airbench,cnn-simple,cnn-vgg"
     result = json.loads(in_backend(backend, FIT, names).stdout.strip().splitlines()[-1])
     assert result["backend"] == backend
     for name in names.split(","):
         assert result[name]["history"] == 3
         assert result[name]["accuracy"] >= 0.9, (name, result[name])
         assert result[name]["same"], f"{name} on {backend}: the same seed gave other probabilities"
+
+
+@pytest.mark.parametrize("backend", [p for p in ALL_BACKENDS if p.values[0] != "tensorflow"])
+def test_scikit_learns_contract_checks_pass_for_cnn_fast_on_each_other_backend(backend):
+    """tests/test_estimator_contract.py runs every check on every CNN with TensorFlow; here
+    cnn-fast's checks run again on JAX and PyTorch (where installed), in a process of their own."""
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+                           "tests/test_estimator_contract.py", "-k", "checks_on_cnns and FastCNN"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:]
+    summary = done.stdout.strip().splitlines()[-1]  # "50 passed, 4 xfailed, ..." (expected failures)
+    assert re.search(r"\b\d+ passed", summary) and not re.search(r"\b\d+ failed", summary), summary
 
 
 def test_unknown_and_missing_backends_are_one_line_usage_errors(tmp_path, capsys, monkeypatch):
@@ -128,3 +142,29 @@ def test_a_run_on_jax_records_its_backend_and_keys_its_cnn_cells_by_it(tmp_path)
         assert cell["status"] == "ok"
         same = cell["key"] == tf_cells[path]["key"]
         assert same == (cell["estimator"] == "knn-pixels"), path  # only the CNN's key has the backend
+
+
+def test_a_backend_that_cannot_be_exact_here_is_warned_once_per_run_and_recorded(tmp_path, monkeypatch, capsys):
+    """PyTorch on a GPU only warns on ops without a deterministic kernel: a run with CNNs says so
+    once (the command line as a warning line, run_benchmark as a DeterminismWarning) and
+    run.json records it. Simulated: this machine has no GPU."""
+    import estimators.keras_backend as kb
+    from benchmark.api import build_config, run_benchmark
+
+    assert backend_facts("tensorflow")["bit_exact_here"] is True  # no gap on a CPU
+    gap = "the torch backend on a GPU is not bit-exact (simulated)"
+    monkeypatch.setattr(kb, "determinism_gap", lambda name: gap)
+    _, notes = build_config(["faces"], ["knn-pixels"])
+    assert not any(isinstance(n, kb.DeterminismWarning) for n in notes)  # no CNN, nothing to say
+    _, notes = build_config(["faces"], ["cnn-fast", "knn-pixels"])
+    assert [str(n) for n in notes if isinstance(n, kb.DeterminismWarning)] == [gap]
+    with pytest.warns(kb.DeterminismWarning, match="not bit-exact") as caught:
+        run_benchmark(datasets=["faces"], estimators=["cnn-fast"], folds=2, max_per_class=4,
+                      settings={"cnn-fast": {"epochs": 1}}, out=tmp_path / "api")
+    assert sum(isinstance(w.message, kb.DeterminismWarning) for w in caught) == 1
+    facts = json.loads((tmp_path / "api" / "run.json").read_text())["keras_backend"]
+    assert facts["bit_exact_here"] is False and facts["determinism_gap"] == gap
+    assert main(["run", "--datasets", "faces", "--estimators", "cnn-fast", "--set", "cnn-fast.epochs=1",
+                 "--max-per-class", "4", "--folds", "2", "--jobs", "1", "--quiet",
+                 "--out", str(tmp_path / "cli")]) == 0
+    assert capsys.readouterr().err.count(f"warning: {gap}") == 1

@@ -184,7 +184,7 @@ def _prepare_and_execute(args, argv, backend):
             groups_file=args.groups_file, groups_unmatched=args.groups_unmatched, dedupe=args.dedupe,
             train_sizes=args.train_sizes_parsed, keras_backend=args.keras_backend)
         for note in notes:
-            print(f"note: {note}", file=sys.stderr)
+            print(f"{'warning' if isinstance(note, Warning) else 'note'}: {note}", file=sys.stderr)
         run_dir = args.out  # None: a new directory under results/, made once the options pass
     if args.threads_per_cell is not None or not args.resume:  # a resume keeps the run's own
         config.threads_per_cell = args.threads_per_cell or 1

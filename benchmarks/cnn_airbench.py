@@ -1,0 +1,196 @@
+"""Benchmark: `cnn-airbench` and `cnn-fast` on full CIFAR-10 - accuracy, fit time, FLOP/s.
+
+Claims checked (issue 19, targets on 2 cores)
+    * `cnn-airbench` at its defaults (random_state=0) reaches >= 93.0% test accuracy on
+      ../shared/datasets/cifar10 (a JPEG copy of CIFAR-10, about a point below the original
+      binaries) with a fit of at most 20 minutes (moonshot: 94% within 15 minutes).
+    * `cnn-fast` at its defaults reaches >= 88.0% with a fit no longer than cnn-fast as it was
+      before issue 19 (`BEFORE`: the same class with the switches issue 19 added turned off,
+      which builds the earlier network and training exactly), measured in the same run.
+
+How it is measured
+    * Data: ../shared/datasets/cifar10/{train,test}/<class>/*.jpg read by the repository's
+      loader at 32x32 (uint8), or `--data FILE.npz` holding x_train, y_train, x_test, y_test
+      (how the GPU machine, which has no ../shared, gets it). `--train-limit` / `--test-limit`
+      keep a random subset (seed 0) for quick checks; the claims are about the full sets.
+    * Each `--variant` (a registry name or variant, e.g. 'cnn-airbench[epochs=12]'; default:
+      BEFORE, cnn-fast, cnn-airbench) is fitted once on the training images and scored on the
+      test images, one after the other in this process, so their times are comparable. Threads:
+      the backend's default (all cores). The CPU must be otherwise idle.
+    * Fit seconds: wall time of `fit` (resize, whitening, graph tracing, training). Accuracy is
+      reported at the variant's own test-time augmentation and, on the same weights, at each
+      level: 0 (the image), 1 (and its mirror), 2 (and both moved by one pixel).
+    * FLOPs: forward multiply-adds x 2 of every convolution and dense layer of the built
+      model per image; training FLOPs = 3 x forward (forward and backward) x images x epochs
+      (an estimate: it ignores batch norm, pooling and the optimizer, and counts the frozen
+      whitening convolution's backward pass it does not need). Achieved GFLOP/s = training
+      FLOPs / fit seconds.
+    Results are printed as a table and one PASS/FAIL line per claim, and each row is appended
+    to `--out` (JSON lines) as soon as it is known. Single runs (one seed): a CIFAR-10 fit's
+    accuracy varies by about 0.1-0.2 points between seeds.
+
+Run from the repository root: `python benchmarks/cnn_airbench.py` (about 40 minutes on 2
+cores); `--variant cnn-airbench --train-limit 5000 --test-limit 2000` for a quick check.
+Exits 0 (a measurement), also when the dataset is absent (it says so).
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "cifar10"
+# cnn-fast as it was before issue 19: every switch the issue added, off
+BEFORE = "cnn-fast[weight_decay=1.3e-5,dirac=False,tta=1]"
+AIRBENCH_ACCURACY, AIRBENCH_SECONDS = 0.93, 20 * 60
+MOONSHOT_ACCURACY, MOONSHOT_SECONDS = 0.94, 15 * 60
+FAST_ACCURACY = 0.88
+
+
+def load_data(path, train_limit, test_limit):
+    """(x_train, y_train, x_test, y_test) from the CIFAR-10 folders or an .npz."""
+    if path is not None:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = [data[k] for k in ("x_train", "y_train", "x_test", "y_test")]
+    else:
+        from benchmark.data.image_folder import load_image_folder
+
+        arrays = []
+        for split in ("train", "test"):
+            folder = load_image_folder(DATA / split, image_size=32)
+            arrays += [folder.images, folder.labels]
+    for i, limit in ((0, train_limit), (2, test_limit)):
+        if limit is not None and limit < len(arrays[i]):
+            keep = np.sort(np.random.default_rng(0).permutation(len(arrays[i]))[:limit])
+            arrays[i], arrays[i + 1] = arrays[i][keep], arrays[i + 1][keep]
+    return arrays
+
+
+def forward_flops(model):
+    """Multiply-adds x 2 per image of the model's convolutions and dense layers."""
+    total = 0
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind == "Conv2D":
+            kh, kw, n_in, n_out = layer.kernel.shape
+            _, h, w, _ = layer.output.shape
+            total += 2 * h * w * n_out * kh * kw * n_in
+        elif kind == "Dense":
+            n_in, n_out = layer.kernel.shape
+            total += 2 * n_in * n_out
+    return int(total)
+
+
+def measure(spec, x_train, y_train, x_test, y_test):
+    from estimators.registry import create_estimator
+
+    estimator = create_estimator(spec, random_state=0)
+    start = time.perf_counter()
+    estimator.fit(x_train, y_train)
+    fit_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    accuracy = float(np.mean(estimator.predict(x_test) == y_test))
+    predict_seconds = time.perf_counter() - start
+    by_level = {}
+    own_level = estimator.tta
+    for level in (0, 1, 2):
+        estimator.set_params(tta=level)
+        by_level[level] = float(np.mean(estimator.predict(x_test) == y_test))
+    estimator.set_params(tta=own_level)
+    flops = forward_flops(estimator.model_)
+    train_flops = 3 * flops * estimator.n_train_ * estimator.n_epochs_
+    return {
+        "variant": spec, "accuracy": accuracy, "accuracy_by_tta": by_level,
+        "fit_seconds": round(fit_seconds, 1), "predict_seconds": round(predict_seconds, 1),
+        "epochs": estimator.n_epochs_, "batch_size": estimator.budget_.batch_size,
+        "n_train": estimator.n_train_, "train_images_per_s": round(estimator.n_epochs_ * estimator.n_train_ / fit_seconds),
+        "forward_mflop_per_image": round(flops / 1e6, 1), "train_tflop": round(train_flops / 1e12, 1),
+        "gflop_per_s": round(train_flops / fit_seconds / 1e9), "precision": getattr(estimator, "precision_", None),
+        "final_loss": round(estimator.history_["loss"][-1], 4),
+        "convergence": estimator.convergence_.get("reasons", []),
+    }
+
+
+def verdicts(rows):
+    """[(passed, text)] for the claims whose variants ran."""
+    by_name = {row["variant"]: row for row in rows}
+    lines = []
+    air = by_name.get("cnn-airbench")
+    if air:
+        lines.append((air["accuracy"] >= AIRBENCH_ACCURACY and air["fit_seconds"] <= AIRBENCH_SECONDS,
+                      f"cnn-airbench {air['accuracy']:.4f} >= {AIRBENCH_ACCURACY} in a fit of "
+                      f"{air['fit_seconds']:.0f} s <= {AIRBENCH_SECONDS} s"))
+        lines.append((air["accuracy"] >= MOONSHOT_ACCURACY and air["fit_seconds"] <= MOONSHOT_SECONDS,
+                      f"moonshot: cnn-airbench {air['accuracy']:.4f} >= {MOONSHOT_ACCURACY} in "
+                      f"{air['fit_seconds']:.0f} s <= {MOONSHOT_SECONDS} s"))
+    fast, before = by_name.get("cnn-fast"), by_name.get(BEFORE)
+    if fast:
+        lines.append((fast["accuracy"] >= FAST_ACCURACY,
+                      f"cnn-fast {fast['accuracy']:.4f} >= {FAST_ACCURACY}"))
+    if fast and before:
+        lines.append((fast["fit_seconds"] <= before["fit_seconds"],
+                      f"cnn-fast fit {fast['fit_seconds']:.0f} s <= cnn-fast before issue 19 "
+                      f"{before['fit_seconds']:.0f} s (ratio {fast['fit_seconds'] / before['fit_seconds']:.2f}; "
+                      f"accuracy {before['accuracy']:.4f} before)"))
+    return lines
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", action="append", dest="variants",
+                        help=f"a registry name or variant (repeatable); default: {BEFORE}, "
+                        "cnn-fast, cnn-airbench")
+    parser.add_argument("--data", type=Path, help="an .npz of x_train, y_train, x_test, y_test")
+    parser.add_argument("--train-limit", type=int)
+    parser.add_argument("--test-limit", type=int)
+    parser.add_argument("--out", type=Path, help="append each row here as a JSON line")
+    args = parser.parse_args(argv)
+    variants = args.variants or [BEFORE, "cnn-fast", "cnn-airbench"]
+    if args.data is None and not (DATA / "train").is_dir():
+        print(f"CIFAR-10 not found at {DATA}/{{train,test}} and no --data: nothing measured.")
+        return 0
+    from estimators.registry import create_estimator
+
+    for spec in variants:  # a bad variant fails here, before an hour of training
+        try:
+            create_estimator(spec)
+        except (KeyError, ValueError) as exc:
+            parser.error(f"--variant {spec}: {exc}")
+    x_train, y_train, x_test, y_test = load_data(args.data, args.train_limit, args.test_limit)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"Keras backend {os.environ.get('KERAS_BACKEND', 'tensorflow')}; "
+          f"{len(y_train)} training, {len(y_test)} test images", flush=True)
+    rows = []
+    for spec in variants:
+        row = measure(spec, x_train, y_train, x_test, y_test)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        if args.out:
+            with open(args.out, "a") as f:
+                f.write(json.dumps(row) + "\n")
+    print()
+    header = (f"{'variant':44s} {'acc':>7s} {'tta0/1/2':>20s} {'fit s':>7s} {'ep':>3s} {'img/s':>6s} "
+              f"{'MFLOP/img':>9s} {'TFLOP':>6s} {'GFLOP/s':>7s}")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        levels = "/".join(f"{r['accuracy_by_tta'][k]:.4f}" for k in (0, 1, 2))
+        print(f"{r['variant'][:44]:44s} {r['accuracy']:7.4f} {levels:>20s} {r['fit_seconds']:7.0f} "
+              f"{r['epochs']:3d} {r['train_images_per_s']:6d} {r['forward_mflop_per_image']:9.1f} "
+              f"{r['train_tflop']:6.1f} {r['gflop_per_s']:7d}")
+    print()
+    for passed, text in verdicts(rows):
+        print(f"{'PASS' if passed else 'FAIL'}: {text}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -179,8 +179,9 @@ def build_config(datasets, estimators=None, *, all_datasets=False, settings=None
     check_grouping(groups, groups_file, groups_unmatched, names)
     chosen = resolve_estimators(estimators)
     params = estimator_settings(list(assignments or []), chosen, settings)
-    keras_backend = _check_keras_backend(keras_backend, chosen)
-    if any(estimator_family(e) == "cnn" for e in chosen):
+    has_cnn = any(estimator_family(e) == "cnn" for e in chosen)
+    keras_backend = _check_keras_backend(keras_backend, has_cnn)
+    if has_cnn:
         gap = determinism_gap(keras_backend)
         if gap:  # once per run: the command line prints it, run_benchmark warns
             notes.append(DeterminismWarning(gap))
@@ -206,14 +207,13 @@ def build_config(datasets, estimators=None, *, all_datasets=False, settings=None
     return config, notes
 
 
-def _check_keras_backend(name, chosen):
+def _check_keras_backend(name, has_cnn):
     """The Keras backend of a run: `name`, else $KERAS_BACKEND, else TensorFlow; UsageError when
     it is unknown, or not installed while the run has a CNN (or it was asked for by name)."""
     from estimators.keras_backend import DEFAULT, check_backend
-    from estimators.registry import estimator_family
 
     resolved = name or os.environ.get("KERAS_BACKEND") or DEFAULT
-    if name is not None or any(estimator_family(e) == "cnn" for e in chosen):
+    if name is not None or has_cnn:
         try:
             check_backend(resolved)
         except ValueError as exc:

@@ -38,6 +38,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -47,7 +48,8 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "cifar10"
+from cifar10_time_to_accuracy import DATA, load_split  # noqa: E402
+
 # cnn-fast as it was before issue 19: every switch the issue added, off
 BEFORE = "cnn-fast[weight_decay=1.3e-5,dirac=False,tta=1]"
 AIRBENCH_ACCURACY, AIRBENCH_SECONDS = 0.93, 20 * 60
@@ -57,17 +59,13 @@ FAST_ACCURACY = 0.88
 
 def load_data(path, train_limit, test_limit):
     """(x_train, y_train, x_test, y_test) from the CIFAR-10 folders or an .npz."""
-    if path is not None:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = [data[k] for k in ("x_train", "y_train", "x_test", "y_test")]
-    else:
-        from benchmark.data.image_folder import load_image_folder
-
-        arrays = []
-        for split in ("train", "test"):
-            folder = load_image_folder(DATA / split, image_size=32)
-            arrays += [folder.images, folder.labels]
-    for i, limit in ((0, train_limit), (2, test_limit)):
+    if path is None:
+        x_train, y_train, _ = load_split(DATA / "train", train_limit)
+        x_test, y_test, _ = load_split(DATA / "test", test_limit)
+        return x_train, y_train, x_test, y_test
+    with np.load(path, allow_pickle=False) as data:
+        arrays = [data[k] for k in ("x_train", "y_train", "x_test", "y_test")]
+    for i, limit in ((0, train_limit), (2, test_limit)):  # load_split's subset rule
         if limit is not None and limit < len(arrays[i]):
             keep = np.sort(np.random.default_rng(0).permutation(len(arrays[i]))[:limit])
             arrays[i], arrays[i + 1] = arrays[i][keep], arrays[i + 1][keep]

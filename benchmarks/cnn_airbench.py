@@ -51,7 +51,7 @@ import numpy as np  # noqa: E402
 from cifar10_time_to_accuracy import DATA, load_split  # noqa: E402
 
 # cnn-fast as it was before issue 19: every switch the issue added, off
-BEFORE = "cnn-fast[weight_decay=1.3e-5,dirac=False,tta=1]"
+BEFORE = "cnn-fast[weight_decay=1.3e-5,dirac=False,tta=1,bias_lr_scale=1,lookahead=False]"
 AIRBENCH_ACCURACY, AIRBENCH_SECONDS = 0.93, 20 * 60
 MOONSHOT_ACCURACY, MOONSHOT_SECONDS = 0.94, 15 * 60
 FAST_ACCURACY = 0.88

@@ -17,6 +17,12 @@ How it is measured
       or 4 with 4 steps per call, divided by 4); the median over the epochs after the first.
       Keras' per-epoch work (iterators, shuffling, callbacks at epoch end) is not in it.
     * The difference from the default is what that part costs (an estimate: parts overlap).
+      "no-lookahead": the lookahead callback's share (it also makes Keras run the per-batch
+      callbacks synchronously).
+    * Anatomy of a whole fit (`--anatomy-images`, default 50,000, CIFAR-10's size, 2% held
+      out for validation as by default, 2 epochs): the seconds before training starts, each
+      epoch's wall time split into its steps (the first one traces the graph) and the rest
+      (validation, Keras' epoch work), and after training.
     * GFLOP/s: 3 x the forward FLOPs of the convolutions and dense layer (see
       benchmarks/cnn_airbench.py) x 512 / step time (forward only: 1 x).
     One process, one variant after another; the CPU should be otherwise idle.
@@ -47,16 +53,21 @@ VARIANTS = {
     "no-whitening": {"whiten": False},
     "float32": {"precision": "float32"},
     "4-steps-per-call": {"steps_per_execution": 4},
+    "no-lookahead": {"lookahead": False},
 }
 BATCH = 512
 
 
 def step_timer(keras):
-    """A callback keeping the wall time of each training step (batch begin to batch end)."""
+    """A callback keeping the wall time of each training step (batch begin to batch end), and
+    of the fit's landmarks: training begins and ends, and each epoch's begin and end."""
 
     class StepTimer(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            self.times = []
+            self.times, self.epochs, self.began = [], [], time.perf_counter()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epochs.append({"begin": time.perf_counter(), "first_step": len(self.times)})
 
         def on_train_batch_begin(self, batch, logs=None):
             self.start = time.perf_counter()
@@ -64,7 +75,47 @@ def step_timer(keras):
         def on_train_batch_end(self, batch, logs=None):
             self.times.append(time.perf_counter() - self.start)
 
+        def on_epoch_end(self, epoch, logs=None):
+            self.epochs[-1].update(end=time.perf_counter(), steps=self.times[self.epochs[-1]["first_step"]:])
+
+        def on_train_end(self, logs=None):
+            self.ended = time.perf_counter()
+
     return StepTimer()
+
+
+def with_timer(estimator, timer):
+    """The estimator's own callbacks (lookahead, alternating flip) plus `timer`."""
+    own = estimator._callbacks
+    estimator._callbacks = lambda keras, has_validation: [*own(keras, has_validation), timer]
+
+
+def anatomy(keras, estimator_name, n_images):
+    """Where a whole fit's wall time goes: before training (resize, whitening, building and
+    compiling the model, Keras' data adapter), each epoch's steps and what lies around them
+    (the first step traces the graph), validation, and after training."""
+    rng = np.random.default_rng(1)
+    X = rng.integers(0, 256, (n_images, 32, 32, 3), dtype=np.uint8)
+    y = rng.integers(0, 10, n_images)
+    from estimators.registry import create_estimator
+
+    estimator = create_estimator(estimator_name, epochs=2, batch_size=BATCH, random_state=0)
+    timer = step_timer(keras)
+    with_timer(estimator, timer)
+    start = time.perf_counter()
+    estimator.fit(X, y)
+    total = time.perf_counter() - start
+    print(f"\nanatomy of a 2-epoch fit of {n_images} images ({estimator.n_train_} trained on, "
+          f"{estimator.n_validation_} validation), seconds:")
+    print(f"  before training (resize, whitening, build, compile, data adapter) {timer.began - start:7.1f}")
+    for i, epoch in enumerate(timer.epochs, 1):
+        steps = epoch["steps"]
+        wall = epoch["end"] - epoch["begin"]
+        print(f"  epoch {i}: wall {wall:6.1f} = steps {sum(steps):6.1f} (first {steps[0]:5.2f}, median "
+              f"{statistics.median(steps):5.3f}) + outside the steps {wall - sum(steps):5.1f}")
+    gaps = [later["begin"] - earlier["end"] for earlier, later in zip(timer.epochs, timer.epochs[1:])]
+    print(f"  between epochs {sum(gaps):7.1f}; after the last epoch to fit's return "
+          f"{start + total - timer.epochs[-1]['end']:6.1f}; whole fit {total:6.1f}")
 
 
 def main(argv=None):
@@ -72,6 +123,8 @@ def main(argv=None):
     parser.add_argument("--estimator", default="cnn-fast")
     parser.add_argument("--images", type=int, default=10 * BATCH)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--anatomy-images", type=int, default=50_000,
+                        help="images of the whole-fit anatomy (0: skip it)")
     args = parser.parse_args(argv)
     from estimators.cnn import keras_for
     from estimators.registry import create_estimator
@@ -92,7 +145,7 @@ def main(argv=None):
         estimator = create_estimator(args.estimator, epochs=args.epochs, batch_size=BATCH,
                                      validation_fraction=0, random_state=0, **params)
         timer = step_timer(keras)
-        estimator._callbacks = lambda keras, has_validation, timer=timer: [timer]
+        with_timer(estimator, timer)
         estimator.fit(X, y)
         calls = -(-steps // estimator.steps_per_execution)  # calls per epoch
         step = statistics.median(timer.times[calls:]) / estimator.steps_per_execution
@@ -114,6 +167,8 @@ def main(argv=None):
     print(f"\nforward FLOPs per image: {flops / 1e6:.1f} M; a training step: {3 * flops * BATCH / 1e9:.1f} "
           f"GFLOP. Backward and optimizer: about {(baseline - forward) * 1e3:.1f} ms of the "
           f"{baseline * 1e3:.1f} ms step.")
+    if args.anatomy_images:
+        anatomy(keras, args.estimator, args.anatomy_images)
     return 0
 
 

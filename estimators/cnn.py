@@ -120,9 +120,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     `batch_size`, `validation_fraction`, `random_state`, `n_threads`, `verbose`. They implement
     `_build(keras, input_shape, n_classes, train_images)` returning a compiled model (the
     schedule's length is `self.budget_.steps`), and may override `_callbacks(keras,
-    has_validation)` and `_predict_proba_batch(model, images)`. `min_input_size` is the
-    smallest input the architecture accepts; `default_min_input` the smallest default input
-    size (`input_size=None`) it resizes small images up to.
+    has_validation)`, `_predict_proba_batch(model, images)` and `_training_images(images)`.
+    `min_input_size` is the smallest input the architecture accepts; `default_min_input` the
+    smallest default input size (`input_size=None`) it resizes small images up to.
 
     Budget: `epochs=None` / `batch_size=None` follow the training-set size by the class's
     `step_budget` (see `estimators.budget`); the plan used is `budget_`. After training,
@@ -167,6 +167,10 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
     def _predict_proba_batch(self, model, images):
         return predict_fixed_batches(model, images)
+
+    def _training_images(self, images):
+        """The training images as `model.fit` gets them (a recipe may rearrange them)."""
+        return images
 
     # -- sizes -------------------------------------------------------------------------------
     def input_size_for(self, image_shape):
@@ -217,7 +221,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             keras.mixed_precision.set_global_policy("mixed_float16")
         model = self._build(keras, images.shape[1:], n_classes, images[train])
         fitted = model.fit(
-            images[train],
+            self._training_images(images[train]),
             targets[train],
             batch_size=self.budget_.batch_size,
             epochs=self.budget_.epochs,

@@ -1,5 +1,5 @@
 """cnn-fast's and cnn-airbench's recipe parts: whitening, dirac initialisation, the boosted
-batch-norm shift, lookahead and the test-time augmentation views, each against a reference
+batch-norm shift, lookahead, the alternating flip and the test-time augmentation views, each against a reference
 computed here."""
 
 import numpy as np
@@ -110,6 +110,44 @@ def test_lookahead_leaves_the_slow_weights_in_the_model_and_changes_the_fit(monk
     assert np.mean(with_lookahead.predict(X) == y) == 1.0
     without = FastCNN(lookahead=False, **params).fit(X, y)
     assert not np.allclose(with_lookahead.predict_proba(X), without.predict_proba(X))
+
+
+def test_alternating_flip_mirrors_every_image_in_every_other_epoch(monkeypatch):
+    """flip="alternate" (airbench): the training images come with a random half mirrored, and the
+    augmentation layer mirrors all of them in odd epochs and none in even ones."""
+    keras = keras_for(1)
+    objects = _keras_objects(keras)
+    X, y = two_classes(n=64)
+    X = X.copy()
+    X[:, :, :6] //= 2  # left half darker: a mirror is visible
+    layer = objects["BatchFlipTranslate"](flip=True, translate=0, seed=1, alternate=True)
+    images = X.astype(np.float32)
+    out = {}
+    for parity in (0, 1):
+        layer(images[:1])  # builds
+        layer.mirror_all.assign(parity)
+        out[parity] = keras.ops.convert_to_numpy(layer(images, training=True))
+    np.testing.assert_array_equal(out[0], images)
+    np.testing.assert_array_equal(out[1], images[:, :, ::-1])
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(images, training=False)), images)
+
+    estimator = FastCNN(flip="alternate", widths=(8, 8, 8), epochs=4, batch_size=32, input_size=12,
+                        validation_fraction=0, n_threads=1, lookahead=False, bias_lr_scale=1.0)
+    estimator.seed_ = 0
+    given = estimator._training_images(X)
+    mirrored = np.all(given == X[:, :, ::-1], axis=(1, 2, 3))
+    assert np.all(mirrored | np.all(given == X, axis=(1, 2, 3))) and 20 < mirrored.sum() < 44
+
+    parities = []
+    original = objects["AlternateFlip"].on_epoch_begin
+
+    def spy(self, epoch, logs=None):
+        original(self, epoch, logs)
+        parities.append(int(keras.ops.convert_to_numpy(self.model.get_layer("flip_translate").mirror_all)))
+
+    monkeypatch.setattr(objects["AlternateFlip"], "on_epoch_begin", spy)
+    assert np.mean(estimator.fit(X, y).predict(X) == y) == 1.0
+    assert parities == [0, 1, 0, 1]
 
 
 def test_tta_levels_average_the_documented_views():

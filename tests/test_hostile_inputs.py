@@ -275,6 +275,25 @@ def test_ctrl_c_while_importing_is_one_line_not_a_traceback(tmp_path):
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("interrupted")
 
 
+def test_ctrl_c_swallowed_by_a_library_import_stops_the_run_before_any_cell(tmp_path):
+    """An interrupt that a library caught while importing (on a loaded machine the test above
+    once saw the run go on for minutes) ends the run once its setup is done: 130, one line."""
+    import subprocess
+    import sys
+
+    script = ("import runpy, sys\n"
+              "from benchmark.errors import received\n"
+              "received.append(KeyboardInterrupt())  # as raise_interrupted leaves it\n"
+              "sys.argv = ['benchmark', 'run', '--datasets', 'faces', '--estimators',\n"
+              "            'logreg-pixels', '--out', 'r']\n"
+              "runpy.run_module('benchmark', run_name='__main__')\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 130, done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.strip().splitlines()[-1].startswith("interrupted")
+    assert not list(tmp_path.glob("r/cells/*"))
+
+
 def test_a_worker_ignores_ctrl_c_so_only_the_run_handles_it(tmp_path):
     # a worker hit by SIGINT died with a KeyboardInterrupt traceback: the fork server reset
     # the SIG_IGN set in each child to the handler it had found at start. In a fresh process:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from benchmark.cli import DATA_DIR_HELP, EXIT_FAILURES, EXIT_OK
 from benchmark.cli.progress import Progress
-from benchmark.errors import UsageError, exit_code, raise_terminated
+from benchmark.errors import UsageError, exit_code, raise_terminated, received
 
 MAX_SEED = 2**32 - 1
 DEFAULT_TUNE_BUDGET = "8"
@@ -192,6 +192,8 @@ def _prepare_and_execute(args, argv, backend):
         config.cell_timeout = args.cell_timeout
     _check_thread_budget(args, config.threads_per_cell)
     config.n_jobs = _worker_count(args, config.threads_per_cell)
+    if received:  # a Ctrl-C that a library swallowed while it was being imported (seen on a
+        raise received[-1]  # loaded machine): stop now, before any cell, not after the whole run
     store = (RunStore(run_dir) if run_dir is not None else RunStore.new()).prepare()
     with store.lock():
         if backend is None:

@@ -200,8 +200,9 @@ def _keras_objects(keras):
             # `self.model` first: on JAX it syncs the trained state back into the variables
             self.model.get_layer("flip_translate").mirror_all.assign(epoch % 2)
 
-    return {"BatchFlipTranslate": BatchFlipTranslate, "AlternateFlip": AlternateFlip, "WarmupLinearDecay": WarmupLinearDecay,
-            "ScaledBias": ScaledBias, "PartialDirac": PartialDirac, "Lookahead": Lookahead}
+    return {"BatchFlipTranslate": BatchFlipTranslate, "AlternateFlip": AlternateFlip,
+            "WarmupLinearDecay": WarmupLinearDecay, "ScaledBias": ScaledBias,
+            "PartialDirac": PartialDirac, "Lookahead": Lookahead}
 
 
 def _reflect(ops, index, size):
@@ -254,9 +255,9 @@ class FastCNN(CNNClassifier):
     probability 1/2 (`flip=True`; `flip="alternate"`: airbench's alternating flip, a random
     half of the training images mirrored once before training and then every image mirrored
     in every other epoch, so each is seen both ways in turn) and shifted by up to `translate`
-    pixels (reflect padding), done as one gather over the whole batch; a fixed, untrained 2x2 whitening convolution (`whiten`:
-    eigenvectors of the covariance of the 2x2 patches of the first 5,000 training images, both
-    signs, so 8 x channels outputs; grayscale works too); three blocks conv3x3 -> max-pool 2 ->
+    pixels (reflect padding), done as one gather over the whole batch; a fixed, untrained 2x2
+    whitening convolution (`whiten`: eigenvectors of the covariance of the 2x2 patches of the
+    first 5,000 training images, both signs, so 8 x channels outputs; grayscale works too); three blocks conv3x3 -> max-pool 2 ->
     batch norm -> `activation` -> conv3x3 -> batch norm -> `activation` with `widths` filters
     (batch norm with a learned shift but no scale, momentum `bn_momentum`, epsilon 1e-5);
     global max pooling; a bias-free dense layer whose logits are multiplied by `logit_scale`.

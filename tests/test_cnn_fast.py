@@ -1,6 +1,6 @@
 """cnn-fast's and cnn-airbench's recipe parts: whitening, dirac initialisation, the boosted
-batch-norm shift, lookahead, the alternating flip and the test-time augmentation views, each against a reference
-computed here."""
+batch-norm shift, lookahead, the alternating flip and the test-time augmentation views, each
+against a reference computed here."""
 
 import numpy as np
 import pytest

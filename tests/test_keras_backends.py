@@ -110,6 +110,31 @@ def test_unknown_and_missing_backends_are_one_line_usage_errors(tmp_path, capsys
     assert not (tmp_path / "run").exists()
 
 
+ARRAY_PIPELINE = """
+import json
+import numpy as np
+from estimators.keras_backend import import_keras
+import_keras(1)
+import_keras(1)  # a second import wraps nothing twice
+from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
+x, y = np.arange(40, dtype=np.float32).reshape(10, 2, 2, 1), np.arange(10)
+dataset = ArrayDataAdapter(x, y, batch_size=4, shuffle=False).get_tf_dataset()
+print(json.dumps({"autotune": dataset.options().autotune.enabled,
+                  "labels": [batch[1].numpy().tolist() for batch in dataset],
+                  "first": next(iter(dataset))[0].numpy().ravel().tolist()}))
+"""
+
+
+def test_keras_array_pipeline_runs_without_tf_data_autotuning_and_keeps_its_batches():
+    """With tf.data's autotuning on, each iterator Keras destroys (after every epoch's validation,
+    and when fit returns) could stall up to 10 s (estimators.keras_backend); the pipeline must
+    run without it and still give the same batches in the same order."""
+    result = json.loads(in_backend("tensorflow", ARRAY_PIPELINE).stdout.strip().splitlines()[-1])
+    assert result["autotune"] is False
+    assert result["labels"] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert result["first"] == list(range(16))
+
+
 def test_the_backend_is_part_of_a_cnn_cells_key_and_the_default_keeps_old_keys():
     split = Split(np.arange(8), np.arange(8, 10), 0)
     key = lambda backend: cell_key("fp", "cnn-fast", {}, split, 1, "d", keras_backend=backend)  # noqa: E731

@@ -2,6 +2,8 @@
 batch-norm shift, lookahead, the alternating flip and the test-time augmentation views, each
 against a reference computed here."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -148,6 +150,24 @@ def test_alternating_flip_mirrors_every_image_in_every_other_epoch(monkeypatch):
     monkeypatch.setattr(objects["AlternateFlip"], "on_epoch_begin", spy)
     assert np.mean(estimator.fit(X, y).predict(X) == y) == 1.0
     assert parities == [0, 1, 0, 1]
+
+
+@pytest.mark.parametrize("units", [(True, "AMX"), (False, None)], ids=["bf16-units", "no-bf16-units"])
+def test_bfloat16_trains_in_float32_with_one_warning_on_a_cpu_without_bfloat16_units(monkeypatch, units):
+    monkeypatch.setattr("estimators.cnn_fast.bfloat16_supported", lambda: units)
+    X, y = two_classes()
+    params = dict(widths=(8, 8, 8), epochs=3, batch_size=32, input_size=12, validation_fraction=0, n_threads=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        estimator = FastCNN(**params).fit(X, y)
+    said = [str(w.message) for w in caught if "bfloat16" in str(w.message)]
+    convs = {layer.compute_dtype for layer in estimator.model_.layers if type(layer).__name__ == "Conv2D"}
+    if units[0]:
+        assert estimator.precision_ == "bfloat16" and convs == {"bfloat16"} and said == []
+    else:
+        assert estimator.precision_ == "float32" and convs == {"float32"}
+        assert len(said) == 1 and "training in float32" in said[0], said
+    assert np.mean(estimator.predict(X) == y) == 1.0
 
 
 def test_tta_levels_average_the_documented_views():

@@ -25,6 +25,9 @@ How it is measured
       (an estimate: it ignores batch norm, pooling and the optimizer, and counts the frozen
       whitening convolution's backward pass it does not need). Achieved GFLOP/s = training
       FLOPs / fit seconds.
+    * `--seed N` sets every variant's random_state (default 0); each row records its seed and
+      Keras backend (`benchmarks/backend_accuracy.py` runs this script once per backend and
+      seed).
     Results are printed as a table and one PASS/FAIL line per claim, and each row is appended
     to `--out` (JSON lines) as soon as it is known. Single runs (one seed): a CIFAR-10 fit's
     accuracy varies by about 0.1-0.2 points between seeds.
@@ -87,10 +90,12 @@ def forward_flops(model):
     return int(total)
 
 
-def measure(spec, x_train, y_train, x_test, y_test):
+def measure(spec, x_train, y_train, x_test, y_test, seed=0, every_tta_level=True):
+    import keras
+
     from estimators.registry import create_estimator
 
-    estimator = create_estimator(spec, random_state=0)
+    estimator = create_estimator(spec, random_state=seed)
     start = time.perf_counter()
     estimator.fit(x_train, y_train)
     fit_seconds = time.perf_counter() - start
@@ -99,14 +104,15 @@ def measure(spec, x_train, y_train, x_test, y_test):
     predict_seconds = time.perf_counter() - start
     by_level = {}
     own_level = estimator.tta
-    for level in (0, 1, 2):
+    for level in (0, 1, 2) if every_tta_level else ():
         estimator.set_params(tta=level)
         by_level[level] = float(np.mean(estimator.predict(x_test) == y_test))
     estimator.set_params(tta=own_level)
     flops = forward_flops(estimator.model_)
     train_flops = 3 * flops * estimator.n_train_ * estimator.n_epochs_
     return {
-        "variant": spec, "accuracy": accuracy, "accuracy_by_tta": by_level,
+        "variant": spec, "seed": seed, "backend": keras.backend.backend(),
+        "accuracy": accuracy, "accuracy_by_tta": by_level,
         "fit_seconds": round(fit_seconds, 1), "predict_seconds": round(predict_seconds, 1),
         "epochs": estimator.n_epochs_, "batch_size": estimator.budget_.batch_size,
         "n_train": estimator.n_train_, "train_images_per_s": round(estimator.n_epochs_ * estimator.n_train_ / fit_seconds),
@@ -149,6 +155,9 @@ def main(argv=None):
     parser.add_argument("--data", type=Path, help="an .npz of x_train, y_train, x_test, y_test")
     parser.add_argument("--train-limit", type=int)
     parser.add_argument("--test-limit", type=int)
+    parser.add_argument("--seed", type=int, default=0, help="every variant's random_state (default 0)")
+    parser.add_argument("--own-tta-only", action="store_true",
+                        help="score only at each variant's own test-time augmentation (not at levels 0, 1, 2)")
     parser.add_argument("--out", type=Path, help="append each row here as a JSON line")
     args = parser.parse_args(argv)
     variants = args.variants or [BEFORE, "cnn-fast", "cnn-airbench"]
@@ -168,7 +177,8 @@ def main(argv=None):
           f"{len(y_train)} training, {len(y_test)} test images", flush=True)
     rows = []
     for spec in variants:
-        row = measure(spec, x_train, y_train, x_test, y_test)
+        row = measure(spec, x_train, y_train, x_test, y_test, seed=args.seed,
+                      every_tta_level=not args.own_tta_only)
         rows.append(row)
         print(json.dumps(row), flush=True)
         if args.out:
@@ -180,7 +190,8 @@ def main(argv=None):
     print(header)
     print("-" * len(header))
     for r in rows:
-        levels = "/".join(f"{r['accuracy_by_tta'][k]:.4f}" for k in (0, 1, 2))
+        by_level = r["accuracy_by_tta"]
+        levels = "/".join(f"{by_level[k]:.4f}" if k in by_level else "-" for k in (0, 1, 2))
         print(f"{r['variant'][:44]:44s} {r['accuracy']:7.4f} {levels:>20s} {r['fit_seconds']:7.0f} "
               f"{r['epochs']:3d} {r['train_images_per_s']:6d} {r['forward_mflop_per_image']:9.1f} "
               f"{r['train_tflop']:6.1f} {r['gflop_per_s']:7d}")

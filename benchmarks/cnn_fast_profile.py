@@ -11,7 +11,8 @@ How it is measured
       `--epochs` epochs at batch 512 with no validation split (the first epoch traces and
       compiles, and is not timed). Variants: the default; no augmentation
       (flip and translate off); no whitening convolution; float32 instead of bfloat16; 4 steps
-      per execution (the per-step dispatch overhead); and a forward pass only (`predict` in
+      per execution (the per-step dispatch overhead; not on PyTorch, whose Keras trainer runs
+      one step per call); and a forward pass only (`predict` in
       training-free mode over the same images at batch 512).
     * Step time: a callback times each call from batch begin to batch end (one optimizer step,
       or 4 with 4 steps per call, divided by 4); the median over the epochs after the first.
@@ -28,7 +29,8 @@ How it is measured
     One process, one variant after another; the CPU should be otherwise idle.
 
 Run from the repository root: `python benchmarks/cnn_fast_profile.py` (about 5 minutes on 2
-cores); `KERAS_BACKEND=jax python benchmarks/cnn_fast_profile.py` for JAX. Exits 0.
+cores); `KERAS_BACKEND=jax` (or `torch`) `python benchmarks/cnn_fast_profile.py` for JAX (or
+PyTorch). Exits 0.
 """
 
 import sys
@@ -142,6 +144,9 @@ def main(argv=None):
     print("-" * len(header))
     baseline = flops = model = None
     for name, params in VARIANTS.items():
+        if params.get("steps_per_execution", 1) > 1 and keras.backend.backend() == "torch":
+            print(f"{name:18s} {'n/a':>8s}  (Keras' PyTorch trainer runs one step per call)")
+            continue
         estimator = create_estimator(args.estimator, epochs=args.epochs, batch_size=BATCH,
                                      validation_fraction=0, random_state=0, **params)
         timer = step_timer(keras)

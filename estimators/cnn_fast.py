@@ -605,8 +605,10 @@ class AirbenchCNN(FastCNN):
     on this machine; the dataset's README and issue 19 estimate about a point); and what is not
     ported: GELU (+0.3 on the GPU, 3x the fit time here), float16 with float32 batch norm
     (bfloat16 here: 8 mantissa bits against 11), batch 1024 (512 here), airbench's schedule
-    ending at 0.07 of the peak rather than 0, batch-norm epsilon 1e-12 (1e-5 here) and the
-    whitening bias trained for 3 epochs (fixed here).
+    ending at 0.07 of the peak rather than 0, batch-norm epsilon 1e-12 (1e-5 here), the
+    whitening bias trained for 3 epochs (fixed here), and airbench's lookahead starting after
+    epoch 3 and copying its average into the model at the end of every epoch (here it runs
+    from the first step, with a decay near 0 early on, and copies at the end of training).
     """
 
     step_budget = StepBudget(batch_size=512, epochs=14, min_steps=400, max_epochs=100, min_batch=64)

@@ -101,8 +101,8 @@ def _tf_data_without_autotune():
     Written by hand because Keras has no setting for the options of the datasets it builds from
     arrays. With autotuning on, destroying an iterator waits for tf.data's autotuning thread,
     which only notices when its current sleep ends - up to its optimisation period, at most 10 s.
-    Keras destroys one after every epoch's validation and one when `fit` returns, so a fit
-    stalled up to 10 s at each (py-spy on TensorFlow 2.21: the main thread in
+    Keras destroys iterators between epochs (training, validation) and as `fit` returns, so a
+    fit stalled up to 10 s at such points (py-spy on TensorFlow 2.21: the main thread in
     `RootDataset::Iterator::~Iterator` waiting for the thread). Measured on 2 cores, cnn-fast,
     10,000 CIFAR-10 images x 3 epochs: a 55-65 s fit became 35 s. The pipeline only gathers
     batches of in-memory images, where autotuning has nothing to tune; the batches and their

@@ -89,6 +89,13 @@ def main(argv=None):
             return []
         return [json.loads(line) for line in rows_path.read_text().splitlines() if line.strip()]
 
+    def same_fit(row, backend, seed=None):
+        """Whether `row` is a fit of this sweep: same variant and data limits (rows written
+        before the limits were recorded never match), on `backend` (and `seed`)."""
+        return (row["backend"] == backend and (seed is None or row["seed"] == seed)
+                and row["variant"] == args.variant and row.get("train_limit", -1) == args.train_limit
+                and row.get("test_limit", -1) == args.test_limit)
+
     missing = {}
     for backend in backends:
         module, extra = BACKENDS[backend]
@@ -96,8 +103,7 @@ def main(argv=None):
             missing[backend] = f"not installed (pip install '.[{extra}]')"
             continue
         for seed in seeds:
-            if any(r["backend"] == backend and r["seed"] == seed and r["variant"] == args.variant
-                   for r in rows()):
+            if any(same_fit(r, backend, seed) for r in rows()):
                 continue  # measured by an earlier run with this --out
             command = [sys.executable, str(HERE / "cnn_airbench.py"), "--variant", args.variant,
                        "--seed", str(seed), "--train-limit", str(args.train_limit), "--own-tta-only",
@@ -113,7 +119,7 @@ def main(argv=None):
                 missing[backend] = f"seed {seed} failed: {done.stderr.strip().splitlines()[-1:]}"
                 break
 
-    measured = [r for r in rows() if r["variant"] == args.variant and r["seed"] in seeds]
+    measured = [r for r in rows() if r["seed"] in seeds and same_fit(r, r["backend"])]
     table = summarise(measured, backends)
     print(f"\n{args.variant}, {measured[0]['n_train'] if measured else '?'} training images, seeds {args.seeds}")
     header = f"{'backend':11s} {'fits':>4s} {'accuracy %':>14s} {'fit s':>7s} {'epoch s':>8s} {'img/s':>6s}"

@@ -178,6 +178,8 @@ def main(argv=None):
     for spec in variants:
         row = measure(spec, x_train, y_train, x_test, y_test, seed=args.seed,
                       every_tta_level=not args.own_tta_only)
+        # the data it saw, so that a resumed sweep (backend_accuracy.py) matches like with like
+        row.update(train_limit=args.train_limit, test_limit=args.test_limit, n_test=len(y_test))
         rows.append(row)
         print(json.dumps(row), flush=True)
         if args.out:

@@ -2,8 +2,11 @@
 
 Claims checked (issue 19, targets on 2 cores)
     * `cnn-airbench` at its defaults (random_state=0) reaches >= 93.0% test accuracy on
-      ../shared/datasets/cifar10 (a JPEG copy of CIFAR-10, about a point below the original
-      binaries) with a fit of at most 20 minutes (moonshot: 94% within 15 minutes).
+      ../shared/datasets/cifar10 (a JPEG copy of CIFAR-10) with a fit of at most 20 minutes
+      (moonshot: 94% within 15 minutes). The issue estimated the JPEG copy at about a point
+      below the original binaries; measured, it costs airbench94's own script about 3.4
+      points (90.56% on this copy against 94.01% published; see `AirbenchCNN`'s docstring), so
+      this claim asks for more than airbench94's recipe gives on this data.
     * `cnn-fast` at its defaults reaches >= 88.0% with a fit no longer than cnn-fast as it was
       before issue 19 (`BEFORE`: the same class with the switches issue 19 added turned off,
       which builds the earlier network and training exactly), measured in the same run.

@@ -65,12 +65,19 @@ class BenchmarkResults:
 
     def save(self, path):
         """Write the run directory (run.json, cells/, report.md, CSVs, plots) at `path`, as the
-        command line does; return its path. `path` must be new, empty or this run's own."""
+        command line does; return its path. `path` must be new, empty or this run's own:
+        ValueError, naming what it holds, for a folder of another run (whose cells would be
+        ranked with these) or of other files."""
         from benchmark.execution.store import RunStore
         from benchmark.reporting.report import write_report
 
-        store = RunStore(path).prepare()
+        store = RunStore(path)
         if store.path.resolve() != (self.path.resolve() if self.path else None):
+            try:
+                store.refuse_other_run("save these results")
+                store.prepare()
+            except UsageError as exc:
+                raise ValueError(str(exc)) from None
             with store.lock():
                 meta = dict(self.meta, run_id=store.path.name)
                 store.write_meta(meta)

@@ -121,7 +121,7 @@ def test_cache_hit_returns_identical_arrays_without_decoding(tmp_path, rng, monk
         assert data["images"].dtype == np.uint8
 
 
-def test_cache_key_follows_size_and_mtime_of_each_file(tmp_path, rng):
+def test_cache_key_follows_the_content_of_each_file_not_its_times(tmp_path, rng):
     root = make_folder(tmp_path / "f", rng, {"a": 2, "b": 2})
     cache = tmp_path / "my-cache"
     target = root / "a" / "0.bmp"  # first in load order; a BMP's size depends only on its shape
@@ -129,16 +129,18 @@ def test_cache_key_follows_size_and_mtime_of_each_file(tmp_path, rng):
     stat = target.stat()
     assert not read_image_folder(root, cache_dir=cache).from_cache
 
+    # rewritten with the same size and modification time, as `cp -p` or `rsync -a` leave it:
+    # the old cache keyed on (size, mtime) served the black image here
     write_image(target, np.full((12, 12, 3), 255, np.uint8))
     os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert target.stat().st_size == stat.st_size
-    stale = read_image_folder(root, cache_dir=cache)  # same size and mtime: the documented blind spot
-    assert stale.from_cache and stale.images[0].max() == 0
-
-    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # touched
+    assert target.stat().st_size == stat.st_size and target.stat().st_mtime_ns == stat.st_mtime_ns
     fresh = read_image_folder(root, cache_dir=cache)
     assert not fresh.from_cache and fresh.images[0].min() == 255
     assert read_image_folder(root, cache_dir=cache).from_cache
+
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # touched only
+    touched = read_image_folder(root, cache_dir=cache)
+    assert touched.from_cache and touched.images[0].min() == 255  # same bytes, same pixels
 
     write_image(root / "b" / "new.png", noise(rng))  # added
     added = read_image_folder(root, cache_dir=cache)
@@ -292,3 +294,23 @@ def test_trashnet_has_exactly_three_cross_class_copies():
         ["glass/glass176.jpg", "plastic/plastic152.jpg"],
         ["glass/glass389.jpg", "plastic/plastic332.jpg"],
     ]
+
+
+def test_run_directories_of_this_tool_inside_the_folder_are_left_out_and_listed(tmp_path, rng):
+    root = make_folder(tmp_path / "imgs", rng, {"cats": 2, "dogs": 2})
+    for run in (root / "results" / "20261207-101500", root / "cats" / "my-run"):  # cd imgs; run --out
+        (run / "cells").mkdir(parents=True)
+        (run / "run.json").write_text("{}")
+        write_image(run / "plots" / "f1.png", noise(rng))  # the report's plots are PNGs
+    (root / "results" / "latest").symlink_to("20261207-101500")
+    (root / "results" / "README.md").write_text("runs")
+    not_a_run = root / "dogs" / "plots"  # a folder that merely looks like output stays a folder of images
+    write_image(not_a_run / "x.png", noise(rng))
+
+    dataset = load_image_folder(root, cache_dir=tmp_path / "cache")
+    assert sorted(set(dataset.labels.tolist())) == ["cats", "dogs"]  # no "results" class
+    assert sorted(dataset.paths.tolist()) == ["cats/0.png", "cats/1.png", "dogs/0.png", "dogs/1.png", "dogs/plots/x.png"]
+    assert sorted(p for p, _ in dataset.excluded) == ["cats/my-run", "results", "results/20261207-101500"]
+    assert dict(dataset.excluded)["results"].startswith("left out: it holds only run directories")
+    assert dataset.skipped == []  # results/ is not reported as an empty class
+    assert dataset.summary()["excluded_folders"][0]["reason"].startswith("left out:")

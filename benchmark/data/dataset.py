@@ -27,6 +27,8 @@ class Dataset:
     # Each image's file, relative to the dataset's source (image folders); None otherwise.
     paths: np.ndarray = None
     licence: str = ""
+    # [(path, reason)] of folders left out as this tool's own output (run directories)
+    excluded: list = field(default_factory=list)
 
     @property
     def has_official_split(self):
@@ -82,6 +84,7 @@ class Dataset:
             "licence": self.licence,
             "description": self.description,
             "skipped_files": [{"path": p, "reason": r} for p, r in self.skipped],
+            "excluded_folders": [{"path": p, "reason": r} for p, r in self.excluded],
             "duplicates": find_duplicates(self.images, self.labels, self.paths).summary(),
         }
 

@@ -13,11 +13,18 @@ Files with an image extension whose content cannot be used - empty, unreadable, 
 format other than the extension says (a GIF placeholder named .jpg), a link that loops - are
 listed in `Dataset.skipped` with the reason; other files are ignored.
 
+Run directories of this tool inside the folder (a `results/` written by `run --datasets
+folder:.`, an `--out` inside a class folder) are never read as images: a folder holding run.json
+beside cells/ is left out with everything below it, and so is a class folder that holds nothing
+but such runs; `Dataset.excluded` lists them and the report flags them.
+
 The decoded arrays are cached as .npz under `default_cache_dir() / "folders"`, one slot per
-(folder, requested size), checked against a key made of the folder path, every image file's
-relative path, size and modification time (ns), the requested size and `CACHE_VERSION`: a
-changed, added or removed file gives a new key and the folder is decoded again. A file
-rewritten with the same size and the same mtime would not be noticed.
+(folder, requested size), checked against a key made of the folder path, the requested size,
+`CACHE_VERSION` and every image file's relative path, size and content hash (blake2b of its
+bytes, computed on every load): a changed, added or removed file gives a new key and the folder
+is decoded again, also when the file kept its size and modification time (`cp -p`, `rsync -a`,
+a restored backup). Hashing reads every file, which costs little next to decoding them (the
+README gives the figures for TrashNet and CIFAR-10, cold and warm); no timestamp is trusted.
 """
 
 import hashlib
@@ -72,6 +79,7 @@ class FolderImages:
     skipped: list = field(default_factory=list)  # [(path, reason)]
     notes: list = field(default_factory=list)  # what was left out, for the description
     from_cache: bool = False
+    excluded: list = field(default_factory=list)  # [(path, reason)]: this tool's own output
 
 
 def load_image_folder(path, *, image_size=None, name=None, n_threads=None, cache_dir=True):
@@ -91,6 +99,7 @@ def load_image_folder(path, *, image_size=None, name=None, n_threads=None, cache
     return Dataset(
         name or f"folder:{root}", folder.images, folder.labels, description="; ".join(folder.notes),
         source=str(root), skipped=folder.skipped, split=folder.split, paths=folder.paths,
+        excluded=folder.excluded,
     )
 
 
@@ -98,9 +107,9 @@ def read_image_folder(path, *, image_size=None, n_threads=None, cache_dir=True):
     """The decoded images of a folder as `FolderImages` (from the cache when it is current)."""
     check_folder(path)
     root = Path(path).expanduser()
-    files, held_out, notes, skipped = _list_files(root)
-    key = _cache_key(root, files, image_size)
+    files, held_out, notes, skipped, excluded = _list_files(root)
     slot = _cache_slot(cache_dir, root, image_size)
+    key = None if slot is None else _cache_key(root, files, image_size, n_threads)
     folder = _read_cache(slot, key, root)
     if folder is None:
         folder = _decode_all(root, files, image_size, n_threads)
@@ -108,6 +117,7 @@ def read_image_folder(path, *, image_size=None, n_threads=None, cache_dir=True):
     folder.held_out = held_out
     folder.notes = notes
     folder.skipped = skipped + folder.skipped
+    folder.excluded = excluded
     return folder
 
 
@@ -119,7 +129,6 @@ class _File:
     path: str
     relative: str  # to the root, with "/"
     size: int = None  # bytes; None when the file cannot be stat'ed
-    mtime_ns: int = None
     error: str = None
 
 
@@ -144,29 +153,44 @@ def _layout(root):
     return sides, held_out[0].name, notes
 
 
+RUN_OUTPUT = "left out: a run directory of this benchmark (run.json beside cells/), not images of the dataset"
+ONLY_RUNS = "left out: it holds only run directories of this benchmark, so it is not a class"
+
+
 def _list_files(root):
-    """The image files in load order, the held-out folder's name, notes, and links skipped."""
+    """The image files in load order, the held-out folder's name, notes, links skipped, and
+    this tool's run directories left out ([(path, reason)])."""
+    from benchmark.execution.store import is_run_directory  # the store owns a run's layout
+
     sides, held_out, notes = _layout(root)
     around = {root.resolve(), *root.resolve().parents}
-    files, skipped = [], []
+    files, skipped, excluded = [], [], []
     for split, side in sides:
         for class_dir in _subfolders(side):
             if class_dir.is_symlink() and class_dir.resolve() in around:
                 skipped.append((_shown(class_dir), "link to the data folder or above it (a loop), not followed"))
                 continue
-            label, before = class_label(class_dir.name), len(files)
+            if is_run_directory(class_dir):
+                excluded.append((_shown(class_dir.relative_to(root).as_posix()), RUN_OUTPUT))
+                continue
+            label, before, runs_before = class_label(class_dir.name), len(files), len(excluded)
             # os.walk does not follow links to folders, so a link loop below cannot trap it.
             for dirpath, dirnames, filenames in os.walk(class_dir):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                runs = {d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))
+                        and is_run_directory(os.path.join(dirpath, d))}
                 prefix = Path(dirpath).relative_to(root).as_posix()
+                excluded += [(_shown(f"{prefix}/{d}"), RUN_OUTPUT) for d in sorted(runs)]
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in runs)
                 for filename in sorted(filenames):  # plain strings: thousands of files per folder
                     if filename.startswith(".") or os.path.splitext(filename)[1].lower() not in FORMATS:
                         continue
                     path = os.path.join(dirpath, filename)
                     files.append(_stat(_File(split, label, path, _shown(f"{prefix}/{filename}"))))
-            if len(files) == before:
+            if len(files) == before and len(excluded) > runs_before:  # e.g. results/
+                excluded.append((_shown(class_dir.relative_to(root).as_posix()), ONLY_RUNS))
+            elif len(files) == before:
                 skipped.append((_shown(class_dir), EMPTY_CLASS))
-    return files, held_out, notes, skipped
+    return files, held_out, notes, skipped, excluded
 
 
 def class_label(folder_name):
@@ -185,7 +209,7 @@ def _shown(path):
 def _stat(file):
     try:
         st = os.stat(file.path)
-        file.size, file.mtime_ns = st.st_size, st.st_mtime_ns
+        file.size = st.st_size
     except OSError as exc:  # a dangling link, a link loop, a permission problem
         file.error = f"cannot read ({exc.strerror or type(exc).__name__})"
     return file
@@ -336,8 +360,26 @@ def _cache_slot(cache_dir, root, image_size):
     return directory / f"{hashlib.blake2b(name.encode(), digest_size=16).hexdigest()}.npz"
 
 
-def _cache_key(root, files, image_size):
-    listing = sorted((f.relative, f.size, f.mtime_ns) for f in files)
+def _content_hash(file):
+    """blake2b of the file's bytes (hex), or why it cannot be read: the cache key's view of
+    the file. hashlib releases the GIL while it hashes, and so does reading, so threads pay."""
+    if file.error:
+        return file.error
+    try:
+        digest = hashlib.blake2b(digest_size=16)
+        with open(file.path, "rb") as handle:  # (hashlib.file_digest needs Python 3.11)
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+    except OSError as exc:
+        return f"cannot read ({exc.strerror or type(exc).__name__})"
+
+
+def _cache_key(root, files, image_size, n_threads=None):
+    """The decoded cache's key: the folder, the size asked for and every file's content."""
+    # Reading 60,000 small files is latency-bound on a cold disk: more threads than cores help.
+    hashes = _parallel(_content_hash, files, n_threads or 8)
+    listing = sorted((f.relative, f.size, h) for f, h in zip(files, hashes))
     described = json.dumps([CACHE_VERSION, str(root.resolve()), image_size, listing])
     return hashlib.blake2b(described.encode(), digest_size=16).hexdigest()
 

@@ -51,6 +51,13 @@ WRITE_PROBE = ".write-test"
 EARLY_RUN_FILES = {LOG_FILE, LOCK_FILE, CELLS, RUNNING, WRITE_PROBE}
 
 
+def is_run_directory(path):
+    """Whether `path` is a run directory of this tool: its run.json beside a cells/ folder (a
+    dataset folder that holds one must not read its plots as images)."""
+    path = Path(path)
+    return (path / RUN_FILE).is_file() and (path / CELLS).is_dir()
+
+
 def new_run_id():
     return time.strftime("%Y%m%d-%H%M%S")
 
@@ -105,6 +112,19 @@ class RunStore:
             raise UsageError(f"cannot write results to {str(self.path)!r} ({reason}); choose another "
                              "directory with --out") from None
         return self
+
+    def refuse_other_run(self, doing):
+        """UsageError when this directory already holds a run (run.json, or cells/ with cells):
+        `doing` there would mix two runs' cells in one report."""
+        cells = sorted(self.cells_dir.rglob("fold-*.json")) if self.cells_dir.is_dir() else []
+        if not self.run_file.is_file() and not cells:
+            return
+        try:
+            found = self.read_meta().get("run_id") or self.path.name
+        except (OSError, ValueError):
+            found = self.path.name
+        raise UsageError(f"{str(self.path)!r} already holds run {found!r} ({len(cells)} cell(s)); "
+                         f"{doing} in a new or empty directory, or remove that run first")
 
     @classmethod
     def find(cls, run, results_root="results"):

@@ -511,6 +511,8 @@ def _problems(stored, absent):
     for name, s in (meta.get("datasets") or {}).items():
         for f in s.get("skipped_files", []):
             problems.append(f"{name}: skipped {f['path']}: {f['reason']}")
+        for f in s.get("excluded_folders", []):
+            problems.append(f"{name}: {f['path']}/ {f['reason']}")
         duplicates = s.get("duplicates") or {}
         for group in duplicates.get("label_conflicts", []):
             where = group.get("names") or [f"image {i}" for i in group["indices"]]

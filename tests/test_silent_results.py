@@ -53,16 +53,18 @@ def test_a_run_inside_its_own_dataset_folder_never_reads_its_output(tmp_path, rn
     monkeypatch.chdir(folder)  # cd my_images && python -m benchmark run --datasets folder:.
     args = ["run", "--datasets", "folder:.", "--estimators", "knn-pixels", "--folds", "2", "--quiet"]
     assert main(args) == 0
-    assert (folder / "results" / "latest" / "plots").is_dir()  # the first run's PNGs are there
+    first = (folder / "results" / "latest").resolve()
+    assert (first / "plots").is_dir()  # the first run's PNGs are there now
+    assert "empty class" not in (first / "report.md").read_text()  # its own, not yet a run, left out too
     assert main(args) == 0
     second = (folder / "results" / "latest").resolve()
     dataset = json.loads((second / "run.json").read_text())["datasets"]["folder:."]
     assert dataset["classes"] == {"bright": 10, "dark": 10}  # not a third class "results"
-    assert [f["path"] for f in dataset["excluded_folders"]] == [
-        f"results/{p.name}" for p in sorted((folder / "results").iterdir()) if p.name != "latest"
-        and p.resolve() != second] + ["results"]
+    runs = sorted(f"results/{p.name}" for p in (first, second))
+    assert [f["path"] for f in dataset["excluded_folders"]] == runs + ["results"]
     report = (second / "report.md").read_text()
     assert "folder:.: results/ left out: it holds only run directories of this benchmark" in report
+    assert f"folder:.: {runs[0]}/ left out: a run directory of this benchmark" in report
 
 
 def test_save_refuses_a_directory_that_holds_another_run(tmp_path):

@@ -82,15 +82,17 @@ class FolderImages:
     excluded: list = field(default_factory=list)  # [(path, reason)]: this tool's own output
 
 
-def load_image_folder(path, *, image_size=None, name=None, n_threads=None, cache_dir=True):
+def load_image_folder(path, *, image_size=None, name=None, n_threads=None, cache_dir=True, exclude=()):
     """A Dataset of every usable image under `path` (see the module docstring for layouts).
 
     Images are RGB uint8, resized to `image_size` x `image_size`, or by default to the most
     common size with the longer side at most 64. `cache_dir`: True for the default cache
-    folder, a path for another, None or False for no cache. DatasetError when no image is
+    folder, a path for another, None or False for no cache. `exclude`: folders to leave out as
+    this tool's output (a run's directory, before its run.json exists). DatasetError when no image is
     usable, or when an official split's two sides have different classes.
     """
-    folder = read_image_folder(path, image_size=image_size, n_threads=n_threads, cache_dir=cache_dir)
+    folder = read_image_folder(path, image_size=image_size, n_threads=n_threads, cache_dir=cache_dir,
+                               exclude=exclude)
     root = Path(path).expanduser()
     if len(folder.labels) == 0:
         raise DatasetError(_nothing_usable(folder, root))
@@ -103,11 +105,11 @@ def load_image_folder(path, *, image_size=None, name=None, n_threads=None, cache
     )
 
 
-def read_image_folder(path, *, image_size=None, n_threads=None, cache_dir=True):
+def read_image_folder(path, *, image_size=None, n_threads=None, cache_dir=True, exclude=()):
     """The decoded images of a folder as `FolderImages` (from the cache when it is current)."""
     check_folder(path)
     root = Path(path).expanduser()
-    files, held_out, notes, skipped, excluded = _list_files(root)
+    files, held_out, notes, skipped, excluded = _list_files(root, exclude)
     slot = _cache_slot(cache_dir, root, image_size)
     key = None if slot is None else _cache_key(root, files, image_size, n_threads)
     folder = _read_cache(slot, key, root)
@@ -153,14 +155,19 @@ def _layout(root):
     return sides, held_out[0].name, notes
 
 
-RUN_OUTPUT = "left out: a run directory of this benchmark (run.json beside cells/), not images of the dataset"
+RUN_OUTPUT = "left out: a run directory of this benchmark (its output, not images of the dataset)"
 ONLY_RUNS = "left out: it holds only run directories of this benchmark, so it is not a class"
 
 
-def _list_files(root):
+def _list_files(root, exclude=()):
     """The image files in load order, the held-out folder's name, notes, links skipped, and
-    this tool's run directories left out ([(path, reason)])."""
+    this tool's run directories (and the folders in `exclude`) left out ([(path, reason)])."""
     from benchmark.execution.store import is_run_directory  # the store owns a run's layout
+
+    exclude = {Path(p).resolve() for p in exclude}
+
+    def is_output(folder):
+        return is_run_directory(folder) or (bool(exclude) and Path(folder).resolve() in exclude)
 
     sides, held_out, notes = _layout(root)
     around = {root.resolve(), *root.resolve().parents}
@@ -170,14 +177,14 @@ def _list_files(root):
             if class_dir.is_symlink() and class_dir.resolve() in around:
                 skipped.append((_shown(class_dir), "link to the data folder or above it (a loop), not followed"))
                 continue
-            if is_run_directory(class_dir):
+            if is_output(class_dir):
                 excluded.append((_shown(class_dir.relative_to(root).as_posix()), RUN_OUTPUT))
                 continue
             label, before, runs_before = class_label(class_dir.name), len(files), len(excluded)
             # os.walk does not follow links to folders, so a link loop below cannot trap it.
             for dirpath, dirnames, filenames in os.walk(class_dir):
                 runs = {d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))
-                        and is_run_directory(os.path.join(dirpath, d))}
+                        and is_output(os.path.join(dirpath, d))}
                 prefix = Path(dirpath).relative_to(root).as_posix()
                 excluded += [(_shown(f"{prefix}/{d}"), RUN_OUTPUT) for d in sorted(runs)]
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in runs)

@@ -117,7 +117,7 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
     cache = FeatureCache(config.cache_dir)
     stored, stored_paths = store.stored_cells()
     reused, failed_early, summaries, skipped, plan, work = [], [], {}, {}, {}, []
-    for dataset_name, prepared in zip(config.datasets, _prepare_datasets(config, backend)):
+    for dataset_name, prepared in zip(config.datasets, _prepare_datasets(config, backend, run_dir)):
         dataset, splits, summary, skip_reason, features = prepared
         if summary is not None:
             table = summary.pop("near_duplicate_table", None)
@@ -192,9 +192,9 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
     return result
 
 
-def _prepare_datasets(config, backend):
+def _prepare_datasets(config, backend, run_dir=None):
     """[(dataset, splits, summary, skip reason, feature cache entries)] for each dataset of
-    `config`, in order (see `_prepare`).
+    `config`, in order (see `_prepare`); `run_dir`, this run's output, is never read as images.
 
     Datasets are independent, so when the backend's workers share this machine's files
     (`backend.map_here`) they prepare all but the first in parallel, while this process
@@ -203,7 +203,7 @@ def _prepare_datasets(config, backend):
     if a worker dies, they are prepared here, one by one.
     """
     extractors = _cacheable_extractors(config)
-    calls = [(_prepare, (config, name, extractors)) for name in config.datasets]
+    calls = [(_prepare, (config, name, extractors, run_dir)) for name in config.datasets]
     mapper = getattr(backend, "map_here", None)
     if mapper is None or len(calls) < 2:
         return [function(*args) for function, args in calls]
@@ -238,7 +238,7 @@ def _cacheable_extractors(config):
     return extractors
 
 
-def _prepare(config, dataset_name, extractors):
+def _prepare(config, dataset_name, extractors, run_dir=None):
     """Load, sample and describe one dataset, and compute its features for `extractors`:
     (dataset subset actually used, splits, summary, None, feature cache entries), or
     (None, None, summary or None, skip reason, {}) when it cannot be run.
@@ -246,7 +246,7 @@ def _prepare(config, dataset_name, extractors):
     A worker process can run this: everything it returns is plain data. An extractor that
     fails here is left out; the runner computes it again, and fails its cells with the error.
     """
-    dataset, splits, summary, reason = _load(config, dataset_name)
+    dataset, splits, summary, reason = _load(config, dataset_name, run_dir)
     cache = FeatureCache(config.cache_dir)
     if dataset is not None:
         for extractor in extractors:
@@ -257,7 +257,7 @@ def _prepare(config, dataset_name, extractors):
     return dataset, splits, summary, reason, cache.entries()
 
 
-def _load(config, dataset_name):
+def _load(config, dataset_name, run_dir=None):
     """(dataset subset actually used, splits, summary, None), or (None, None, summary or None,
     the reason it is skipped).
 
@@ -269,7 +269,8 @@ def _load(config, dataset_name):
     try:
         dataset = load_dataset(dataset_name, image_size=config.image_size, seed=config.seed,
                                data_dir=config.data_dir, folder_cache=config.folder_cache,
-                               location=(config.locations or {}).get(dataset_name))
+                               location=(config.locations or {}).get(dataset_name),
+                               exclude=[run_dir] if run_dir is not None else ())
         cap = None if config.full else (config.max_per_class or default_max_per_class(dataset_name))
         found, deduped = None, None
         try:

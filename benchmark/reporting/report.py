@@ -524,6 +524,7 @@ def _problems(stored, absent):
     for cell in stored.cells:
         if cell.status != "ok":
             problems.append(f"{cell.dataset} / {cell.estimator} / fold {cell.fold} failed: {cell.error}")
+    problems += _unknown_prediction_problems(stored.sized_cells or stored.cells)
     problems += tuning_problems(stored)
     missing = [c for c in absent if c.status == "missing"]
     if missing:
@@ -533,4 +534,20 @@ def _problems(stored, absent):
                         f"was interrupted): {shown}{more}")
     for path, reason in stored.unreadable:
         problems.append(f"cannot read {path}: {reason}; the rest of the run is reported without it")
+    return problems
+
+
+def _unknown_prediction_problems(cells):
+    """One line per cell whose estimator predicted labels that are not among its training
+    classes (cells.run_cell records them): those predictions count as wrong in every score."""
+    problems = []
+    for cell in cells:
+        unknown = (cell.diagnostics or {}).get("unknown_predictions") if cell.status == "ok" else None
+        if not isinstance(unknown, dict):
+            continue
+        examples = ", ".join(repr(label) for label in unknown.get("labels") or [])
+        size = "" if cell.train_size is None else f" (trained on at most {cell.train_size} images per class)"
+        problems.append(f"estimator {cell.estimator} predicted labels not among the classes (e.g. "
+                        f"{examples}) on dataset {cell.dataset} fold {cell.fold}{size}: "
+                        f"{unknown.get('count')} of {cell.n_test} test images, scored as wrong")
     return problems

@@ -294,6 +294,8 @@ def describe_sampling(sampling):
         d = sampling["dedupe"]
         text += (f"; --dedupe dropped {d['dropped_images']} near-duplicate(s) of "
                  f"{d['clusters']} cluster(s) before splitting")
+        if d.get("cross_class_conflicts"):
+            text += f" ({d['cross_class_conflicts']} of them under another class than the image kept)"
     if sampling.get("grouping"):
         text += f"; {describe_grouping(sampling['grouping'])}"
     if sampling.get("note"):

@@ -30,7 +30,9 @@ from benchmark.reporting.results import load_run, plan_order
 from benchmark.execution.cells import slug
 from benchmark.execution.store import RunStore
 from benchmark.reporting.stats import ALPHA, MIN_FOLDS, Ranking, rank_estimators
-from benchmark.reporting.near_duplicates import near_duplicate_cell, near_duplicate_problems
+from benchmark.reporting.near_duplicates import (
+    dedupe_line, dedupe_problems, near_duplicate_cell, near_duplicate_problems,
+)
 from benchmark.reporting.per_class import CSV_FILE, per_class_frame, per_class_section
 from benchmark.reporting.training_sizes import plot_args, size_frame, size_section
 from benchmark.reporting.tuning import tuning_fact, tuning_problems, tuning_section
@@ -265,6 +267,9 @@ def _markdown(stored, summary, overall, ranking, plots, problems, alpha):
                                                   "fingerprint", "skipped files"]), ""]
         described = [(n, s["description"]) for n, s in datasets.items() if s.get("description")]
         lines += [f"- {esc(n)}: {esc(d)}" for n, d in described] + ([""] if described else [])
+        deduped = [dedupe_line(n, (s.get("sampling") or {}).get("dedupe")) for n, s in datasets.items()]
+        deduped = [line for line in deduped if line]
+        lines += deduped + ([""] if deduped else [])
     if len(summary):
         lines += _overview(summary, overall) + _ranking_text(ranking, plots, alpha, summary)
         for dataset in summary["dataset"].drop_duplicates():
@@ -521,6 +526,7 @@ def _problems(stored, absent):
                             f"a class ({duplicates['within_class_groups']} group(s)); see run.json")
         identical = [g.get("names") or [] for g in duplicates.get("label_conflicts", [])]
         problems += near_duplicate_problems(name, s.get("near_duplicates"), identical)
+        problems += dedupe_problems(name, (s.get("sampling") or {}).get("dedupe"))
     for cell in stored.cells:
         if cell.status != "ok":
             problems.append(f"{cell.dataset} / {cell.estimator} / fold {cell.fold} failed: {cell.error}")

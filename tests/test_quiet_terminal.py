@@ -8,6 +8,7 @@ import subprocess
 import sys
 import warnings
 
+import numpy as np
 import pytest
 
 from benchmark.cli import main
@@ -110,3 +111,13 @@ def test_scoring_warnings_stay_in_the_cell_and_unknown_labels_are_a_problem(tmp_
     for fold in (0, 1):
         assert (f"- estimator zebra-spotter predicted labels not among the classes (e.g. 'zebra') on "
                 f"dataset faces fold {fold}: 50 of 100 test images, scored as wrong") in problems
+
+
+def test_unknown_predictions_counts_labels_outside_the_training_classes_nan_included():
+    from benchmark.execution.metrics import unknown_predictions
+
+    assert unknown_predictions(np.array(["cat", "dog", "cat"]), np.array(["cat", "dog"])) is None
+    assert unknown_predictions(np.array([1.0, np.nan, 2.0, np.nan]), np.array([1, 2, 2])) == {
+        "count": 2, "labels": ["nan"]}
+    assert unknown_predictions(np.array(["cat", "zebra", "okapi", "zebra"], dtype=object),
+                               np.array(["cat", "dog"])) == {"count": 3, "labels": ["zebra", "okapi"]}

@@ -298,3 +298,37 @@ def test_every_size_is_in_scores_and_summary_csv(tmp_path):
     assert len(results.summary) == 2 and results.summary["train_size"].isna().all()
     assert len(results.scores) == 12
     assert "## Dataset: digits\n" in (out / "report.md").read_text()
+
+
+class NeedsSixtyImages:
+    """A plug-in whose fit refuses fewer than 60 training images."""
+
+    def get_params(self, deep=True):
+        return {}
+
+    def set_params(self, **params):
+        return self
+
+    def fit(self, X, y):
+        if len(y) < 60:
+            raise ValueError(f"only {len(y)} training images")
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.repeat(self.classes_[:1], len(X))
+
+
+def test_a_cell_failing_at_a_size_the_leaderboard_does_not_rank_is_a_problem(tmp_path, fresh_registry):
+    from benchmark.api import run_benchmark
+
+    fresh_registry.register("needs-sixty")(NeedsSixtyImages)
+    out = tmp_path / "run"
+    run_benchmark(["digits"], ["needs-sixty"], folds=2, max_per_class=30, out=out, train_sizes="5,max")
+    report = (out / "report.md").read_text()
+    for fold in (0, 1):
+        assert (f"- digits / needs-sixty / fold {fold} (at most 5 images per class) failed: ValueError: "
+                "only 50 training images") in report
+    scores = pd.read_csv(out / "scores.csv")
+    assert scores.set_index("train_size", drop=False).loc[5, "status"].tolist() == ["failed", "failed"]
+    assert (scores[scores["train_size"].isna()]["status"] == "ok").all()

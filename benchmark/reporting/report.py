@@ -591,9 +591,10 @@ def _problems(stored, absent):
         identical = [g.get("names") or [] for g in duplicates.get("label_conflicts", [])]
         problems += near_duplicate_problems(name, s.get("near_duplicates"), identical)
         problems += dedupe_problems(name, (s.get("sampling") or {}).get("dedupe"))
-    for cell in stored.cells:
+    for cell in stored.sized_cells or stored.cells:  # every training size's (run --train-sizes)
         if cell.status != "ok":
-            problems.append(f"{cell.dataset} / {cell.estimator} / fold {cell.fold} failed: {cell.error}")
+            size = "" if cell.train_size is None else f" (at most {cell.train_size} images per class)"
+            problems.append(f"{cell.dataset} / {cell.estimator} / fold {cell.fold}{size} failed: {cell.error}")
     problems += _unknown_prediction_problems(stored.sized_cells or stored.cells)
     problems += tuning_problems(stored)
     missing = [c for c in absent if c.status == "missing"]

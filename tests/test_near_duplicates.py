@@ -235,16 +235,27 @@ def test_a_run_reports_near_duplicates_and_writes_every_pair(tmp_path, photos):
 def test_dedupe_drops_the_copies_before_splitting(tmp_path, photos):
     from benchmark.api import run_benchmark
 
-    _folder_with_copies(tmp_path / "data", photos)
+    copies = _folder_with_copies(tmp_path / "data", photos)
     out = tmp_path / "run"
     results = run_benchmark([f"folder:{tmp_path / 'data'}"], ["knn-pixels"], folds=2, out=out, dedupe=True)
     meta = json.loads((out / "run.json").read_text())
     (summary,) = meta["datasets"].values()
+    csv_path = summary["near_duplicates"]["csv"]
     assert summary["images"] == 64 and summary["sampling"]["dedupe"] == {
-        "dropped_images": 8, "clusters": 8, "images_before": 72}
+        "dropped_images": 8, "clusters": 8, "images_before": 72, "cross_class_conflicts": 0,
+        "conflicts": [], "csv": csv_path}
     assert summary["near_duplicates"]["pairs"] == 0
-    assert not any(p.split("/")[1].startswith("copy") for p in _kept_paths(out))
-    assert "--dedupe dropped 8 near-duplicate(s) of 8 cluster(s) before splitting" in (out / "report.md").read_text()
+    # every dropped image is listed with the one kept of its pair: each cluster keeps its
+    # first image, here the JPEG copy (copy00.jpg sorts before tile00.png)
+    rows = _csv_rows(out / csv_path)
+    assert {(r["kind"], r["image_a"], r["image_b"], r["label_a"], r["label_b"]) for r in rows} == {
+        ("dropped", tile, copy, tile.split("/")[0], tile.split("/")[0]) for copy, tile in copies}
+    assert all(0.95 <= float(r["similarity"]) <= 1 and r["action"] == f"dropped; kept {r['image_b']}"
+               for r in rows)
+    report = (out / "report.md").read_text()
+    assert "--dedupe dropped 8 near-duplicate(s) of 8 cluster(s) before splitting" in report
+    assert (f"--dedupe dropped 8 of 72 images, near-duplicates of an image kept from each of 8 "
+            f"cluster(s); every dropped file: [") in report and f"]({csv_path})." in report
     assert results.summary.iloc[0]["folds_ok"] == 2
     plain = tmp_path / "plain"
     run_benchmark([f"folder:{tmp_path / 'data'}"], ["knn-pixels"], folds=2, out=plain)
@@ -253,9 +264,38 @@ def test_dedupe_drops_the_copies_before_splitting(tmp_path, photos):
     assert keys.isdisjoint(plain_keys)
 
 
-def _kept_paths(out):
-    with open(next((out / "near-duplicates").glob("*.csv"))) as f:
-        return [r["image_a"] for r in csv.DictReader(f)]
+def _csv_rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_dedupe_lists_a_cross_class_conflict_it_resolved(tmp_path, photos):
+    from benchmark.api import run_benchmark
+
+    _folder_with_copies(tmp_path / "data", photos)
+    # a copy of class0's first tile filed under class1: near-duplicates under two classes
+    (tmp_path / "data" / "class0" / "copy00.jpg").rename(tmp_path / "data" / "class1" / "moved00.jpg")
+    out = tmp_path / "run"
+    run_benchmark([f"folder:{tmp_path / 'data'}"], ["knn-pixels"], folds=2, out=out, dedupe=True)
+    (summary,) = json.loads((out / "run.json").read_text())["datasets"].values()
+    dedupe = summary["sampling"]["dedupe"]
+    assert dedupe["dropped_images"] == 8 and dedupe["cross_class_conflicts"] == 1
+    (conflict,) = dedupe["conflicts"]
+    assert {k: conflict[k] for k in ("dropped", "kept", "labels")} == {
+        "dropped": "class1/moved00.jpg", "kept": "class0/tile00.png", "labels": ["class1", "class0"]}
+    rows = _csv_rows(out / dedupe["csv"])
+    (row,) = [r for r in rows if r["kind"] == "dropped-conflict"]
+    assert (row["image_a"], row["image_b"], row["label_a"], row["label_b"]) == (
+        "class1/moved00.jpg", "class0/tile00.png", "class1", "class0")
+    assert row["action"] == "cross-class conflict: dropped as class1; kept class0/tile00.png as class0"
+    assert len(rows) == 8 and sum(r["kind"] == "dropped" for r in rows) == 7
+    report = (out / "report.md").read_text()
+    assert ("(1 cross-class conflict(s), near-duplicates under two classes, each resolved by keeping one "
+            "image under its own class: class1/moved00.jpg (class1) dropped, class0/tile00.png (class0) "
+            "kept); every dropped file: [") in report
+    problems = report.split("## Problems")[1]
+    assert (": label conflict resolved by --dedupe: class1/moved00.jpg (class1) dropped, near-duplicate "
+            f"of class0/tile00.png (class0, kept; {conflict['similarity']:.2f})") in problems
 
 
 def test_groups_near_duplicates_keeps_each_copy_with_its_original(tmp_path, photos):

@@ -133,8 +133,9 @@ def test_sentence_names_the_classes_that_differ_most_each_way(pets):
 def test_csv_holds_every_estimators_per_class_scores(pets):
     run, predictions, _ = pets
     frame = pd.read_csv(run / "per_class.csv", keep_default_na=False)
-    assert list(frame.columns) == ["dataset", "estimator", "family", "best_of_family", "class",
-                                   "support", "precision", "recall", "f1", "folds"]
+    assert list(frame.columns) == ["dataset", "estimator", "family", "train_size", "best_of_family",
+                                   "class", "support", "precision", "recall", "f1", "folds"]
+    assert (frame["train_size"] == "").all()  # the whole training part
     assert len(frame) == 3 * len(PETS)
     families = {"cnn-simple": "cnn", "knn-pixels": "classical", "logreg-pixels": "classical"}
     for estimator, folds in predictions.items():

@@ -6,7 +6,9 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
+import numpy as np
 import pytest
 
 from benchmark.cli import main
@@ -59,3 +61,63 @@ def test_a_cells_warnings_land_in_its_cell_file_and_run_log_not_on_the_terminal(
     lines = [line.split(" ", 2)[2] for line in log if ": warning: " in line]
     assert sorted(lines)[1] == f"faces / logreg-one-iteration / fold 1: warning: {warned[0]}"
     assert len(lines) == 2
+
+
+class ZebraSpotter:
+    """A plug-in that predicts a label no class has ("zebra") for every other test image."""
+
+    def __init__(self):
+        from sklearn.neighbors import KNeighborsClassifier
+
+        self.inner = KNeighborsClassifier(1)
+
+    def get_params(self, deep=True):
+        return {}
+
+    def set_params(self, **params):
+        return self
+
+    def fit(self, X, y):
+        self.inner.fit(X.reshape(len(X), -1), y)
+        self.classes_ = self.inner.classes_
+        return self
+
+    def predict(self, X):
+        predicted = self.inner.predict(X.reshape(len(X), -1)).astype(object)
+        predicted[::2] = "zebra"
+        return predicted
+
+
+def test_scoring_warnings_stay_in_the_cell_and_unknown_labels_are_a_problem(tmp_path, fresh_registry, capfd):
+    fresh_registry.register("zebra-spotter")(ZebraSpotter)
+    out = tmp_path / "run"
+    # pytest records the warnings a test lets out instead of printing them: recorded here, every
+    # one, any that escaped the cell would be on the terminal of a real run
+    with warnings.catch_warnings(record=True) as escaped:
+        warnings.simplefilter("always")
+        assert main(["run", "--datasets", "faces", "--estimators", "zebra-spotter", "--folds", "2",
+                     "--jobs", "1", "--out", str(out), "--no-cache", "--quiet"]) == 0
+    assert [str(w.message) for w in escaped] == []
+    captured = capfd.readouterr()
+    assert captured.err == ""
+    assert "y_pred contains classes not in y_true" not in captured.out and "Warning" not in captured.out
+    for fold in (0, 1):
+        cell = json.loads((out / "cells" / "faces" / "zebra-spotter" / f"fold-{fold}.json").read_text())
+        assert cell["diagnostics"]["warnings"] == [
+            "UserWarning: y_pred contains classes not in y_true"]
+        assert cell["diagnostics"]["unknown_predictions"] == {"count": 50, "labels": ["zebra"]}
+    report = (out / "report.md").read_text()
+    problems = report.split("## Problems")[1]
+    for fold in (0, 1):
+        assert (f"- estimator zebra-spotter predicted labels not among the classes (e.g. 'zebra') on "
+                f"dataset faces fold {fold}: 50 of 100 test images, scored as wrong") in problems
+
+
+def test_unknown_predictions_counts_labels_outside_the_training_classes_nan_included():
+    from benchmark.execution.metrics import unknown_predictions
+
+    assert unknown_predictions(np.array(["cat", "dog", "cat"]), np.array(["cat", "dog"])) is None
+    assert unknown_predictions(np.array([1.0, np.nan, 2.0, np.nan]), np.array([1, 2, 2])) == {
+        "count": 2, "labels": ["nan"]}
+    assert unknown_predictions(np.array(["cat", "zebra", "okapi", "zebra"], dtype=object),
+                               np.array(["cat", "dog"])) == {"count": 3, "labels": ["zebra", "okapi"]}

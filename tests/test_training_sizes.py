@@ -237,3 +237,98 @@ def test_a_crossover_with_too_few_folds_for_a_test_says_so_instead_of_p_nan():
     assert found["untested"] and found["reason"] == ("cannot be tested: the corrected paired t-test needs at "
                                                      "least 3 folds or repeats, and this run has 2")
     assert [round(t["difference"], 3) for t in found["tried"]] == [-0.085, 0.195]
+
+
+def test_one_size_is_said_in_every_leaderboard_and_csv(tmp_path, capsys):
+    from benchmark.reporting.compare import compare_runs
+    from benchmark.reporting.results import load_run
+
+    out = tmp_path / "run"
+    assert main(["run", "--datasets", "digits", "--estimators", "knn-pixels,logreg-pixels", "--folds", "2",
+                 "--max-per-class", "30", "--train-sizes", "10", "--out", str(out), "--no-cache", "--quiet"]) == 0
+    terminal = capsys.readouterr().out
+    assert "Dataset: digits — trained on at most 10 images per class\n" in terminal
+    assert ("Overall (mean rank by macro-F1 across datasets); models trained on at most 10 images per "
+            "class (digits)\n") in terminal
+    report = (out / "report.md").read_text()
+    assert "## Dataset: digits — trained on at most 10 images per class\n" in report
+    assert "Every estimator here was trained on at most 10 images per class" in report
+    assert "over 1 dataset(s); models trained on at most 10 images per class (digits)." in report
+    scores = pd.read_csv(out / "scores.csv")
+    assert list(scores.columns[:5]) == ["dataset", "estimator", "fold", "train_size", "status"]
+    assert scores["train_size"].tolist() == [10] * 4 and (scores["n_train"] == 100).all()
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary.columns[:4]) == ["dataset", "estimator", "family", "train_size"]
+    assert summary["train_size"].tolist() == [10, 10]
+    per_class = pd.read_csv(out / "per_class.csv")
+    assert set(per_class["train_size"]) == {10} and len(per_class) == 2 * 10
+    # comparing it with a run on the whole training part says the sizes differ
+    plain = tmp_path / "plain"
+    assert main(["run", "--datasets", "digits", "--estimators", "knn-pixels", "--folds", "2",
+                 "--max-per-class", "30", "--out", str(plain), "--no-cache", "--quiet"]) == 0
+    assert "trained on" not in capsys.readouterr().out
+    assert pd.read_csv(plain / "scores.csv")["train_size"].isna().all()
+    compared = compare_runs(load_run(out), load_run(plain)).set_index("estimator")
+    assert compared.loc["knn-pixels", "note"] == ("too few folds (2) for a test: need at least 3; "
+                                                  "trained on at most 10 vs all images per class")
+
+
+def test_every_size_is_in_scores_and_summary_csv(tmp_path):
+    from benchmark.api import run_benchmark
+
+    out = tmp_path / "run"
+    results = run_benchmark(["digits"], ["knn-pixels", "logreg-pixels"], folds=2, max_per_class=30, out=out,
+                            train_sizes="5,10,max")
+    scores = pd.read_csv(out / "scores.csv")
+    sizes = scores["train_size"].astype("Int64").astype(object).where(scores["train_size"].notna(), None)
+    assert list(zip(sizes, scores["estimator"], scores["fold"])) == [
+        (size, estimator, fold) for size in (5, 10, None)
+        for estimator in ("knn-pixels", "logreg-pixels") for fold in (0, 1)]
+    assert scores.groupby(sizes.fillna("all"))["n_train"].first().to_dict() == {5: 50, 10: 100, "all": 150}
+    assert scores["log_loss"].notna().all()  # the probabilistic scores of every size too
+    summary = pd.read_csv(out / "summary.csv")
+    assert len(summary) == 6 and summary.groupby(summary["train_size"].fillna(0)).size().to_dict() == {
+        0: 2, 5: 2, 10: 2}
+    assert summary["train_size"].fillna(0).tolist() == [5, 5, 10, 10, 0, 0]
+    for size, rows in summary.groupby(summary["train_size"].fillna(0)):
+        assert sorted(rows["rank"]) == [1.0, 2.0]  # ranked within each size
+        by = scores[scores["train_size"].fillna(0) == size].groupby("estimator")["f1_macro"].mean()
+        assert np.allclose(rows.set_index("estimator")["f1_macro_mean"].sort_index(), by.sort_index())
+    # the leaderboards (and the API's summary) rank the whole training part alone
+    assert len(results.summary) == 2 and results.summary["train_size"].isna().all()
+    assert len(results.scores) == 12
+    assert "## Dataset: digits\n" in (out / "report.md").read_text()
+
+
+class NeedsSixtyImages:
+    """A plug-in whose fit refuses fewer than 60 training images."""
+
+    def get_params(self, deep=True):
+        return {}
+
+    def set_params(self, **params):
+        return self
+
+    def fit(self, X, y):
+        if len(y) < 60:
+            raise ValueError(f"only {len(y)} training images")
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.repeat(self.classes_[:1], len(X))
+
+
+def test_a_cell_failing_at_a_size_the_leaderboard_does_not_rank_is_a_problem(tmp_path, fresh_registry):
+    from benchmark.api import run_benchmark
+
+    fresh_registry.register("needs-sixty")(NeedsSixtyImages)
+    out = tmp_path / "run"
+    run_benchmark(["digits"], ["needs-sixty"], folds=2, max_per_class=30, out=out, train_sizes="5,max")
+    report = (out / "report.md").read_text()
+    for fold in (0, 1):
+        assert (f"- digits / needs-sixty / fold {fold} (at most 5 images per class) failed: ValueError: "
+                "only 50 training images") in report
+    scores = pd.read_csv(out / "scores.csv")
+    assert scores.set_index("train_size", drop=False).loc[5, "status"].tolist() == ["failed", "failed"]
+    assert (scores[scores["train_size"].isna()]["status"] == "ok").all()

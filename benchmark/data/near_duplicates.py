@@ -408,3 +408,49 @@ def describe(found, labels, names, splits):
                             for r, c in zip(rows, cross) if c][:CONFLICTS_LISTED],
     }
     return facts, rows
+
+
+DEDUPE_LISTED = 10  # cross-class conflicts --dedupe resolved named in run.json (all in the CSV)
+
+
+def describe_dedupe(found, keep, labels, names):
+    """(JSON-ready facts, rows) of what `--dedupe` did to one loaded dataset: `found` its
+    near-duplicates, `keep` the images it kept (NearDuplicates.keep_one), `labels` and `names`
+    (None: "#row" of the loaded images) of every loaded image.
+
+    One row per dropped image: (kind, dropped image, the kept image of its cluster, their
+    labels, similarity, what was done). kind is "dropped", or "dropped-conflict" when the kept
+    image has another class: a cross-class conflict, resolved by keeping that image under its
+    class. The similarity is the dropped image's with the kept one, or, when they are joined
+    only through a chain of near-duplicates, with its most alike neighbour on that chain."""
+    labels = np.asarray(labels).astype(str)
+    shown = (lambda i: str(names[i])) if names is not None else (lambda i: f"#{i}")
+    clusters = found.clusters()
+    keep = np.asarray(keep)
+    kept_of = dict(zip(clusters[keep].tolist(), keep.tolist()))
+    similar, partner = {}, {}
+    for (a, b), s in zip(found.pairs.tolist(), found.similarity.tolist()):
+        similar[(a, b)] = s
+        partner.setdefault(a, []).append((s, b))
+        partner.setdefault(b, []).append((s, a))
+    dropped = np.setdiff1d(np.arange(found.n_images), keep)
+    rows, conflicts = [], []
+    for d in dropped.tolist():
+        k = kept_of[int(clusters[d])]
+        direct = similar.get((min(d, k), max(d, k)))
+        if direct is not None:
+            s, how = direct, f"kept {shown(k)}"
+        else:
+            s, via = max(partner[d])
+            how = f"kept {shown(k)}, joined to it through {shown(via)} (their similarity)"
+        if labels[d] != labels[k]:
+            kind, action = "dropped-conflict", f"cross-class conflict: dropped as {labels[d]}; {how} as {labels[k]}"
+            conflicts.append({"dropped": shown(d), "kept": shown(k), "labels": [labels[d], labels[k]],
+                              "similarity": round(float(s), 3)})
+        else:
+            kind, action = "dropped", f"dropped; {how}"
+        rows.append((kind, shown(d), shown(k), labels[d], labels[k], round(float(s), 4), action))
+    facts = {"dropped_images": len(dropped), "clusters": int(np.sum(np.bincount(clusters) > 1)),
+             "images_before": int(found.n_images), "cross_class_conflicts": len(conflicts),
+             "conflicts": conflicts[:DEDUPE_LISTED]}
+    return facts, rows

@@ -33,7 +33,7 @@ from estimators.capabilities import capability_parameter
 from estimators.tuning import tune
 
 from benchmark.errors import failure_line
-from benchmark.execution.metrics import METRICS, score_predictions
+from benchmark.execution.metrics import METRICS, score_predictions, unknown_predictions
 from benchmark.execution.time_limit import CellTimeout, time_limit
 
 MAX_PRINTED = 4000  # characters of a fit's printed output kept in its cell
@@ -314,12 +314,17 @@ def run_cell(task, X, labels):
                     default_pred = _predict(_fit(default, X[train], labels[train], task.image_shape),
                                             X[test], task.image_shape)
                 cell.default_scores = score_predictions(labels[test], default_pred)
-        cell.scores = score_predictions(labels[test], y_pred)
+            # scored inside too: what scikit-learn says of the predictions ("y_pred contains
+            # classes not in y_true", RuntimeWarnings of NaN ones) is the cell's, like the fit's
+            cell.scores = score_predictions(labels[test], y_pred)
+            unknown = unknown_predictions(y_pred, labels[train])
         cell.test_index = test.tolist()
         cell.y_true = np.asarray(labels[test]).astype(str).tolist()
         cell.y_pred = np.asarray(y_pred).astype(str).tolist()
         cell.history = getattr(estimator, "history_", None)
         cell.diagnostics = diagnose_fit(estimator, caught, printed.getvalue())
+        if unknown:
+            cell.diagnostics["unknown_predictions"] = unknown
     except CellTimeout as exc:
         cell = task.failed(str(exc) or f"CellTimeout: longer than {task.time_limit:g} s")
     except Exception as exc:  # one failing cell (MemoryError included) must not end the run
@@ -415,7 +420,9 @@ def diagnose_fit(estimator, caught, printed):
     """The cell's `diagnostics`: its warnings, the libraries' deprecation notices (NOTICES),
     its printed output (last MAX_PRINTED characters) and, for estimators that check their own
     training (`convergence_`), that check. `undertrained` is set by a CNN's convergence check
-    or by a ConvergenceWarning; `reasons` says why, one line each."""
+    or by a ConvergenceWarning; `reasons` says why, one line each. (run_cell adds
+    `unknown_predictions`, metrics.unknown_predictions, when the estimator predicted labels
+    that are not among its training classes.)"""
     texts = summarise_warnings([w for w in caught if not issubclass(w.category, NOTICES)])
     notices = summarise_warnings([w for w in caught if issubclass(w.category, NOTICES)])
     convergence = getattr(estimator, "convergence_", None)

@@ -121,8 +121,12 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
         dataset, splits, summary, skip_reason, features = prepared
         if summary is not None:
             table = summary.pop("near_duplicate_table", None)
-            if table is not None:  # every pair in a CSV; run.json keeps the counts and examples
-                summary["near_duplicates"]["csv"] = store.save_near_duplicates(dataset_name, table)
+            if table is not None:  # every pair (and what --dedupe dropped) in a CSV; run.json
+                # keeps the counts and examples
+                csv = store.save_near_duplicates(dataset_name, *table)
+                summary["near_duplicates"]["csv"] = csv
+                if "dedupe" in summary.get("sampling", {}):
+                    summary["sampling"]["dedupe"]["csv"] = csv
             summaries[dataset_name] = summary
         if skip_reason is not None:
             skipped[dataset_name] = skip_reason
@@ -264,7 +268,8 @@ def _load(config, dataset_name, run_dir=None):
     Near-duplicates (benchmark.data.near_duplicates) are looked for among the images the run
     uses; among all the loaded ones first when --dedupe drops them or --groups near-duplicates
     groups by them, before splitting. The summary's "near_duplicates" says how many test images
-    have one on their training side; its pair table travels under "near_duplicate_table"."""
+    have one on their training side; its pair table and the rows of the images --dedupe dropped
+    travel under "near_duplicate_table"."""
     summary = None
     try:
         dataset = load_dataset(dataset_name, image_size=config.image_size, seed=config.seed,
@@ -272,12 +277,12 @@ def _load(config, dataset_name, run_dir=None):
                                location=(config.locations or {}).get(dataset_name),
                                exclude=[run_dir] if run_dir is not None else ())
         cap = None if config.full else (config.max_per_class or default_max_per_class(dataset_name))
-        found, deduped = None, None
+        found, deduped, dropped = None, None, []
         try:
             if config.dedupe or config.groups == NEAR_DUPLICATES:
                 found = _near_duplicates(config, dataset)
             if config.dedupe:
-                dataset, found, deduped = _dedupe(dataset, found)
+                dataset, found, deduped, dropped = _dedupe(dataset, found)
             groups, group_facts = _groups(config, dataset, found)
             split_plan = plan_splits(dataset, protocol=config.protocol, folds=config.folds,
                                      repeats=config.repeats, max_per_class=cap, seed=config.seed,
@@ -294,7 +299,7 @@ def _load(config, dataset_name, run_dir=None):
         found = (found.restrict(split_plan.rows) if found is not None
                  else _near_duplicates(config, dataset, summary["fingerprint"]))
         facts, table = describe_near_duplicates(found, dataset.labels, dataset.paths, split_plan.splits)
-        summary.update(sampling=sampling, near_duplicates=facts, near_duplicate_table=table)
+        summary.update(sampling=sampling, near_duplicates=facts, near_duplicate_table=(table, dropped))
         return dataset, split_plan.splits, summary, None
     except DatasetError as exc:
         return None, None, summary, str(exc)
@@ -314,14 +319,16 @@ def _near_duplicates(config, dataset, fingerprint=None):
 
 def _dedupe(dataset, found):
     """(`dataset` with one image kept of each near-duplicate cluster, the pairs left among the
-    kept images, facts for the report). A cluster keeps an official training image where it
-    has one, so the official test split only loses images that are copies of training ones."""
+    kept images, facts for the report, a row per dropped image for the near-duplicates CSV;
+    see benchmark.data.near_duplicates.describe_dedupe). A cluster keeps an official training
+    image where it has one, so the official test split only loses images that are copies of
+    training ones; otherwise its first image, whatever the others' classes."""
+    from benchmark.data.near_duplicates import describe_dedupe
+
     prefer = None if dataset.split is None else np.asarray(dataset.split) == "train"
     keep = found.keep_one(prefer)
-    facts = {"dropped_images": int(len(dataset.labels) - len(keep)),
-             "clusters": int(np.sum(np.bincount(found.clusters()) > 1)),
-             "images_before": int(len(dataset.labels))}
-    return dataset.subset(keep), found.restrict(keep), facts
+    facts, rows = describe_dedupe(found, keep, dataset.labels, dataset.paths)
+    return dataset.subset(keep), found.restrict(keep), facts, rows
 
 
 def _groups(config, dataset, found=None):

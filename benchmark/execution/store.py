@@ -170,17 +170,21 @@ class RunStore:
         """A derived file of the report (scores.csv, summary.csv, ...)."""
         return self.path / name
 
-    def save_near_duplicates(self, dataset, rows):
-        """Write `dataset`'s near-duplicate pairs (benchmark.data.near_duplicates.describe's rows)
-        to near-duplicates/<dataset>.csv; return its path relative to the run directory."""
+    def save_near_duplicates(self, dataset, rows, dropped=()):
+        """Write `dataset`'s near-duplicate pairs (benchmark.data.near_duplicates.describe's rows,
+        kind "pair": near-duplicates among the images the run used) and, with --dedupe, the
+        images it dropped (`dropped`: describe_dedupe's rows, kind "dropped" or
+        "dropped-conflict", image_a the dropped image, image_b the one kept) to
+        near-duplicates/<dataset>.csv; return its path relative to the run directory."""
         import csv
         import io
 
         relative = Path(NEAR_DUPLICATES) / f"{slug(dataset)}.csv"
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
-        writer.writerow(["image_a", "image_b", "label_a", "label_b", "similarity"])
-        writer.writerows(rows)
+        writer.writerow(["kind", "image_a", "image_b", "label_a", "label_b", "similarity", "action"])
+        writer.writerows(("pair", *row, "") for row in rows)
+        writer.writerows(dropped)
         (self.path / relative).parent.mkdir(parents=True, exist_ok=True)
         atomic_write(self.path / relative, lambda f: f.write(text.getvalue().encode()))
         return relative.as_posix()

@@ -143,13 +143,13 @@ def calibrate(stored):
                 problem = str(exc).splitlines()[0]
             else:
                 rows.append({"dataset": cell.dataset, "estimator": cell.estimator, "fold": cell.fold,
-                             **scores})
+                             "train_size": cell.train_size, **scores})
                 key = (cell.dataset, cell.estimator)
                 bins[key] = bins[key] + cell_bins if key in bins else cell_bins
         if problem:
             problems.append(f"{cell.dataset} / {cell.estimator} / fold {cell.fold}: its stored "
                             f"probabilities cannot be used ({problem}); its probabilistic scores are n/a")
-    scores = pd.DataFrame(rows, columns=["dataset", "estimator", "fold", *PROBABILISTIC])
+    scores = pd.DataFrame(rows, columns=["dataset", "estimator", "fold", "train_size", *PROBABILISTIC])
     return Calibration(scores, bins, problems)
 
 

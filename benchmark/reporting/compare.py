@@ -30,8 +30,28 @@ def _fingerprint(stored, dataset):
     return ((stored.meta.get("datasets") or {}).get(dataset) or {}).get("fingerprint")
 
 
+def _train_size(stored, dataset):
+    """The most training images per class of the cells `stored` ranks on `dataset` (None: the
+    whole training part; see results.ranked_size)."""
+    from benchmark.reporting.results import ranked_size
+
+    return ranked_size(((stored.meta.get("plan") or {}).get(dataset)) or {})
+
+
+def _size_note(run_a, run_b, dataset):
+    """"trained on at most 10 vs all images per class" when the runs' ranked cells of `dataset`
+    were fitted on different training sizes (`run --train-sizes`), else ""."""
+    sizes = [_train_size(run, dataset) for run in (run_a, run_b)]
+    if sizes[0] == sizes[1]:
+        return ""
+    shown = ["all" if size is None else f"at most {size}" for size in sizes]
+    return f"trained on {shown[0]} vs {shown[1]} images per class"
+
+
 def compare_runs(run_a, run_b, metric="f1_macro", alpha=ALPHA):
-    """One row per (dataset, estimator) in either run: means, difference (B - A), test, p."""
+    """One row per (dataset, estimator) in either run: means, difference (B - A), test, p.
+    Each run's leaderboard cells are compared (for `run --train-sizes`, its ranked size); the
+    note says when the two were trained on different numbers of images per class."""
     a, b = _folds(run_a, metric), _folds(run_b, metric)
     rows = []
     for key in list(a) + [k for k in b if k not in a]:
@@ -66,6 +86,7 @@ def compare_runs(run_a, run_b, metric="f1_macro", alpha=ALPHA):
             else:
                 row["p_value"] = scipy_stats.ttest_ind(fb["score"], fa["score"], equal_var=False).pvalue
         row["significant"] = bool(row["p_value"] < alpha) if not pd.isna(row["p_value"]) else False
+        row["note"] = "; ".join(part for part in (row["note"], _size_note(run_a, run_b, dataset)) if part)
         rows.append(row)
     return pd.DataFrame(rows, columns=["dataset", "estimator", "mean_a", "mean_b", "difference",
                                        "test", "p_value", "significant", "note"])

@@ -14,15 +14,17 @@ SCORE_COLUMNS = list(METRICS)
 
 
 def scores_frame(cells, probabilistic=None):
-    """One row per (dataset, estimator, fold) cell, failed cells included; with the
-    probabilistic scores of `probabilistic` (calibration.Calibration.scores; NaN for a cell
-    it has no row of: no probabilities)."""
+    """One row per (dataset, estimator, fold, training size) cell, failed cells included; with
+    the probabilistic scores of `probabilistic` (calibration.Calibration.scores; NaN for a cell
+    it has no row of: no probabilities). `train_size`: the most training images per class the
+    cell was fitted on (`run --train-sizes`), empty (NA) for the whole training part."""
     rows = []
     for c in cells:
         row = {
             "dataset": c.dataset,
             "estimator": c.estimator,
             "fold": c.fold,
+            "train_size": c.train_size,
             "status": c.status,
             **{m: c.scores.get(m) for m in SCORE_COLUMNS},
             "fit_seconds": c.fit_seconds,
@@ -41,15 +43,16 @@ def scores_frame(cells, probabilistic=None):
             "default_f1_macro": (c.default_scores or {}).get("f1_macro"),
         }
         rows.append(row)
-    columns = ["dataset", "estimator", "fold", "status", *SCORE_COLUMNS, "fit_seconds",
+    columns = ["dataset", "estimator", "fold", "train_size", "status", *SCORE_COLUMNS, "fit_seconds",
                "predict_seconds", "proba_seconds", "feature_seconds", "feature_source", "n_train",
                "n_test", "error", *DIAGNOSIS_COLUMNS, "tuned_params", "tuning_seconds",
                "default_f1_macro"]
-    frame = pd.DataFrame(rows, columns=columns)
-    keys = ["dataset", "estimator", "fold"]
+    frame = pd.DataFrame(rows, columns=columns).astype({"train_size": "Int64"})
+    keys = ["dataset", "estimator", "fold", "train_size"]
     if probabilistic is None:
         probabilistic = pd.DataFrame(columns=[*keys, *PROBABILISTIC])
-    frame = frame.merge(probabilistic.astype({m: float for m in PROBABILISTIC}), on=keys, how="left")
+    probabilistic = probabilistic.astype({"train_size": "Int64", **{m: float for m in PROBABILISTIC}})
+    frame = frame.merge(probabilistic, on=keys, how="left")
     at = columns.index(SCORE_COLUMNS[-1]) + 1  # the probabilistic scores after the others
     return frame[columns[:at] + list(PROBABILISTIC) + columns[at:]]
 
@@ -267,16 +270,46 @@ def render(summary, overall):
     parts = []
     for dataset in summary["dataset"].drop_duplicates():
         rows, headers = dataset_table(summary, dataset)
-        parts.append(f"Dataset: {dataset}")
+        parts.append(f"Dataset: {dataset}{size_title(summary, dataset)}")
         parts.append(tabulate(rows, headers, disable_numparse=True))
     if "undertrained_folds" in summary and summary.apply(is_flagged, axis=1).any():
         parts.append(f"{TERMINAL_MARK} training looked unfinished (still improving, diverged, stopped near "
                      "chance, or far below the best model): see Training diagnostics in report.md")
     if len(overall):
         rows, headers = overall_table(overall)
-        parts.append("Overall (mean rank by macro-F1 across datasets)")
+        parts.append(f"Overall (mean rank by macro-F1 across datasets){sized_datasets_note(summary)}")
         parts.append(tabulate(rows, headers, disable_numparse=True))
     return "\n\n".join(parts) + "\n"
+
+
+def ranked_train_size(summary, dataset):
+    """The most training images per class `dataset`'s leaderboard rows were trained on (the
+    summary's `train_size`), or None for the whole training part."""
+    if "train_size" not in summary:
+        return None
+    sizes = summary.loc[summary["dataset"] == dataset, "train_size"].dropna()
+    return int(sizes.iloc[0]) if len(sizes) else None
+
+
+def size_title(summary, dataset):
+    """" — trained on at most N images per class" for a leaderboard of `run --train-sizes`
+    cells fitted on at most N images per class, "" for one of the whole training part."""
+    size = ranked_train_size(summary, dataset)
+    return "" if size is None else f" — trained on at most {size} images per class"
+
+
+def sized_datasets_note(summary):
+    """"; models trained on at most N images per class (digits), ..." for the datasets whose
+    leaderboards rank cells of a training size, "" when none does."""
+    sized = {}
+    for dataset in summary["dataset"].drop_duplicates() if len(summary) else []:
+        size = ranked_train_size(summary, dataset)
+        if size is not None:
+            sized.setdefault(size, []).append(str(dataset))
+    if not sized:
+        return ""
+    return "; models trained on at most " + ", ".join(
+        f"{size} images per class ({', '.join(names)})" for size, names in sized.items())
 
 
 def describe_sampling(sampling):
@@ -294,6 +327,8 @@ def describe_sampling(sampling):
         d = sampling["dedupe"]
         text += (f"; --dedupe dropped {d['dropped_images']} near-duplicate(s) of "
                  f"{d['clusters']} cluster(s) before splitting")
+        if d.get("cross_class_conflicts"):
+            text += f" ({d['cross_class_conflicts']} of them under another class than the image kept)"
     if sampling.get("grouping"):
         text += f"; {describe_grouping(sampling['grouping'])}"
     if sampling.get("note"):

@@ -44,3 +44,43 @@ def near_duplicate_problems(name, facts, identical=()):
     if more > 0:
         problems.append(f"{name}: {more} more near-duplicate pair(s) under two classes{where}")
     return problems
+
+
+def dedupe_line(name, dedupe):
+    """The Markdown line under the Datasets table on what --dedupe dropped from dataset `name`
+    (run.json's sampling "dedupe"), with its cross-class conflicts and a link to the CSV that
+    lists every dropped file; None when nothing was dropped."""
+    from benchmark.reporting.markdown import escape_markdown as esc
+    from benchmark.reporting.markdown import link_path
+
+    if not dedupe or not dedupe.get("dropped_images"):
+        return None
+    text = (f"{esc(name)}: --dedupe dropped {dedupe['dropped_images']} of {dedupe['images_before']} "
+            f"images, near-duplicates of an image kept from each of {dedupe['clusters']} cluster(s)")
+    conflicts = dedupe.get("conflicts") or []
+    count = dedupe.get("cross_class_conflicts", 0)
+    if count:
+        shown = "; ".join(f"{c['dropped']} ({c['labels'][0]}) dropped, {c['kept']} ({c['labels'][1]}) kept"
+                          for c in conflicts[:3])
+        more = f"; and {count - 3} more" if count > 3 else ""
+        text += (f" ({count} cross-class conflict(s), near-duplicates under two classes, each resolved "
+                 f"by keeping one image under its own class: {esc(shown)}{more})")
+    if dedupe.get("csv"):
+        text += f"; every dropped file: [{esc(dedupe['csv'])}]({link_path(dedupe['csv'])})"
+    return f"- {text}."
+
+
+def dedupe_problems(name, dedupe):
+    """Problems lines: the cross-class conflicts --dedupe resolved (near-duplicates labelled with
+    two classes: the data has a label error, and the dropped image's class lost an image)."""
+    if not dedupe or not dedupe.get("cross_class_conflicts"):
+        return []
+    conflicts = dedupe.get("conflicts") or []
+    problems = [f"{name}: label conflict resolved by --dedupe: {c['dropped']} ({c['labels'][0]}) dropped, "
+                f"near-duplicate of {c['kept']} ({c['labels'][1]}, kept; {c['similarity']:.2f})"
+                for c in conflicts[:LISTED]]
+    more = dedupe["cross_class_conflicts"] - len(problems)
+    if more > 0:
+        where = f" (all in {dedupe['csv']})" if dedupe.get("csv") else ""
+        problems.append(f"{name}: {more} more label conflict(s) resolved by --dedupe{where}")
+    return problems

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from benchmark.reporting.leaderboard import ranked_train_size
 from benchmark.reporting.markdown import escape_markdown as esc
 from benchmark.reporting.markdown import link_path, table
 
@@ -21,7 +22,7 @@ SHOWN_EACH_WAY = 10  # longer class lists show only this many largest difference
 NAMED = 3  # classes the sentence names on each side
 # with more than two families, the report's question decides the pair: best CNN vs best classical
 QUESTION = ("cnn", "classical")
-CSV_COLUMNS = ["dataset", "estimator", "family", "best_of_family", "class", "support",
+CSV_COLUMNS = ["dataset", "estimator", "family", "train_size", "best_of_family", "class", "support",
                "precision", "recall", "f1", "folds"]
 
 
@@ -141,16 +142,18 @@ def per_class_frame(stored, summary):
     frames = []
     for dataset in summary["dataset"].drop_duplicates() if len(summary) else []:
         scored, _ = dataset_classes(dataset, summary, stored)
+        size = ranked_train_size(summary, dataset)  # the leaderboard's cells: at most this many per class
         best = {}
         for result in scored:
             best.setdefault(result.family, result)
         for result in scored:
             frame = result.scores.reset_index()
             frames.append(frame.assign(dataset=dataset, estimator=result.estimator, family=result.family,
-                                       best_of_family=best[result.family] is result, folds=result.folds))
+                                       train_size=size, best_of_family=best[result.family] is result,
+                                       folds=result.folds))
     if not frames:
         return pd.DataFrame(columns=CSV_COLUMNS)
-    return pd.concat(frames, ignore_index=True)[CSV_COLUMNS]
+    return pd.concat(frames, ignore_index=True)[CSV_COLUMNS].astype({"train_size": "Int64"})
 
 
 # --- Markdown -------------------------------------------------------------------------------

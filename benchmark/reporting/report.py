@@ -9,7 +9,7 @@ refitted, so `python -m benchmark report RUN` gives the same report as the run i
 import math
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -21,16 +21,18 @@ from benchmark.reporting.calibration import (
 )
 from benchmark.reporting.leaderboard import (
     SCORE_COLUMNS, dataset_table, describe_sampling, history_frame, is_flagged, overall_frame,
-    scores_frame, summary_frame,
+    ranked_train_size, scores_frame, size_title, sized_datasets_note, summary_frame,
 )
 from benchmark.reporting.markdown import MARK
 from benchmark.reporting.markdown import escape_markdown as esc
 from benchmark.reporting.markdown import link_path, table
-from benchmark.reporting.results import load_run, plan_order
+from benchmark.reporting.results import load_run, plan_order, ranked_size
 from benchmark.execution.cells import slug
 from benchmark.execution.store import RunStore
 from benchmark.reporting.stats import ALPHA, MIN_FOLDS, Ranking, rank_estimators
-from benchmark.reporting.near_duplicates import near_duplicate_cell, near_duplicate_problems
+from benchmark.reporting.near_duplicates import (
+    dedupe_line, dedupe_problems, near_duplicate_cell, near_duplicate_problems,
+)
 from benchmark.reporting.per_class import CSV_FILE, per_class_frame, per_class_section
 from benchmark.reporting.training_sizes import plot_args, size_frame, size_section
 from benchmark.reporting.tuning import tuning_fact, tuning_problems, tuning_section
@@ -58,6 +60,14 @@ class Analysis:
     ranking: Ranking  # the cross-dataset statistics (Friedman, Nemenyi)
     problems: list  # one line each: failed, missing or unreadable cells, skipped datasets
     calibration: object = None  # calibration.Calibration: probabilistic scores, reliability bins
+    # `run --train-sizes`: summary rows (as `summary`'s) of the training sizes the leaderboards
+    # do not rank, one per (dataset, estimator, size); empty otherwise. `scores` holds their folds
+    size_summary: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def every_summary(self):
+        """`summary` and `size_summary` together, as summary.csv holds them: datasets in run
+        order, then the training sizes (the whole training part last), then best first."""
+        return _by_size(pd.concat([self.summary, self.size_summary], ignore_index=True), "rank")
 
 
 def analyse(stored, alpha=ALPHA):
@@ -67,12 +77,61 @@ def analyse(stored, alpha=ALPHA):
     cells = sorted(stored.cells + absent, key=lambda c: (*order(c.dataset, c.estimator), c.fold))
     calibration = calibrate(stored)
     scores = scores_frame(cells, calibration.scores)
-    summary = summary_frame(scores, alpha)
-    if len(summary):
-        summary.insert(summary.columns.get_loc("estimator") + 1, "family", summary["estimator"].map(stored.family))
+    summary = _described(summary_frame(scores, alpha), stored)
     overall = overall_frame(summary) if len(summary) else pd.DataFrame()
+    size_scores, size_summary = _other_sizes(stored, alpha)
+    if len(size_scores):
+        scores = _by_size(pd.concat([scores, size_scores], ignore_index=True), "fold")
     return Analysis(scores, summary, overall, history_frame(stored.cells), rank_estimators(summary, alpha),
-                    _problems(stored, absent) + calibration.problems, calibration)
+                    _problems(stored, absent) + calibration.problems, calibration, size_summary)
+
+
+def _described(summary, stored):
+    """The summary with each estimator's family and the training size of each row's cells
+    (`train_size`: at most that many images per class; NA: the whole training part)."""
+    if not len(summary):
+        return summary
+    at = summary.columns.get_loc("estimator") + 1
+    summary.insert(at, "family", summary["estimator"].map(stored.family))
+    plan = stored.meta.get("plan") or {}
+    sizes = summary["dataset"].map(lambda name: ranked_size(plan.get(name) or {}))
+    summary.insert(at + 1, "train_size", pd.array(sizes.tolist(), dtype="Int64"))
+    return summary
+
+
+def _other_sizes(stored, alpha):
+    """(scores, summary) frames of the `run --train-sizes` cells whose size the leaderboards do
+    not rank: each size summarised (ranked, tested against its best) on its own."""
+    plan = stored.meta.get("plan") or {}
+    others = {}
+    for c in stored.sized_cells or []:
+        if c.train_size != ranked_size(plan.get(c.dataset) or {}):
+            others.setdefault(c.train_size, []).append(c)
+    scores, summaries = [], []
+    for size, cells in sorted(others.items(), key=lambda item: (item[0] is None, item[0] or 0)):
+        frame = scores_frame(cells, calibrate(replace(stored, cells=cells)).scores)
+        scores.append(frame)
+        summary = summary_frame(frame, alpha)
+        if len(summary):
+            summaries.append(_described(summary, stored).assign(
+                train_size=pd.array([size] * len(summary), dtype="Int64")))
+    return (pd.concat(scores, ignore_index=True) if scores else pd.DataFrame(),
+            pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame())
+
+
+def _by_size(frame, then):
+    """`frame` sorted by dataset (in the order it first appears), training size (the whole
+    training part last), then by `then` ("fold": estimators in order; "rank": best first)."""
+    if not len(frame):
+        return frame
+    position = {name: i for i, name in enumerate(frame["dataset"].drop_duplicates())}
+    estimators = {name: i for i, name in enumerate(frame["estimator"].drop_duplicates())}
+    keys = pd.DataFrame({"dataset": frame["dataset"].map(position),
+                         "size": frame["train_size"].astype("Float64").fillna(float("inf")),
+                         "estimator": frame["estimator"].map(estimators), "then": frame[then]})
+    by = ["dataset", "size", "estimator", "then"] if then == "fold" else ["dataset", "size", "then"]
+    order = keys.astype(float).sort_values(by, kind="stable").index
+    return frame.loc[order].reset_index(drop=True)
 
 
 def write_report(run_dir, alpha=ALPHA, n_jobs=1, mapper=None):
@@ -85,7 +144,7 @@ def write_report(run_dir, alpha=ALPHA, n_jobs=1, mapper=None):
     result = analyse(stored, alpha)
     summary, history, ranking, problems = result.summary, result.history, result.ranking, result.problems
     _write_csv(store.output("scores.csv"), result.scores)
-    _write_csv(store.output("summary.csv"), summary)
+    _write_csv(store.output("summary.csv"), result.every_summary())
     if len(history):
         _write_csv(store.output("history.csv"), history)
     per_class = per_class_frame(stored, summary)
@@ -265,6 +324,9 @@ def _markdown(stored, summary, overall, ranking, plots, problems, alpha):
                                                   "fingerprint", "skipped files"]), ""]
         described = [(n, s["description"]) for n, s in datasets.items() if s.get("description")]
         lines += [f"- {esc(n)}: {esc(d)}" for n, d in described] + ([""] if described else [])
+        deduped = [dedupe_line(n, (s.get("sampling") or {}).get("dedupe")) for n, s in datasets.items()]
+        deduped = [line for line in deduped if line]
+        lines += deduped + ([""] if deduped else [])
     if len(summary):
         lines += _overview(summary, overall) + _ranking_text(ranking, plots, alpha, summary)
         for dataset in summary["dataset"].drop_duplicates():
@@ -336,7 +398,8 @@ def _overview(summary, overall):
         rows.append(row)
     return ["## Overview: macro-F1", "",
             f"Mean macro-F1 over folds; the best estimator of each dataset in bold; rows by mean rank; "
-            f"{MARK}: training looked unfinished on that dataset (see its Training diagnostics).",
+            f"{MARK}: training looked unfinished on that dataset (see its Training diagnostics)"
+            f"{esc(sized_datasets_note(summary))}.",
             "", table(rows, ["estimator", "mean rank", *map(esc, datasets)]), ""]
 
 
@@ -347,7 +410,7 @@ def _ranking_text(ranking, plots, alpha, summary):
         return lines + ["No estimator ran every fold of every dataset, so there is no ranking.", ""]
     n, k = ranking.matrix.shape
     rows = [[i + 1, esc(e), f"{r:.2f}"] for i, (e, r) in enumerate(f.mean_ranks.items())]
-    lines += [f"Mean rank by macro-F1 (1 = best) over {n} dataset(s).", "",
+    lines += [f"Mean rank by macro-F1 (1 = best) over {n} dataset(s){esc(sized_datasets_note(summary))}.", "",
               table(rows, ["#", "estimator", "mean rank"]), ""]
     flagged = summary[summary.apply(is_flagged, axis=1)]
     if len(flagged):
@@ -383,7 +446,13 @@ def _ranking_text(ranking, plots, alpha, summary):
 def _dataset_section(dataset, summary, plots, config, stored):
     rows, headers = dataset_table(summary, dataset, SCORE_COLUMNS, score=_pm, mark=MARK, escape=esc,
                                   probabilistic=PROBABILISTIC, probability_score=probability_text)
-    lines = [f"## Dataset: {esc(dataset)}", "", table(rows, headers), ""]
+    lines = [f"## Dataset: {esc(dataset)}{size_title(summary, dataset)}", ""]
+    size = ranked_train_size(summary, dataset)
+    if size is not None:
+        lines += [f"Every estimator here was trained on at most {size} images per class of each split's "
+                  "training part (`--train-sizes`), a nested, stratified sample, and scored on the "
+                  "split's whole test part.", ""]
+    lines += [table(rows, headers), ""]
     folds = summary[summary["dataset"] == dataset]["folds_ok"].max()
     if folds < MIN_FOLDS:
         lines += [f"Only {folds} fold(s): too few for a paired test (at least {MIN_FOLDS} are needed).", ""]
@@ -523,9 +592,12 @@ def _problems(stored, absent):
                             f"a class ({duplicates['within_class_groups']} group(s)); see run.json")
         identical = [g.get("names") or [] for g in duplicates.get("label_conflicts", [])]
         problems += near_duplicate_problems(name, s.get("near_duplicates"), identical)
-    for cell in stored.cells:
+        problems += dedupe_problems(name, (s.get("sampling") or {}).get("dedupe"))
+    for cell in stored.sized_cells or stored.cells:  # every training size's (run --train-sizes)
         if cell.status != "ok":
-            problems.append(f"{cell.dataset} / {cell.estimator} / fold {cell.fold} failed: {cell.error}")
+            size = "" if cell.train_size is None else f" (at most {cell.train_size} images per class)"
+            problems.append(f"{cell.dataset} / {cell.estimator} / fold {cell.fold}{size} failed: {cell.error}")
+    problems += _unknown_prediction_problems(stored.sized_cells or stored.cells)
     problems += tuning_problems(stored)
     missing = [c for c in absent if c.status == "missing"]
     if missing:
@@ -535,4 +607,20 @@ def _problems(stored, absent):
                         f"was interrupted): {shown}{more}")
     for path, reason in stored.unreadable:
         problems.append(f"cannot read {path}: {reason}; the rest of the run is reported without it")
+    return problems
+
+
+def _unknown_prediction_problems(cells):
+    """One line per cell whose estimator predicted labels that are not among its training
+    classes (cells.run_cell records them): those predictions count as wrong in every score."""
+    problems = []
+    for cell in cells:
+        unknown = (cell.diagnostics or {}).get("unknown_predictions") if cell.status == "ok" else None
+        if not isinstance(unknown, dict):
+            continue
+        examples = ", ".join(repr(label) for label in unknown.get("labels") or [])
+        size = "" if cell.train_size is None else f" (trained on at most {cell.train_size} images per class)"
+        problems.append(f"estimator {cell.estimator} predicted labels not among the classes (e.g. "
+                        f"{examples}) on dataset {cell.dataset} fold {cell.fold}{size}: "
+                        f"{unknown.get('count')} of {cell.n_test} test images, scored as wrong")
     return problems

@@ -94,7 +94,7 @@ def run_metadata(result, argv, status, backend=None):
         # stored cells reused, and those computed again with why (e.g. "estimator code changed
         # (knn-hog: estimators/knn.py)"; see benchmark.execution.runner.recompute_reasons)
         "reused_cells": r.reused,
-        "recomputed": {"cells": r.recomputed, "reasons": r.recompute_reasons},
+        "recomputed": {"count": r.recomputed, "reasons": r.recompute_reasons},
         "libraries": library_versions(),
         "machine": machine(),
         "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

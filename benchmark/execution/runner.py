@@ -170,7 +170,9 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
 
                 key = key_with(identity_digest(identity))
                 old = stored.get((dataset_name, estimator_name, fold, size))
-                if old is not None and old.key == key and old.status == "ok":
+                # a cell stored before code identities were recorded is never reused, whatever
+                # its key: nothing says which code computed it
+                if old is not None and old.key == key and old.status == "ok" and old.code is not None:
                     reused.append(old)
                 else:
                     todo.append((fold, split, key, size))

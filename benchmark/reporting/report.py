@@ -297,9 +297,9 @@ def _run_facts(meta, run_dir=None):
         gpus = ", ".join(machine.get("gpus") or []) or "no GPU"
         facts.append(esc(f"{machine.get('cpu')} ({machine.get('cpu_count')} cores), {gpus}"))
     recomputed = meta.get("recomputed") or {}
-    if meta.get("reused_cells") or recomputed.get("cells"):
+    if meta.get("reused_cells") or recomputed.get("count"):
         reruns = f"{meta.get('reused_cells') or 0} stored cell(s) reused"
-        line = recomputed_text(recomputed.get("cells"), recomputed.get("reasons") or {})
+        line = recomputed_text(recomputed.get("count"), recomputed.get("reasons") or {})
         facts.append(esc(reruns + (f"; {line}" if line else "")))
     libraries = meta.get("libraries") or {}
     if libraries:

@@ -194,3 +194,29 @@ def test_an_edited_feature_extractor_is_not_served_from_the_feature_cache(tmp_pa
     edited, timing = FeatureCache(cache_dir).transform(module.Brightness(), images, "fp")
     assert timing.source == "computed"
     np.testing.assert_allclose(edited, 2 * features)
+
+
+NOTEBOOK_CLASS = '''
+from estimators import FeatureClassifier
+
+
+class InNotebook(FeatureClassifier):
+    def __init__(self, features="pixels"):
+        self.features = features
+
+    def _make_head(self):
+        from sklearn.tree import DecisionTreeClassifier
+
+        return DecisionTreeClassifier(max_depth={depth})
+'''
+
+
+def test_a_class_defined_without_a_file_is_identified_by_its_code():
+    def identity(depth):  # a notebook cell: no file on disk holds this source
+        namespace = {"__name__": "notebook_cell"}
+        exec(compile(NOTEBOOK_CLASS.format(depth=depth), "<notebook cell>", "exec"), namespace)
+        return code_identity.estimator_identity(namespace["InNotebook"]())["modules"]
+
+    one = identity(1)
+    assert "notebook_cell:InNotebook" in one and "estimators/base.py" in one
+    assert identity(1) == one and identity(8) != one

@@ -20,7 +20,9 @@ compute it the same way:
   functions count. `from package import name` counts the module that defines `name`.
 
 Whole files are hashed, not one class's source, so an edit to a module-level helper or constant
-(a `_make_head`'s `max_depth`) changes the identity. Modules of the libraries below and of
+(a `_make_head`'s `max_depth`) changes the identity. A class defined where there is no file (a
+notebook cell, an interactive session) is identified by its own source (or its methods'),
+listed as `<module>:<class>`; the notebook's other cells (a helper it calls) are not. Modules of the libraries below and of
 Python's standard library are not hashed: their versions stand for them.
 
 **libraries**: Python's major.minor version, and the versions (installed distributions, read
@@ -31,11 +33,13 @@ for the CNNs (`CNNClassifier` subclasses).
 **Not part of it**, so changing it does not recompute a cell: NumPy's BLAS/LAPACK build, the
 CPU's instruction set and the GPU (or CPU) a CNN runs on, the CUDA/cuDNN libraries,
 environment variables, Python's patch version, versions of other libraries (joblib,
-threadpoolctl, Pillow, pandas: the data are keyed by the pixels actually used), compiled
-extensions of a plug-in that ships them (only their files' bytes where they sit among the
-hashed modules), files an estimator reads at run time, and the rest of the benchmark's own
-code (`benchmark/`: how cells are scheduled, split and loaded - the splits and data are keyed
-by their content).
+threadpoolctl, Pillow, pandas: the data are keyed by the pixels actually used), packages a
+plug-in imports other than its own and those its classes inherit from, files an estimator reads at run
+time, and the rest of the benchmark's own code (`benchmark/`: how cells are scheduled, split
+and loaded - the splits and data are keyed by their content).
+
+Resolving `from X import y` imports module X when it belongs to the project or the plug-in's
+package (never a library's), as running the estimator would.
 """
 
 import ast
@@ -64,6 +68,7 @@ LIBRARY_MODULES = frozenset({
     "builtins",
 }) | frozenset(getattr(sys, "stdlib_module_names", ()))
 DIGEST_CHARS = 16
+PLAIN = (int, float, complex, str, bytes, bool, type(None), tuple, list, dict, set, frozenset)
 
 
 def estimator_identity(estimator, factory=None, keras_backend=None, tuned=False):
@@ -73,6 +78,7 @@ def estimator_identity(estimator, factory=None, keras_backend=None, tuned=False)
     from estimators import FeatureClassifier
     from estimators.cnn import CNNClassifier
 
+    classes = list(inspect.getmro(type(estimator)))
     starts = _class_modules(type(estimator))
     if factory is not None and getattr(factory, "__module__", None):
         starts.append(factory.__module__)
@@ -82,21 +88,25 @@ def estimator_identity(estimator, factory=None, keras_backend=None, tuned=False)
         except Exception:  # e.g. an unknown feature name: its cells fail, saying so
             extractor = None
         for part in _extractors(extractor) if extractor is not None else ():
+            classes += inspect.getmro(type(part))
             starts += _class_modules(type(part))
     starts += ALWAYS + (TUNED if tuned else ())
     libraries = CLASSICAL_LIBRARIES
     if isinstance(estimator, CNNClassifier):
         libraries += KERAS_LIBRARIES.get(keras_backend or "tensorflow", ("keras",))
-    return {"modules": module_digests(starts), "libraries": library_versions(libraries)}
+    modules = {**module_digests(starts), **_fileless_sources(classes)}
+    return {"modules": dict(sorted(modules.items())), "libraries": library_versions(libraries)}
 
 
 def extractor_identity(extractor):
     """The code identity of a feature extractor (and of the parts of a FeatureUnion): what its
     features depend on besides the images and its parameters (features.cache keys)."""
-    starts = []
+    starts, classes = [], []
     for part in _extractors(extractor):
+        classes += inspect.getmro(type(part))
         starts += _class_modules(type(part))
-    return {"modules": module_digests(starts), "libraries": library_versions(CLASSICAL_LIBRARIES)}
+    modules = {**module_digests(starts), **_fileless_sources(classes)}
+    return {"modules": dict(sorted(modules.items())), "libraries": library_versions(CLASSICAL_LIBRARIES)}
 
 
 def identity_digest(identity):
@@ -156,6 +166,52 @@ def _extractors(extractor):
 
 def _class_modules(cls):
     return [c.__module__ for c in inspect.getmro(cls) if isinstance(getattr(c, "__module__", None), str)]
+
+
+def _fileless_sources(classes):
+    """{"<module>:<class>": hash of its source} for the classes (not libraries') whose module
+    has no file - defined in a notebook or an interactive session."""
+    digests = {}
+    for cls in classes:
+        module = getattr(cls, "__module__", None)
+        if not isinstance(module, str) or _top(module) in LIBRARY_MODULES or _module_file(module):
+            continue
+        source = _class_source(cls)
+        if source is not None:
+            digests[f"{module}:{cls.__qualname__}"] = hashlib.sha256(source).hexdigest()[:DIGEST_CHARS]
+    return digests
+
+
+def _class_source(cls):
+    """The bytes that stand for a fileless class's code: its source, else (Python < 3.13 finds
+    no source for a class of a notebook's __main__) its methods' sources or bytecode, with
+    its constants (plain values: no repr that holds a memory address); None when it has
+    nothing of either."""
+    try:
+        return inspect.getsource(cls).encode()
+    except (OSError, TypeError):
+        pass
+    parts = []
+    for name, value in sorted(vars(cls).items()):
+        function = getattr(value, "__func__", None) or getattr(value, "fget", None) or value
+        code = getattr(function, "__code__", None)
+        if code is not None:
+            try:
+                parts.append(f"{name}:{inspect.getsource(function)}")
+            except (OSError, TypeError):
+                parts.append(f"{name}:{_bytecode(code)}")
+        elif not name.startswith("__") and isinstance(value, PLAIN):  # a class constant
+            text = repr(value)
+            if " at 0x" not in text:  # a container of objects: their addresses change per process
+                parts.append(f"{name}={text}")
+    return "\n".join(parts).encode() if parts else None
+
+
+def _bytecode(code):
+    """A code object's instructions, names and constants as text, nested code objects (an inner
+    function, a comprehension) included the same way: no memory address in it."""
+    consts = [_bytecode(c) if inspect.iscode(c) else repr(c) for c in code.co_consts]
+    return f"{code.co_code.hex()}|{code.co_names}|{code.co_varnames}|[{', '.join(consts)}]"
 
 
 def _top(module_name):

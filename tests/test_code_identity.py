@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from sklearn.base import BaseEstimator
 
 import benchmark.execution.code_identity as code_identity
 from benchmark.cli import main
@@ -220,3 +221,14 @@ def test_a_class_defined_without_a_file_is_identified_by_its_code():
     one = identity(1)
     assert "notebook_cell:InNotebook" in one and "estimators/base.py" in one
     assert identity(1) == one and identity(8) != one
+
+
+class DefinedHere(BaseEstimator):
+    """A plug-in defined in this test module, which imports the benchmark's runner."""
+
+
+def test_a_plugins_identity_holds_its_own_module_not_the_benchmark_it_imports():
+    modules = code_identity.estimator_identity(DefinedHere())["modules"]
+    assert "test_code_identity.py" in modules and "benchmark/execution/metrics.py" in modules
+    assert not any(path.startswith(("benchmark/execution/runner", "benchmark/cli", "sklearn"))
+                   for path in modules)

@@ -22,8 +22,9 @@ compute it the same way:
 Whole files are hashed, not one class's source, so an edit to a module-level helper or constant
 (a `_make_head`'s `max_depth`) changes the identity. A class defined where there is no file (a
 notebook cell, an interactive session) is identified by its own source (or its methods'),
-listed as `<module>:<class>`; the notebook's other cells (a helper it calls) are not. Modules of the libraries below and of
-Python's standard library are not hashed: their versions stand for them.
+listed as `<module>:<class>`; the notebook's other cells (a helper it calls) are not.
+Modules of the libraries below and of Python's standard library are not hashed: their versions
+stand for them.
 
 **libraries**: Python's major.minor version, and the versions (installed distributions, read
 with importlib.metadata, nothing imported) of NumPy, SciPy, scikit-learn and scikit-image for
@@ -34,9 +35,9 @@ for the CNNs (`CNNClassifier` subclasses).
 CPU's instruction set and the GPU (or CPU) a CNN runs on, the CUDA/cuDNN libraries,
 environment variables, Python's patch version, versions of other libraries (joblib,
 threadpoolctl, Pillow, pandas: the data are keyed by the pixels actually used), packages a
-plug-in imports other than its own and those its classes inherit from, files an estimator reads at run
-time, and the rest of the benchmark's own code (`benchmark/`: how cells are scheduled, split
-and loaded - the splits and data are keyed by their content).
+plug-in imports other than its own and those its classes inherit from, files an estimator
+reads at run time, and the rest of the benchmark's own code (`benchmark/` but metrics.py: how
+cells are scheduled, split and loaded - the splits and data are keyed by their content).
 
 Resolving `from X import y` imports module X when it belongs to the project or the plug-in's
 package (never a library's), as running the estimator would.
@@ -90,11 +91,10 @@ def estimator_identity(estimator, factory=None, keras_backend=None, tuned=False)
         for part in _extractors(extractor) if extractor is not None else ():
             classes += inspect.getmro(type(part))
             starts += _class_modules(type(part))
-    starts += ALWAYS + (TUNED if tuned else ())
     libraries = CLASSICAL_LIBRARIES
     if isinstance(estimator, CNNClassifier):
         libraries += KERAS_LIBRARIES.get(keras_backend or "tensorflow", ("keras",))
-    modules = {**module_digests(starts), **_fileless_sources(classes)}
+    modules = {**module_digests(starts, ALWAYS + (TUNED if tuned else ())), **_fileless_sources(classes)}
     return {"modules": dict(sorted(modules.items())), "libraries": library_versions(libraries)}
 
 
@@ -218,12 +218,14 @@ def _top(module_name):
     return module_name.split(".")[0]
 
 
-def module_digests(starts):
+def module_digests(starts, also=()):
     """{file (as a path from its package root): hash} of the modules `starts` that are not
-    libraries' and of every module they import within the project's packages and theirs."""
+    libraries', of the modules `also`, and of every module they import within the project's
+    packages and the packages of `starts` (not those of `also`: the benchmark's metrics module
+    does not make all of `benchmark/` part of a plug-in's identity)."""
     roots = set(PROJECT_PACKAGES) | {_top(m) for m in starts if _top(m) not in LIBRARY_MODULES}
     digests, seen = {}, set()
-    pending = [m for m in starts if _top(m) in roots]
+    pending = [m for m in starts if _top(m) in roots] + list(also)
     while pending:
         name = pending.pop()
         if name in seen:

@@ -2,8 +2,11 @@
 
 Features are deterministic per image (see `ImageFeatures`), so a (dataset, extractor) pair has
 one feature matrix, whatever the fold or the estimator. The key is the dataset's content
-fingerprint plus the extractor's class, parameters and `feature_version`: different images or
-parameters give a different key, so stale features are never served.
+fingerprint plus the extractor's class, parameters and `feature_version`, and its code identity
+(benchmark.execution.code_identity.extractor_identity: hashes of the source files of its class,
+its bases and the project modules they import, and the versions of Python, NumPy, SciPy,
+scikit-learn and scikit-image): different images, parameters, an edited extractor or another
+scikit-image give a different key, so stale features are never served.
 
 Written by hand rather than with `joblib.Memory`, which would hash the whole image array again
 on every call and does not tell whether a call was computed or loaded; the runner reports both.
@@ -38,11 +41,15 @@ def default_cache_dir():
 
 
 def cache_key(extractor, fingerprint):
+    # imported here: the benchmark's modules import this package, not the other way round
+    from benchmark.execution.code_identity import extractor_identity, identity_digest
+
     described = {
         "class": f"{type(extractor).__module__}.{type(extractor).__qualname__}",
         "version": extractor.feature_version,
         "params": {k: repr(v) for k, v in sorted(extractor.cache_params().items())},
         "images": fingerprint,
+        "code": identity_digest(extractor_identity(extractor)),
     }
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:32]
 

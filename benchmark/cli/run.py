@@ -355,6 +355,10 @@ def _execute(config, store, argv, args, backend):
     if result.reused or result.replaced:
         print(f"{result.reused} cell(s) reused from {run_dir}; {result.replaced} stored cell(s) no longer "
               f"matched this configuration and were moved to {run_dir}/replaced", file=sys.stderr)
+    if result.recomputed:
+        from benchmark.execution.recompute import recomputed_text
+
+        print(recomputed_text(result.recomputed, result.recompute_reasons), file=sys.stderr)
     print(f"Report: {report.path}")
     for name, reason in config.unavailable.items():  # with the results: stderr is for progress and errors
         print(f"not run: {name}: {reason}")

@@ -2,9 +2,25 @@
 
 A cell's result is written to `<run dir>/cells/<dataset>/<estimator>/fold-<k>.json` atomically
 (temporary file, then rename), so a kill at any moment leaves either the whole file or none.
-Its `key` hashes everything the result depends on - the data actually used (fingerprint), the
-estimator's full parameters, the split (train and test rows), the seed and the thread count - so
-a stored result is reused only by a run that would compute exactly the same cell.
+Its `key` hashes everything the result depends on, so a stored result is reused only by a run
+that would compute exactly the same cell (`cell_key`):
+
+* the data actually used (the fingerprint of every image's pixels) and the dataset's name;
+* the estimator's name and full parameters (`get_params`, after the run set its seed, threads
+  and mirror switch), the split (train and test rows), the seed and the threads per cell;
+* with `--tune`, the budget and search space; with `--groups`/`--dedupe`, those options; a
+  CNN's Keras backend when it is not TensorFlow;
+* the estimator's code identity (benchmark.execution.code_identity, stored whole in the cell as
+  `code`): hashes of the source files of its class and bases, its registry factory, its
+  feature extractors, the scoring module, and every project or plug-in module they import;
+  and the versions of Python (major.minor), NumPy, SciPy, scikit-learn and scikit-image, plus
+  Keras and its backend's packages for the CNNs.
+
+Not in the key: NumPy's BLAS build, the CPU's instruction set and the GPU, CUDA, environment
+variables, Python's patch version, other libraries' versions, files read at run time, and the
+benchmark's own scheduling and loading code (see code_identity's docstring). A cell stored
+before code identities were recorded has no `code`: its key never matches, and it is
+recomputed.
 
 When the fitted estimator offers `predict_proba`, the test rows' probabilities travel with the
 Cell (`probabilities`, in memory only) and are stored beside its JSON as a float32 `.npy`
@@ -33,6 +49,7 @@ from estimators.capabilities import capability_parameter
 from estimators.tuning import tune
 
 from benchmark.errors import failure_line
+from benchmark.execution.code_identity import identity_problem
 from benchmark.execution.metrics import METRICS, score_predictions, unknown_predictions
 from benchmark.execution.time_limit import CellTimeout, time_limit
 
@@ -82,6 +99,9 @@ class Cell:
     proba_file: str = None
     proba_classes: list = None
     proba_seconds: float = None
+    # the code identity the key hashed (benchmark.execution.code_identity): {"modules": {file:
+    # hash}, "libraries": {name: version}}, so a rerun can say which files or versions changed
+    code: dict = None
     # the probabilities themselves while the cell is in memory (a worker's result, or cells
     # loaded for a notebook run without a run directory); never written into the JSON
     probabilities: object = field(default=None, repr=False, compare=False)
@@ -144,6 +164,8 @@ def _invalid(data):
     for name in ("history", "diagnostics", "tuning"):
         if data.get(name) is not None and not isinstance(data[name], dict):
             return f"{name} is not a mapping"
+    if data.get("code") is not None and identity_problem(data["code"]):
+        return f"code {identity_problem(data['code'])}"
     if data["status"] != "ok":
         return None
     for name in ("scores", "default_scores"):
@@ -204,14 +226,16 @@ def _digest(array):
 
 
 def cell_key(fingerprint, estimator, params, split, threads, dataset=None, tuning=None, data=None,
-             keras_backend=None):
+             keras_backend=None, code=None):
     """A hash of everything a cell's result depends on (see the module docstring), and the
     dataset's name: two datasets with the same pixels are still two sets of cells. `tuning`:
     the budget and search space of a tuned cell (None: untuned, the key of earlier versions).
     `data`: the run's options that change which images go where ({"groups": ..., "dedupe":
     True}, only those set; None or empty: the key of earlier versions). `keras_backend`: a
     CNN cell's Keras backend (None, or the default "tensorflow": the key of earlier versions,
-    which all ran on TensorFlow)."""
+    which all ran on TensorFlow). `code`: the hash of the estimator's code identity
+    (code_identity.identity_digest; the runner always gives it, so keys of cells stored without
+    one never match)."""
     described = {
         "dataset": dataset,
         "fingerprint": fingerprint,
@@ -228,6 +252,8 @@ def cell_key(fingerprint, estimator, params, split, threads, dataset=None, tunin
         described["data"] = {k: repr(v) for k, v in sorted(data.items())}
     if keras_backend not in (None, "tensorflow"):
         described["keras_backend"] = keras_backend
+    if code is not None:
+        described["code"] = code
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:32]
 
 

@@ -91,6 +91,10 @@ def run_metadata(result, argv, status, backend=None):
         "datasets": r.datasets,
         "skipped_datasets": r.skipped_datasets,
         "failed_cells": len(r.failed_cells),
+        # stored cells reused, and those computed again with why (e.g. "estimator code changed
+        # (knn-hog: estimators/knn.py)"; see benchmark.execution.runner.recompute_reasons)
+        "reused_cells": r.reused,
+        "recomputed": {"count": r.recomputed, "reasons": r.recompute_reasons},
         "libraries": library_versions(),
         "machine": machine(),
         "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -5,8 +5,10 @@ and the command line decides what to show. Each finished (dataset, estimator, fo
 written to `<run dir>/cells/` the moment it finishes, atomically, so a crash or a kill loses at
 most the cells that were running. Running again into the same directory reuses every stored
 cell whose key (benchmark.execution.cells.cell_key) still matches and computes the rest: missing cells,
-failed ones, and ones whose data, parameters, split, seed or thread count changed. Stored cells
-that no longer match are moved to `replaced/`, never mixed into the new results.
+failed ones, and ones whose data, parameters, split, seed, thread count, estimator code or
+library versions changed (benchmark.execution.code_identity). Stored cells that no longer match
+are moved to `replaced/`, never mixed into the new results; the RunResult (and run.json, the
+report and the command line) says how many stored cells were recomputed and why.
 """
 
 import itertools
@@ -24,6 +26,8 @@ from features.cache import FeatureCache, is_cacheable
 from benchmark.execution.backends import LocalBackend
 from benchmark.errors import failure_line
 from benchmark.execution.cells import Cell, CellTask, cell_key
+from benchmark.execution.code_identity import estimator_identity, identity_digest
+from benchmark.execution.recompute import count_reasons, recompute_reasons
 from benchmark.execution.order import plan_order
 from benchmark.execution.provenance import run_metadata
 from benchmark.execution.store import RunStore
@@ -86,6 +90,10 @@ class RunResult:
     plan: dict = field(default_factory=dict)  # dataset -> {"estimators": [...], "folds": n}
     reused: int = 0  # cells taken from an earlier run into the same directory
     replaced: int = 0  # stored cells that no longer matched, moved to replaced/
+    # stored cells of this run's plan computed again (their file was set aside), and why:
+    # {reason: cells}; a cell may have several reasons (see `recompute_reasons`)
+    recomputed: int = 0
+    recompute_reasons: dict = field(default_factory=dict)
 
     @property
     def failed_cells(self):
@@ -117,6 +125,7 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
     cache = FeatureCache(config.cache_dir)
     stored, stored_paths = store.stored_cells()
     reused, failed_early, summaries, skipped, plan, work = [], [], {}, {}, {}, []
+    identities, recomputed = {}, []  # estimator -> code identity (once per run); [reasons per cell]
     for dataset_name, prepared in zip(config.datasets, _prepare_datasets(config, backend, run_dir)):
         dataset, splits, summary, skip_reason, features = prepared
         if summary is not None:
@@ -151,16 +160,28 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
             params = template.get_params(deep=False)
             tuning = _tuning(template, config)
             tuning_key = None if tuning is None else {**tuning.as_dict(), "space": search_space(template)}
+            if estimator_name not in identities:
+                identities[estimator_name] = estimator_identity(
+                    template, estimator_spec(estimator_name).factory, _keras_backend(template, config),
+                    tuned=tuning is not None)
+            identity = identities[estimator_name]
             todo = []
             for fold, size, split in sized:
-                key = cell_key(fingerprint, estimator_name, params, split, config.threads_per_cell,
-                               dataset_name, tuning_key, _data_options(config),
-                               keras_backend=_keras_backend(template, config))
+                def key_with(code, split=split):
+                    return cell_key(fingerprint, estimator_name, params, split, config.threads_per_cell,
+                                    dataset_name, tuning_key, _data_options(config),
+                                    keras_backend=_keras_backend(template, config), code=code)
+
+                key = key_with(identity_digest(identity))
                 old = stored.get((dataset_name, estimator_name, fold, size))
-                if old is not None and old.key == key and old.status == "ok":
+                # a cell stored before code identities were recorded is never reused, whatever
+                # its key: nothing says which code computed it
+                if old is not None and old.key == key and old.status == "ok" and old.code is not None:
                     reused.append(old)
                 else:
                     todo.append((fold, split, key, size))
+                    if old is not None:
+                        recomputed.append(recompute_reasons(old, identity, key_with))
             if todo:
                 work += _tasks(dataset, fingerprint, estimator_name, template, todo, cache, config,
                                failed_early, tuning)
@@ -169,7 +190,9 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
     kept = {(c.dataset, c.estimator, c.fold, c.train_size) for c in reused}
     kept |= {key for key in stored if key[0] in skipped}
     replaced = store.set_aside(stored_paths, kept)
-    started = RunResult(run_dir, config, [], summaries, skipped, plan)
+    reasons = count_reasons(recomputed)
+    started = RunResult(run_dir, config, [], summaries, skipped, plan, len(reused), replaced,
+                        len(recomputed), reasons)
     store.write_meta(run_metadata(started, argv, "running", backend=backend_name))
     if on_start is not None:
         on_start(summaries, skipped, plan, len(work) + len(failed_early), len(reused))
@@ -179,6 +202,7 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
     try:
         with store.running():  # the local workers' scratch, removed on every exit path
             for cell in itertools.chain(failed_early, backend.run(work)):
+                cell.code = identities.get(cell.estimator)  # what its key hashed, to explain reruns
                 store.save_cell(cell)
                 cells.append(cell)
                 if on_cell is not None:
@@ -191,7 +215,8 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
         raise
     order = plan_order(config.datasets, config.estimators)
     cells.sort(key=lambda c: (*order(c.dataset, c.estimator), c.train_size or 0, c.fold))
-    result = RunResult(run_dir, config, cells, summaries, skipped, plan, len(reused), replaced)
+    result = RunResult(run_dir, config, cells, summaries, skipped, plan, len(reused), replaced,
+                       len(recomputed), reasons)
     store.write_meta(run_metadata(result, argv, "finished", backend=backend_name))
     return result
 

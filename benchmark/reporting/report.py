@@ -28,6 +28,7 @@ from benchmark.reporting.markdown import escape_markdown as esc
 from benchmark.reporting.markdown import link_path, table
 from benchmark.reporting.results import load_run, plan_order, ranked_size
 from benchmark.execution.cells import slug
+from benchmark.execution.recompute import recomputed_text
 from benchmark.execution.store import RunStore
 from benchmark.reporting.stats import ALPHA, MIN_FOLDS, Ranking, rank_estimators
 from benchmark.reporting.near_duplicates import (
@@ -357,6 +358,11 @@ def _run_facts(meta, run_dir=None):
     if machine:
         gpus = ", ".join(machine.get("gpus") or []) or "no GPU"
         facts.append(esc(f"{machine.get('cpu')} ({machine.get('cpu_count')} cores), {gpus}"))
+    recomputed = meta.get("recomputed") or {}
+    if meta.get("reused_cells") or recomputed.get("count"):
+        reruns = f"{meta.get('reused_cells') or 0} stored cell(s) reused"
+        line = recomputed_text(recomputed.get("count"), recomputed.get("reasons") or {})
+        facts.append(esc(reruns + (f"; {line}" if line else "")))
     libraries = meta.get("libraries") or {}
     if libraries:
         facts.append(esc(", ".join(f"{k} {v}" for k, v in libraries.items())))

@@ -145,11 +145,13 @@ def _run(args, argv):
 
 def _run_checked(args, argv):
     _check_run_options(args)
-    if not args.scheduler and args.jobs != 1 and (os.cpu_count() or 1) > 1:
+    if not args.scheduler:
         from benchmark.execution.worker_pool import start_fork_server
 
-        # the workers' libraries load on another core while this one starts
-        start_fork_server(extra=["distributed"] if args.backend == "dask" else [])
+        # the workers' libraries load on another core while this one starts (with --jobs 1
+        # too: its cells run in one worker process, so a cell that kills it fails alone)
+        start_fork_server(extra=["distributed"] if args.backend == "dask" else [],
+                          cells_only=args.jobs == 1 and args.backend == "local")
     if args.backend == "dask" and not args.resume:
         from benchmark.execution.backends import make_backend
 
@@ -197,7 +199,8 @@ def _prepare_and_execute(args, argv, backend):
     store = (RunStore(run_dir) if run_dir is not None else RunStore.new()).prepare()
     with store.lock():
         if backend is None:
-            with make_backend(args.backend, config.n_jobs, args.scheduler, store.running_dir) as backend:
+            with make_backend(args.backend, config.n_jobs, args.scheduler, store.running_dir,
+                              isolate=True) as backend:
                 return _execute(config, store, argv, args, backend)
         return _execute(config, store, argv, args, backend)
 

@@ -9,11 +9,17 @@ so they give the same scores.
 import os
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 
 from benchmark.execution.cells import run_cell
 from benchmark.errors import UsageError, failure_line
 from benchmark.execution.worker_pool import parallel, start_fork_server
+
+# joblib warns when a run stops reading the cells' generator early (a full disk, Ctrl-C) that
+# the cells still running were cancelled: the run says what stopped it in its own line
+warnings.filterwarnings("ignore", message=r"\d+ tasks (which were still being processed|have been "
+                        r"successfully executed +but not used)", category=UserWarning)
 
 WORKER_DIED = ("the worker process died while running this cell (killed, e.g. by the system "
                "when out of memory, or a crash in native code)")

@@ -161,8 +161,8 @@ class _PythonWrites:
     it through Python's `write`, whose OSError says why (ENOSPC: the disk is full), instead of
     through C's fwrite (array.tofile), whose OSError has no errno."""
 
-    def __init__(self, file):
-        self._file = file
+    def __init__(self, file, path):
+        self._file, self.path = file, path  # path: the file it becomes
 
     def __getattr__(self, name):
         return getattr(self._file, name)
@@ -187,7 +187,7 @@ def atomic_write(path, write):
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            write(_PythonWrites(f))
+            write(_PythonWrites(f, path))
             if hasattr(os, "fchmod"):
                 os.fchmod(f.fileno(), 0o666 & ~_umask())
         os.replace(tmp, path)

@@ -166,13 +166,16 @@ def _one_by_one(work):
 
 
 def _single_worker():
-    """loky's executor of one worker process (the same one from call to call, until it breaks
-    or idles for IDLE_WORKER_TIMEOUT s), with the pool's memory-growth limit."""
-    from joblib.externals.loky import get_reusable_executor
+    """The shared executor with one worker process (the same one from call to call, until it
+    breaks or idles for IDLE_WORKER_TIMEOUT s), with the pool's memory-growth limit and no
+    memory mapping, as benchmark.execution.worker_pool.parallel's. joblib's own factory, not
+    loky's: joblib reuses the one shared executor, and failed on a plain loky one."""
+    from joblib.executor import get_memmapping_executor
 
     from benchmark.execution.worker_pool import allow_memory_growth
 
-    return get_reusable_executor(max_workers=1, timeout=IDLE_WORKER_TIMEOUT, initializer=allow_memory_growth)
+    return get_memmapping_executor(1, timeout=IDLE_WORKER_TIMEOUT, initializer=allow_memory_growth,
+                                   max_nbytes=None)
 
 
 def _how_it_ended(exc):

@@ -6,6 +6,8 @@ if __name__ == "__main__":  # worker processes import this module too (see bench
     from benchmark.errors import exit_after_interrupt, exit_code, raise_interrupted, raise_terminated, received
 
     signal.signal(signal.SIGTERM, raise_terminated)  # from the start: SIGTERM while importing too
+    if hasattr(signal, "SIGXFSZ"):  # a file over `ulimit -f`: an OSError (EFBIG) to report in one
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # line, not a silent death (and its workers too)
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # (not when started ignoring it)
         signal.signal(signal.SIGINT, raise_interrupted)  # Ctrl-C as usual, and remembered
     try:

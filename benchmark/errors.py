@@ -1,4 +1,8 @@
-"""Errors the command line reports as one line (exit code 2) instead of a traceback."""
+"""Errors the command line reports as one line instead of a traceback: the user's (exit code
+2) and the machine's, a full disk or a file-size limit (exit code 1)."""
+
+import errno
+import os
 
 
 def failure_line(exc):
@@ -66,3 +70,53 @@ def exit_after_interrupt(code):
 def exit_code(interrupt):
     """The exit code of a run ended by `interrupt` (a KeyboardInterrupt): 130 for Ctrl-C."""
     return 128 + getattr(interrupt, "signum", 2)
+
+
+# OSError numbers that say the machine has no room for a file, rather than that the path is wrong
+NO_ROOM = {errno.ENOSPC: "disk full", errno.EFBIG: "file-size limit reached"}
+if hasattr(errno, "EDQUOT"):
+    NO_ROOM[errno.EDQUOT] = "disk quota exceeded"
+
+
+def no_room(exc):
+    """The OSError in `exc` or its causes that says a disk, a quota or the file-size limit is
+    full (ENOSPC, EDQUOT, EFBIG), or None."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in NO_ROOM:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def no_room_line(exc, where="the results", option="--out"):
+    """One line for `exc` (an OSError of no_room): what was being written and what to free,
+    e.g. "disk full writing results/x/cells/...: free space on /home or point --out elsewhere".
+    `where` names what was written when the error does not; `option` moves it elsewhere."""
+    path = exc.filename or where
+    what = NO_ROOM[exc.errno]
+    if exc.errno == errno.EFBIG:
+        return (f"{what} writing {path} ({_file_size_limit()}): raise it (ulimit -f unlimited) "
+                f"or point {option} elsewhere")
+    return f"{what} writing {path}: free space on {mount_point(path)} or point {option} elsewhere"
+
+
+def mount_point(path):
+    """The mount point of the file system that holds `path` (or would hold it)."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    while not os.path.ismount(path):
+        path = os.path.dirname(path)
+    return path
+
+
+def _file_size_limit():
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    except (ImportError, OSError, ValueError):
+        return "the file-size limit"
+    return "no file-size limit" if limit == resource.RLIM_INFINITY else f"ulimit -f: {limit:,} bytes"

@@ -25,9 +25,29 @@ How it is measured
       file are checked; then `run --resume RUN` (or, when nothing was planned yet, the same
       command again) must exit 0 and leave cells equal to the reference run's.
 
+Machine faults (`--suite machine`): a dying cell, a full disk, a file-size limit, a read-only cache
+    * Data: the embedded `digits`, 20 per class, 2 folds, knn-pixels and logreg-pixels, and a
+      plug-in estimator (an entry point of a generated distribution put on PYTHONPATH) whose
+      fit ends its own process: die-exit (os._exit(3), as a crash in native code) and die-kill
+      (SIGKILL, as the out-of-memory killer sends it).
+    * Cases: each dying estimator at --jobs 1 and --jobs 2: exit 1, run.json "finished", the
+      report written, the dying cells failed with the reason, every other cell equal to the
+      reference run's. The disk full during the cells and during the report (a 4 MB tmpfs
+      mounted for the case, --out inside it, a filler file leaving room for half the cells, or
+      for the cells and not the report; skipped where no tmpfs can be mounted) and a file-size
+      limit (RLIMIT_FSIZE between the largest cell file and the largest plot): exit 1, exactly
+      one `error:` line and no traceback, run.json "crashed", every cell file valid; then, the
+      filler removed or the limit gone, `run --resume` exits 0 with the reference's cells. A
+      read-only cache directory (BENCHMARK_CACHE_DIR on a read-only tmpfs): one `note:` line,
+      exit 0, the reference's cells.
+    * Each fault counts once per kind of problem: lost data (a cell invalid or missing),
+      exited wrongly (exit code, a traceback, not exactly the expected error line, run.json's
+      status, a lock or a process left) or a stale result (a cell unlike the reference's).
+
 Run from the repository root (Linux): `python benchmarks/fault_injection.py` (about 15 minutes
-on 2 cores; `--signals SIGKILL --phases cells` for part). Prints one line per case and the
-number of faults that lost data, left a process or exited wrongly (target 0). Exits 0.
+on 2 cores; `--signals SIGKILL --phases cells` for part; `--suite machine` for the machine
+faults only, a few minutes). Prints one line per case and the number of faults that lost data,
+left a process, exited wrongly or served a stale result (target 0). Exits 0.
 """
 
 import sys
@@ -208,17 +228,304 @@ def one_case(signame, target, phase, data, reference, tmp):
     return ("FAULT", "; ".join(problems) + where) if problems else ("ok", f"exit {code}, finished by resume{where}")
 
 
+# ---- machine faults: a dying cell, a full disk, a file-size limit, a read-only cache --------
+
+MACHINE_ESTIMATORS = "knn-pixels,logreg-pixels"
+PLUGIN = """import os, signal
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+
+class Dies(ClassifierMixin, BaseEstimator):
+    # ends its own process in fit: how="exit" (os._exit) or "kill" (SIGKILL)
+
+    def __init__(self, how="exit"):
+        self.how = how
+
+    def fit(self, X, y):
+        if self.how == "exit":
+            os._exit(3)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def predict(self, X):
+        return np.zeros(len(X))
+
+
+def dies_by_exit():
+    return Dies("exit")
+
+
+def dies_by_kill():
+    return Dies("kill")
+"""
+
+
+def install_plugin(root):
+    """A distribution in `root` whose entry points register die-exit and die-kill."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "fault_plugin.py").write_text(PLUGIN)
+    dist = root / "fault_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fault-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[image_benchmark.estimators]\n"
+                                           "die-exit = fault_plugin:dies_by_exit\n"
+                                           "die-kill = fault_plugin:dies_by_kill\n")
+
+
+def machine_command(out, jobs=2, extra=(), estimators=MACHINE_ESTIMATORS):
+    return [sys.executable, "-m", "benchmark", "run", "--datasets", "digits", "--estimators", estimators,
+            "--folds", "2", "--max-per-class", "20", "--jobs", str(jobs), "--no-cache", "--quiet",
+            "--out", str(out), *extra]
+
+
+def status_of(out):
+    try:
+        return json.loads((out / "run.json").read_text())["status"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def locked(out):
+    from benchmark.execution.store import RunStore
+
+    return RunStore(out).in_use()
+
+
+def run_case(cmd, tmp, env, preexec_fn=None):
+    """(exit code, stderr, processes left) of `cmd`."""
+    proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=preexec_fn)
+    family = set()
+    while proc.poll() is None:  # the processes the run started, to check that none outlives it
+        family.update(descendants(proc.pid))
+        time.sleep(0.1)
+    err = proc.stderr.read()
+    deadline = time.time() + 30
+    while any(alive(p) for p in family) and time.time() < deadline:
+        time.sleep(0.3)
+    return proc.returncode, err, [p for p in family if alive(p)]
+
+
+def new_problems():
+    return {"lost data": [], "exited wrongly": [], "stale result": []}
+
+
+def judge(problems, code, err, left, out, want_code, want_status, error_lines):
+    """Add the 'exited wrongly' problems of a finished case to `problems`."""
+    if code != want_code:
+        problems["exited wrongly"].append(f"exit {code}, expected {want_code}")
+    if "Traceback" in err:
+        problems["exited wrongly"].append("a traceback on stderr")
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    if len(errors) != error_lines:
+        problems["exited wrongly"].append(f"{len(errors)} error line(s), expected {error_lines}")
+    if status_of(out) != want_status:
+        problems["exited wrongly"].append(f"run.json {status_of(out)!r}, expected {want_status!r}")
+    if locked(out):
+        problems["exited wrongly"].append("its lock is still held")
+    if left:
+        problems["exited wrongly"].append(f"{len(left)} process(es) outlived the run")
+        for p in left:
+            os.kill(p, signal.SIGKILL)
+
+
+def compare(problems, out, reference, allow_missing=False):
+    """Lost data (invalid cells, or missing ones unless `allow_missing`) and stale results;
+    return the valid cells."""
+    good, bad = cells_of(out)
+    if bad:
+        problems["lost data"].append(f"invalid cell files: {bad[:2]}")
+    missing = sorted(set(reference) - set(good))
+    if missing and not allow_missing:
+        problems["lost data"].append(f"{len(missing)} cell(s) missing: {missing[:2]}")
+    differ = sorted(k for k in good if k in reference and good[k] != reference[k])
+    if differ:
+        problems["stale result"].append(f"{len(differ)} cell(s) differ from the reference: {differ[:2]}")
+    return good
+
+
+def resume(problems, out, tmp, env):
+    done = subprocess.run([sys.executable, "-m", "benchmark", "run", "--resume", str(out), "--quiet"],
+                          cwd=tmp, env=env, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0 or status_of(out) != "finished":
+        problems["exited wrongly"].append(f"the resume exited {done.returncode}, run.json {status_of(out)!r}")
+
+
+def dying_cell_case(how, jobs, tmp, env, reference):
+    from benchmark.execution.cells import read_cell
+
+    out = tmp / f"die-{how}-jobs{jobs}" / "run"
+    problems = new_problems()
+    code, err, left = run_case(machine_command(out, jobs, estimators=f"{MACHINE_ESTIMATORS},die-{how}"), tmp, env)
+    (out.parent / "stderr.txt").write_text(err)
+    judge(problems, code, err, left, out, 1, "finished", 0)
+    if not (out / "report.md").exists():
+        problems["exited wrongly"].append("no report")
+    good = compare(problems, out, reference)
+    dying = [read_cell(p) for p in sorted(out.glob(f"cells/digits/die-{how}/fold-*.json"))]
+    if len(dying) != 2 or any(c.status != "failed" or "worker process died" not in (c.error or "") for c in dying):
+        problems["lost data"].append(f"the dying cells are not both failed with the reason: {[c.error for c in dying]}")
+    reason = dying[0].error.split(";")[-1].strip() if dying else "-"
+    same = sum(good.get(k) == v for k, v in reference.items())
+    return problems, f"exit {code}, report written, {same} cells equal the reference's, die-{how} failed ({reason})"
+
+
+def mount_tmpfs(where, kilobytes, options=""):
+    """Mount a tmpfs of `kilobytes` at `where`; False where this process may not."""
+    where.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kilobytes}k{options}", "tmpfs", str(where)],
+                          capture_output=True)
+    return done.returncode == 0
+
+
+def free_kilobytes(where):
+    stats = os.statvfs(where)
+    return stats.f_bavail * stats.f_frsize // 1024
+
+
+def disk_full_case(phase, tmp, env, reference, reference_dir):
+    """The disk fills up while the cells (or the report) are written: a tmpfs with a filler
+    that leaves room for about half the cells (or for the cells but not the report)."""
+    mount = tmp / f"disk-full-{phase}"
+    if not mount_tmpfs(mount, 4096):
+        return None, "cannot mount a tmpfs here (not root?): skipped"
+    try:
+        out = mount / "run"
+        def kilobytes(pattern):  # as a tmpfs counts them: whole 4 KB pages
+            return sum(-(-p.stat().st_size // 4096) * 4 for p in reference_dir.glob(pattern) if p.is_file())
+
+        cells_kb = kilobytes("cells/**/*")
+        # run.json (twice: it is rewritten through a temporary), run.log, near-duplicates/
+        base_kb = 2 * kilobytes("run.json") + kilobytes("run.log") + kilobytes("near-duplicates/*")
+        room = base_kb + (cells_kb // 2 if phase == "cells" else cells_kb + 8)
+        filler = mount / "filler"
+        with open(filler, "wb") as f:
+            f.write(b"\0" * max(0, free_kilobytes(mount) - room) * 1024)
+        problems = new_problems()
+        code, err, left = run_case(machine_command(out), tmp, env)
+        (tmp / f"disk-full-{phase}.stderr.txt").write_text(err)
+        judge(problems, code, err, left, out, 1, "crashed", 1)
+        if "disk full writing" not in err:
+            problems["exited wrongly"].append("no 'disk full writing' line")
+        kept = compare(problems, out, reference, allow_missing=True)
+        landed = "report" if len(kept) == len(reference) else "cells"
+        filler.unlink()
+        resume(problems, out, tmp, env)
+        compare(problems, out, reference)
+        line = next((x for x in err.splitlines() if x.startswith("error:")), "no error line")
+        return problems, f"{len(kept)} cells kept, landed in the {landed}: {line[:90]}..."
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def file_size_case(tmp, env, reference, reference_dir):
+    """A file-size limit (ulimit -f) over every cell file but under the largest plot."""
+    import resource
+
+    largest_cell = max(p.stat().st_size for p in reference_dir.glob("cells/**/*") if p.is_file())
+    largest_plot = max(p.stat().st_size for p in reference_dir.glob("plots/*") if p.is_file())
+    if largest_plot <= largest_cell:
+        return None, "no plot is larger than every cell file: skipped"
+    limit = (largest_cell + largest_plot) // 2
+    out = tmp / "file-size" / "run"
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    problems = new_problems()
+    code, err, left = run_case(machine_command(out), tmp, env, preexec_fn=limited)
+    (out.parent / "stderr.txt").write_text(err)
+    judge(problems, code, err, left, out, 1, "crashed", 1)
+    if "file-size limit reached writing" not in err:
+        problems["exited wrongly"].append("no 'file-size limit reached writing' line")
+    compare(problems, out, reference)
+    resume(problems, out, tmp, env)
+    line = next((x for x in err.splitlines() if x.startswith("error:")), "no error line")
+    return problems, f"limit {limit:,} bytes: {line[:90]}..."
+
+
+def read_only_cache_case(tmp, env, reference):
+    """BENCHMARK_CACHE_DIR on a read-only tmpfs (or, where none can be mounted, under a file)."""
+    mount = tmp / "read-only-cache"
+    mounted = mount_tmpfs(mount, 64, ",ro")
+    cache = mount / "cache"
+    if not mounted:
+        (mount / "file").write_text("")
+        cache = mount / "file" / "cache"
+    out = tmp / "read-only-cache-run" / "run"
+    command = [a for a in machine_command(out) if a != "--no-cache"]
+    try:
+        problems = new_problems()
+        code, err, left = run_case(command, tmp, {**env, "BENCHMARK_CACHE_DIR": str(cache)})
+        (out.parent / "stderr.txt").write_text(err)
+        judge(problems, code, err, left, out, 0, "finished", 0)
+        notes = [line for line in err.splitlines() if line.startswith("note:")]
+        if len(notes) != 1 or "caching is off for this run" not in notes[0]:
+            problems["exited wrongly"].append(f"expected one note that caching is off, got {notes}")
+        compare(problems, out, reference)
+        return problems, f"{'read-only tmpfs' if mounted else 'under a file'}: {notes[0][:90] if notes else '-'}..."
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def machine_suite(tmp):
+    """Run the machine faults; return {verdict: count} and {kind of problem: faults}."""
+    plugin = tmp / "plugin"
+    install_plugin(plugin)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(plugin), os.environ.get("PYTHONPATH", "")])}
+    reference_dir = tmp / "machine-reference" / "run"
+    subprocess.run(machine_command(reference_dir), cwd=tmp, env=env, check=True, capture_output=True)
+    reference, _ = cells_of(reference_dir)
+    print(f"machine faults: reference run {len(reference)} cells\n")
+    cases = [(f"cell {how} --jobs {jobs}", lambda how=how, jobs=jobs: dying_cell_case(how, jobs, tmp, env, reference))
+             for how in ("exit", "kill") for jobs in (1, 2)]
+    cases += [(f"disk full in {phase}", lambda phase=phase: disk_full_case(phase, tmp, env, reference, reference_dir))
+              for phase in ("cells", "report")]
+    cases += [("file-size limit", lambda: file_size_case(tmp, env, reference, reference_dir)),
+              ("read-only cache", lambda: read_only_cache_case(tmp, env, reference))]
+    counts = {"ok": 0, "FAULT": 0, "skipped": 0}
+    kinds = {"lost data": 0, "exited wrongly": 0, "stale result": 0}
+    for name, case in cases:
+        problems, detail = case()
+        if problems is None:
+            verdict = "skipped"
+        else:
+            found = {kind: text for kind, text in problems.items() if text}
+            verdict = "FAULT" if found else "ok"
+            for kind in found:
+                kinds[kind] += 1
+            if found:
+                detail = "; ".join(f"{kind}: {', '.join(text)}" for kind, text in found.items())
+        counts[verdict] += 1
+        print(f"{name:20s} {verdict:7s} {detail}", flush=True)
+    return counts, kinds
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--signals", default=",".join(SIGNALS))
     parser.add_argument("--phases", default=",".join(PHASES))
     parser.add_argument("--targets", default="main,worker")
+    parser.add_argument("--suite", default="signals,machine",
+                        help="signals (a signal at every phase), machine (dying cells, full disk, read-only cache)")
     args = parser.parse_args(argv)
     if not os.path.isdir("/proc"):
         print("this script needs Linux (/proc) to list a run's processes")
         return 0
     tmp = Path(tempfile.mkdtemp(prefix="fault-injection-"))
     print(f"working in {tmp} (each case's stderr is kept there)")
+    suites = args.suite.split(",")
+    faults = 0
+    if "machine" in suites:
+        counts, kinds = machine_suite(tmp)
+        faults += counts["FAULT"]
+        print(f"\n{counts['ok'] + counts['FAULT']} machine faults injected ({counts['skipped']} skipped): "
+              f"{kinds['lost data']} lost data, {kinds['exited wrongly']} exited wrongly, "
+              f"{kinds['stale result']} served a stale result (target 0 each)\n")
+    if "signals" not in suites:
+        print(f"{'PASS' if faults == 0 else 'FAIL'}: every injected fault left a consistent, resumable run")
+        return 0
     # two datasets: the second is prepared by a worker while the run's process prepares the first
     data = [tmp / "colours", tmp / "more-colours"]
     make_folder(data[0], seed=0, per_class=24)
@@ -239,7 +546,7 @@ def main(argv=None):
     injected = counts["ok"] + counts["FAULT"]
     print(f"\n{injected} faults injected ({counts['missed']} missed their phase): {counts['FAULT']} lost "
           f"data, left a process or exited wrongly (target 0)")
-    print(f"{'PASS' if counts['FAULT'] == 0 else 'FAIL'}: every injected fault left a consistent, "
+    print(f"{'PASS' if counts['FAULT'] + faults == 0 else 'FAIL'}: every injected fault left a consistent, "
           "resumable run")
     return 0
 

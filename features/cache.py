@@ -40,6 +40,19 @@ def default_cache_dir():
     return Path(os.environ.get("BENCHMARK_CACHE_DIR") or os.path.join(root, "image-benchmark"))
 
 
+def unwritable(directory):
+    """Why no cache file can be written in `directory` (a short reason), or None when one can:
+    the directory is made if missing, and a probe file written and removed in it."""
+    try:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".write-test.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return None
+
+
 def cache_key(extractor, fingerprint):
     # imported here: the benchmark's modules import this package, not the other way round
     from benchmark.execution.code_identity import extractor_identity, identity_digest
@@ -150,6 +163,18 @@ class FeatureCache:
             pass
 
 
+class _PythonWrites:
+    """A file that NumPy does not take for one (it is no io.BufferedWriter), so np.save writes
+    it through Python's `write`, whose OSError says why (ENOSPC: the disk is full), instead of
+    through C's fwrite (array.tofile), whose OSError has no errno."""
+
+    def __init__(self, file, path):
+        self._file, self.path = file, path  # path: the file it becomes
+
+    def __getattr__(self, name):
+        return getattr(self._file, name)
+
+
 @functools.lru_cache(maxsize=1)
 def _umask():
     """The process's umask, read once (by setting it and setting it straight back, which is
@@ -163,15 +188,18 @@ def atomic_write(path, write):
     """Call `write(binary_file)` into a temporary file beside `path`, then rename it to `path`.
 
     The file gets the mode an ordinary `open` would give (0o666 less the umask), not
-    mkstemp's private 0o600, so the results are as readable as the user's other files."""
+    mkstemp's private 0o600, so the results are as readable as the user's other files. An
+    OSError names `path` (a failed write names no file, a failed mkstemp its temporary)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            write(f)
+            write(_PythonWrites(f, path))
             if hasattr(os, "fchmod"):
                 os.fchmod(f.fileno(), 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # name the file being written, not its temporary
+            exc.filename, exc.filename2 = str(path), None
         raise

@@ -18,6 +18,7 @@ import estimators.registry as registry
 from benchmark.execution.backends import WORKER_DIED, DaskBackend, LocalBackend
 from benchmark.cli import main
 from benchmark.execution.runner import RunConfig, run
+from benchmark.execution.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSICAL = ["knn-pixels", "logreg-hog-color", "bagged-trees-art-moments"]
@@ -153,7 +154,8 @@ def test_resuming_reuses_matching_cells_and_recomputes_stale_ones(tmp_path, caps
 
 
 class Exploding(ClassifierMixin, BaseEstimator):
-    """Fails in fit as asked: "error", "memory", "slow" (a Python loop that never ends), "die"."""
+    """Fails in fit as asked: "error", "memory", "slow" (a Python loop that never ends), "die"
+    (SIGKILL, as the out-of-memory killer sends), "exit" (os._exit, as a crash in native code)."""
 
     def __init__(self, how="error"):
         self.how = how
@@ -165,6 +167,8 @@ class Exploding(ClassifierMixin, BaseEstimator):
             raise MemoryError("cannot allocate 80 GiB")
         if self.how == "die":
             os.kill(os.getpid(), signal.SIGKILL)
+        if self.how == "exit":
+            os._exit(3)
         while True:
             time.sleep(0.01)
 
@@ -174,7 +178,7 @@ class Exploding(ClassifierMixin, BaseEstimator):
 
 @pytest.fixture
 def exploding(fresh_registry):
-    for how in ("error", "memory", "slow", "die"):
+    for how in ("error", "memory", "slow", "die", "exit"):
         registry.register(f"explode-{how}", description=how)(lambda how=how: Exploding(how))
 
 
@@ -200,6 +204,25 @@ def test_a_worker_that_dies_fails_its_cell_and_the_others_finish(tmp_path, explo
     assert len(by) == 6
     assert all(by[(e, k)].status == "ok" for e in ("knn-pixels", "logreg-pixels") for k in (0, 1))
     assert all(WORKER_DIED in by[("explode-die", k)].error for k in (0, 1))
+
+
+def test_a_cell_that_kills_its_process_at_jobs_1_fails_alone_and_the_run_ends_normally(tmp_path, exploding,
+                                                                                      capsys):
+    out = tmp_path / "run"
+    code = main(["run", "--datasets", "faces", "--estimators", "knn-pixels,explode-die,explode-exit",
+                 "--folds", "2", "--jobs", "1", "--out", str(out), "--no-cache", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "Traceback" not in err
+    assert f"--resume {out}` retries the failed cells" in err
+    assert json.loads((out / "run.json").read_text())["status"] == "finished"
+    scores = pd.read_csv(out / "scores.csv").set_index(["estimator", "fold"])
+    assert (scores.loc["knn-pixels", "status"] == "ok").all()
+    for fold in (0, 1):
+        assert scores.loc[("explode-die", fold), "error"] == f"{WORKER_DIED}; its exit: SIGKILL(-9)"
+        assert scores.loc[("explode-exit", fold), "error"] == f"{WORKER_DIED}; its exit: EXIT(3)"
+    assert (out / "report.md").is_file() and not (out / "running").exists()
+    assert not RunStore(out).in_use()  # no stale lock
 
 
 def test_progress_log_has_one_line_per_cell(tmp_path):

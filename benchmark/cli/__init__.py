@@ -8,7 +8,7 @@ parse, call the library (benchmark.execution, benchmark.reporting, benchmark.dat
 import argparse
 import sys
 
-from benchmark.errors import UsageError
+from benchmark.errors import UsageError, no_room, no_room_line
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 DATA_DIR_HELP = ("where the named datasets (cifar10, mnist, ...) are looked for first: original "
@@ -51,3 +51,8 @@ def main(argv=None):
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # a full disk (or file-size limit) where a command did not expect it
+        if no_room(exc) is None:
+            raise
+        print(f"error: {no_room_line(no_room(exc))}", file=sys.stderr)
+        return EXIT_FAILURES

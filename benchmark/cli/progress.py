@@ -10,6 +10,8 @@ import sys
 
 from tqdm import tqdm
 
+from benchmark.errors import no_room
+
 
 class Progress:
     def __init__(self, store, quiet=False):
@@ -18,7 +20,7 @@ class Progress:
         self.log = logging.getLogger(f"benchmark.run.{id(self)}")
         self.log.propagate = False
         self.log.setLevel(logging.INFO)
-        self.handler = logging.FileHandler(store.log_file, encoding="utf-8")
+        self.handler = _RunLog(store.log_file, encoding="utf-8")
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
         self.log.addHandler(self.handler)
 
@@ -69,3 +71,15 @@ class Progress:
             self.bar = None
         self.log.removeHandler(self.handler)
         self.handler.close()
+
+
+class _RunLog(logging.FileHandler):
+    """run.log's handler: a full disk (benchmark.errors.no_room) ends the run with its one
+    line, as it would at the next cell's file; logging would print a traceback and go on."""
+
+    def handleError(self, record):
+        exc = no_room(sys.exc_info()[1])
+        if exc is not None:
+            exc.filename = exc.filename or self.baseFilename
+            raise exc
+        super().handleError(record)

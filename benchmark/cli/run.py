@@ -10,7 +10,7 @@ from pathlib import Path
 
 from benchmark.cli import DATA_DIR_HELP, EXIT_FAILURES, EXIT_OK
 from benchmark.cli.progress import Progress
-from benchmark.errors import UsageError, exit_code, raise_terminated, received
+from benchmark.errors import UsageError, exit_code, no_room, no_room_line, raise_terminated, received
 
 MAX_SEED = 2**32 - 1
 DEFAULT_TUNE_BUDGET = "8"
@@ -145,11 +145,13 @@ def _run(args, argv):
 
 def _run_checked(args, argv):
     _check_run_options(args)
-    if not args.scheduler and args.jobs != 1 and (os.cpu_count() or 1) > 1:
+    if not args.scheduler:
         from benchmark.execution.worker_pool import start_fork_server
 
-        # the workers' libraries load on another core while this one starts
-        start_fork_server(extra=["distributed"] if args.backend == "dask" else [])
+        # the workers' libraries load on another core while this one starts (with --jobs 1
+        # too: its cells run in one worker process, so a cell that kills it fails alone)
+        start_fork_server(extra=["distributed"] if args.backend == "dask" else [],
+                          cells_only=args.jobs == 1 and args.backend == "local")
     if args.backend == "dask" and not args.resume:
         from benchmark.execution.backends import make_backend
 
@@ -191,15 +193,56 @@ def _prepare_and_execute(args, argv, backend):
     if args.cell_timeout is not None or not args.resume:
         config.cell_timeout = args.cell_timeout
     _check_thread_budget(args, config.threads_per_cell)
+    _turn_off_unwritable_caches(config)
     config.n_jobs = _worker_count(args, config.threads_per_cell)
     if received:  # a Ctrl-C that a library swallowed while it was being imported (seen on a
         raise received[-1]  # loaded machine): stop now, before any cell, not after the whole run
     store = (RunStore(run_dir) if run_dir is not None else RunStore.new()).prepare()
     with store.lock():
         if backend is None:
-            with make_backend(args.backend, config.n_jobs, args.scheduler, store.running_dir) as backend:
+            with make_backend(args.backend, config.n_jobs, args.scheduler, store.running_dir,
+                              isolate=True) as backend:
                 return _execute(config, store, argv, args, backend)
         return _execute(config, store, argv, args, backend)
+
+
+def _out_of_room(exc, store, report):
+    """Print the one line for a full disk (or file-size limit) that ended the run in `store`,
+    after writing the report of the finished cells if `report` and the disk allows; return
+    EXIT_FAILURES. The runner has marked run.json "crashed" where it could."""
+    from benchmark.reporting.report import write_report
+
+    written = ""
+    if report:
+        try:
+            written = f"; their report: {write_report(store.path).path}"
+        except Exception:  # most often the same full disk: the cells are what matters
+            pass
+    finished = len(store.cell_files())
+    print(f"error: {no_room_line(exc)}; {finished} finished cell(s) are kept in {store.cells_dir}"
+          f"{written}; resume with: python -m benchmark run --resume {shlex.quote(str(store.path))}",
+          file=sys.stderr)
+    return EXIT_FAILURES
+
+
+def _turn_off_unwritable_caches(config):
+    """Turn off each on-disk cache of `config` whose directory cannot be written (a read-only
+    home, a full disk), saying so in one line: the caches cost speed, never results, and each
+    of their writes would otherwise fail silently, run after run."""
+    from features.cache import default_cache_dir, unwritable
+
+    problems = []
+    if config.cache_dir and (reason := unwritable(config.cache_dir)):
+        problems.append((config.cache_dir, reason))
+        config.cache_dir = None
+    if config.folder_cache and (reason := unwritable(default_cache_dir() / "folders")):
+        problems.append((default_cache_dir() / "folders", reason))
+        config.folder_cache = False
+    if problems:
+        which = (f"cache directory {problems[0][0]} is" if len(problems) == 1
+                 else f"cache directories {problems[0][0]} and {problems[1][0]} are")
+        print(f"note: {which} not writable ({problems[0][1]}): caching is off for this run; point "
+              "--cache-dir (or BENCHMARK_CACHE_DIR) at a writable folder", file=sys.stderr)
 
 
 # What a run's configuration is made of: given with --resume they are refused (the resumed
@@ -344,11 +387,22 @@ def _execute(config, store, argv, args, backend):
         print(f"\ninterrupted: {kept}. Resume with:\n"
               f"  python -m benchmark run --resume {shlex.quote(str(run_dir))}", file=sys.stderr)
         return code
+    except OSError as exc:  # a full disk while the cells ran; any other error is a bug: raised
+        if no_room(exc) is None:
+            raise
+        progress.close()
+        return _out_of_room(no_room(exc), store, report=True)
     progress.close()
     # the workers, still running, draw the plots (a remote Dask cluster's cannot: they are
     # then drawn here)
-    report = write_report(run_dir, n_jobs=config.n_jobs if args.backend == "local" else 1,
-                          mapper=getattr(backend, "map_here", None))
+    try:
+        report = write_report(run_dir, n_jobs=config.n_jobs if args.backend == "local" else 1,
+                              mapper=getattr(backend, "map_here", None))
+    except OSError as exc:  # a full disk while the report was written: the run did not finish
+        if no_room(exc) is None:
+            raise
+        store.set_status("crashed")
+        return _out_of_room(no_room(exc), store, report=False)
     store.point_latest()
     if len(report.summary):
         print(render(report.summary, report.overall))

@@ -9,11 +9,17 @@ so they give the same scores.
 import os
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 
 from benchmark.execution.cells import run_cell
 from benchmark.errors import UsageError, failure_line
 from benchmark.execution.worker_pool import parallel, start_fork_server
+
+# joblib warns when a run stops reading the cells' generator early (a full disk, Ctrl-C) that
+# the cells still running were cancelled: the run says what stopped it in its own line
+warnings.filterwarnings("ignore", message=r"\d+ tasks (which were still being processed|have been "
+                        r"successfully executed +but not used)", category=UserWarning)
 
 WORKER_DIED = ("the worker process died while running this cell (killed, e.g. by the system "
                "when out of memory, or a crash in native code)")
@@ -21,27 +27,39 @@ SCHEDULER_TIMEOUT = 10  # seconds to reach a Dask scheduler before giving up
 
 
 class LocalBackend:
-    """`n_jobs` worker processes on this machine (joblib/loky; 1: in this process).
+    """`n_jobs` worker processes on this machine (joblib/loky; 1: in this process, unless
+    `isolate`: then in one worker process, so a cell that kills its process fails alone).
 
     A worker that dies (kill -9, the out-of-memory killer, a segfault) breaks joblib's pool.
     The cells that were running then (each local cell keeps a marker file while it runs) are
     retried one at a time, each in a fresh single-worker pool, so the one that kills its worker
     again is marked failed and the others complete; every cell not started yet is resubmitted.
+
+    With one worker and `isolate` (the command line's choice), the cells run one at a time in
+    a single worker process: one that dies (os._exit, SIGKILL, a segfault) was running that
+    cell alone, so the cell is marked failed at once and the next cell gets a fresh worker.
+    Without `isolate` one worker means this process (the library's default: no pickling, a
+    debugger reaches the cell), and a cell that kills its process ends the run.
     """
 
     name = "local"
 
-    def __init__(self, n_jobs=1, scratch=None):
+    def __init__(self, n_jobs=1, scratch=None, isolate=False):
         """`scratch`: where the running cells' marker files and shared arrays go (the run
         directory's running/, see RunStore); None: a temporary directory of its own per run."""
         self.n_jobs = n_jobs
         self.scratch = scratch
+        self.isolate = isolate
         self._warming = None
+
+    @property
+    def _in_process(self):
+        return self.n_jobs == 1 and not self.isolate
 
     def __enter__(self):
         """Start the worker processes in the background, while the caller loads the data."""
-        if self.n_jobs != 1:
-            start_fork_server()
+        if not self._in_process:
+            start_fork_server(cells_only=self.n_jobs == 1)
             self._warming = threading.Thread(target=_start_workers, args=(self.n_jobs,), daemon=True)
             self._warming.start()
         return self
@@ -54,8 +72,9 @@ class LocalBackend:
     def _ready(self):
         """Wait for the workers started by __enter__ (if it was not called, the first parallel
         call starts them)."""
-        if self.n_jobs != 1:
-            start_fork_server()  # idempotent; set before any call, so no call restarts the workers
+        if not self._in_process:
+            start_fork_server(cells_only=self.n_jobs == 1)  # idempotent; set before any call, so no
+            # call restarts the workers
         if self._warming is not None:
             self._warming.join()
             self._warming = None
@@ -74,8 +93,11 @@ class LocalBackend:
         from joblib.externals.loky.process_executor import TerminatedWorkerError
 
         self._ready()
-        if self.n_jobs != 1:
+        if not self._in_process:
             work = _memory_mapped(work, marker_dir / "arrays")
+        if self.n_jobs == 1 and self.isolate:
+            yield from _one_by_one(work)
+            return
         pending = {task.key: (task, X, labels) for task, X, labels in work}
         for task, _, _ in pending.values():
             task.marker = str(marker_dir / f"{task.key}.running")
@@ -103,7 +125,7 @@ class LocalBackend:
         caller then computes them itself, without pickling anything)."""
         from joblib import delayed
 
-        if self.n_jobs == 1:
+        if self.n_jobs == 1:  # (isolated or not: the datasets are prepared here)
             return None
         start_fork_server()  # as in _ready, without waiting for the warm-up
         return parallel(self.n_jobs, return_as="generator")(delayed(f)(*args) for f, args in calls)
@@ -123,6 +145,45 @@ class LocalBackend:
 
 
 MAX_BLIND_RETRIES = 2  # parallel retries after worker deaths no cell's marker explains
+IDLE_WORKER_TIMEOUT = 300  # seconds an idle worker is kept (joblib's own default for loky)
+
+
+def _one_by_one(work):
+    """Run each cell of `work` in turn in one worker process (the local backend with one
+    isolated worker). A cell whose worker dies is failed with WORKER_DIED and how it ended;
+    the next cell gets a fresh worker. Interrupted (Ctrl-C, SIGTERM), the worker is killed."""
+    from joblib.externals.loky.process_executor import BrokenProcessPool
+
+    for task, X, labels in work:
+        executor = _single_worker()
+        try:
+            yield executor.submit(run_cell, task, X, labels).result()
+        except BrokenProcessPool as exc:  # loky's TerminatedWorkerError among them
+            yield task.failed(f"{WORKER_DIED}{_how_it_ended(exc)}")
+        except BaseException:
+            executor.shutdown(wait=False, kill_workers=True)
+            raise
+
+
+def _single_worker():
+    """The shared executor with one worker process (the same one from call to call, until it
+    breaks or idles for IDLE_WORKER_TIMEOUT s), with the pool's memory-growth limit and no
+    memory mapping, as benchmark.execution.worker_pool.parallel's. joblib's own factory, not
+    loky's: joblib reuses the one shared executor, and failed on a plain loky one."""
+    from joblib.executor import get_memmapping_executor
+
+    from benchmark.execution.worker_pool import allow_memory_growth
+
+    return get_memmapping_executor(1, timeout=IDLE_WORKER_TIMEOUT, initializer=allow_memory_growth,
+                                   max_nbytes=None)
+
+
+def _how_it_ended(exc):
+    """", its exit: SIGKILL(-9)" from loky's message about a terminated worker, or ""."""
+    import re
+
+    found = re.search(r"exit codes of the workers are \{([^}]*)\}", str(exc))
+    return f"; its exit: {found.group(1)}" if found else ""
 
 
 def _memory_mapped(work, folder, min_bytes=1_000_000):
@@ -173,7 +234,10 @@ def _start_workers(n_jobs):
     from joblib import delayed
 
     try:
-        parallel(n_jobs)(delayed(_warm_up)() for _ in range(max(1, n_jobs)))
+        if n_jobs == 1:  # one isolated worker (joblib would run the warm-up in this process)
+            _single_worker().submit(_warm_up, plots=False).result()
+        else:
+            parallel(n_jobs)(delayed(_warm_up)() for _ in range(max(1, n_jobs)))
     except Exception:  # the cells' own pool reports a failure that persists
         pass
 
@@ -282,10 +346,10 @@ class DaskBackend:
             self.client.cancel(futures)
 
 
-def make_backend(name, n_jobs, scheduler=None, scratch=None):
+def make_backend(name, n_jobs, scheduler=None, scratch=None, isolate=False):
     """The backend called `name`; `scheduler` is for Dask only (the command line checks that),
-    `scratch` for the local one (see LocalBackend)."""
+    `scratch` and `isolate` for the local one (see LocalBackend)."""
     if name == "dask":
         return DaskBackend(scheduler, n_workers=n_jobs)
-    return LocalBackend(n_jobs, scratch)
+    return LocalBackend(n_jobs, scratch, isolate)
 

@@ -208,10 +208,11 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
                 if on_cell is not None:
                     on_cell(cell)
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM: finished cells are on disk; say so in run.json
-        store.write_meta(run_metadata(started, argv, "interrupted", backend=backend_name))
+        store.set_status("interrupted", run_metadata(started, argv, "interrupted", backend=backend_name))
         raise
-    except BaseException:  # a crash of the run itself (not of a cell): never left "running"
-        store.write_meta(run_metadata(started, argv, "crashed", backend=backend_name))
+    except BaseException:  # a crash of the run itself (not of a cell), a full disk among them:
+        # never left "running" (set_status does what a full disk allows, and never raises)
+        store.set_status("crashed", run_metadata(started, argv, "crashed", backend=backend_name))
         raise
     order = plan_order(config.datasets, config.estimators)
     cells.sort(key=lambda c: (*order(c.dataset, c.estimator), c.train_size or 0, c.fold))

@@ -210,6 +210,34 @@ class RunStore:
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write(self.run_file, lambda f: f.write(json.dumps(meta, indent=2).encode()))
 
+    def set_status(self, status, meta=None):
+        """Make run.json say `status` ("crashed", ...): `meta` (default: the run.json on disk)
+        with that status, written anew; return whether run.json says it now. On a disk too full
+        for a new file, the status written in place over the old one, when it is no longer
+        ("running" and "finished" both take "crashed"): a run is never left "running", nor
+        "finished" without its report, for want of room for a copy of run.json."""
+        try:
+            meta = dict(meta if meta is not None else self.read_meta(), status=status)
+            self.write_meta(meta)
+            return True
+        except (OSError, ValueError):
+            pass
+        try:
+            with open(self.run_file, "r+b") as f:
+                text = f.read()
+                old = json.loads(text)["status"]
+                before, after = f'"status": {json.dumps(old)}'.encode(), f'"status": {json.dumps(status)}'.encode()
+                at = text.find(before)
+                if at < 0 or len(after) > len(before):
+                    return False
+                f.seek(at)
+                f.write(after.ljust(len(before)))  # JSON allows the spaces after the value
+                f.flush()
+                os.fsync(f.fileno())
+            return True
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+
     def read_meta(self):
         """run.json as a dict; FileNotFoundError, or ValueError when it is not a JSON object."""
         meta = json.loads(self.run_file.read_text())

@@ -44,6 +44,9 @@ def _save(fig, path):
     try:
         fig.savefig(tmp, format="png", dpi=DPI)
         os.replace(tmp, path)
+    except OSError as exc:  # (a full disk's error names no file)
+        exc.filename, exc.filename2 = str(path), None
+        raise
     finally:
         tmp.unlink(missing_ok=True)
     return path

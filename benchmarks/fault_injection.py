@@ -44,9 +44,22 @@ Machine faults (`--suite machine`): a dying cell, a full disk, a file-size limit
       exited wrongly (exit code, a traceback, not exactly the expected error line, run.json's
       status, a lock or a process left) or a stale result (a cell unlike the reference's).
 
+Stale results (`--suite stale`): what changed between a run and its `run --resume`
+    * Images rewritten with their old size and modification time (`cp -p`, `rsync -a`, a
+      restored backup): a generated folder of 3 classes x 12 BMPs (a BMP's size depends only on
+      its shape), each class bright in its own channel, is run with the decoded-folder cache on;
+      every image is then rewritten as noise of a random channel, with its old times; the resume
+      must recompute every cell, its cells must equal a fresh run's on the new images
+      (--no-cache), and differ from the first run's.
+    * An estimator's source edited: a plug-in (an entry point, as above) whose `_make_head`
+      reads a module-level depth; the run, then the depth changed in the file, then the
+      resume: every cell of the plug-in recomputed and equal to a fresh run of the edited code,
+      the other estimators' cells reused.
+    * Counted like the machine faults; "stale result" is a resumed cell unlike the fresh run's.
+
 Run from the repository root (Linux): `python benchmarks/fault_injection.py` (about 15 minutes
 on 2 cores; `--signals SIGKILL --phases cells` for part; `--suite machine` for the machine
-faults only, a few minutes). Prints one line per case and the number of faults that lost data,
+faults only, a few minutes; `--suite stale` for the stale results, a minute). Prints one line per case and the number of faults that lost data,
 left a process, exited wrongly or served a stale result (target 0). Exits 0.
 """
 
@@ -484,6 +497,129 @@ def machine_suite(tmp):
               for phase in ("cells", "report")]
     cases += [("file-size limit", lambda: file_size_case(tmp, env, reference, reference_dir)),
               ("read-only cache", lambda: read_only_cache_case(tmp, env, reference))]
+    return judge_cases(cases)
+
+
+# ---- stale results: images or code changed between a run and its resume ---------------------
+
+TREE_PLUGIN = """import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.tree import DecisionTreeClassifier
+
+DEPTH = 1
+
+
+def _make_head():
+    return DecisionTreeClassifier(max_depth=DEPTH, random_state=0)
+
+
+class Tree(ClassifierMixin, BaseEstimator):
+    def fit(self, X, y):
+        self.head_ = _make_head().fit(X.reshape(len(X), -1), y)
+        self.classes_ = self.head_.classes_
+        return self
+
+    def predict(self, X):
+        return self.head_.predict(X.reshape(len(X), -1))
+"""
+
+
+def write_bmps(root, coloured=True):
+    """3 classes x 12 seeded 12x12 BMPs: each class bright in its own channel, or (not
+    `coloured`) noise with nothing of its class, so that every score changes."""
+    from PIL import Image
+
+    rng = np.random.default_rng(5 if coloured else 6)
+    for i, label in enumerate(("a", "b", "c")):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for k in range(12):
+            pixels = rng.integers(0, 90, (12, 12, 3))
+            pixels[..., i if coloured else rng.integers(3)] += 120
+            Image.fromarray(pixels.astype(np.uint8)).save(root / label / f"{k}.bmp")
+
+
+def stale_pixels_case(tmp, env):
+    folder, out, fresh = tmp / "stale-pixels" / "images", tmp / "stale-pixels" / "run", tmp / "stale-pixels" / "fresh"
+    write_bmps(folder)
+    cmd = [sys.executable, "-m", "benchmark", "run", "--datasets", f"folder:{folder}", "--estimators",
+           MACHINE_ESTIMATORS, "--folds", "3", "--quiet"]
+    problems = new_problems()
+    before = subprocess.run([*cmd, "--out", str(out)], cwd=tmp, env=env, capture_output=True, text=True)
+    old, _ = cells_of(out)
+    times = {p: p.stat() for p in folder.rglob("*.bmp")}
+    write_bmps(folder, coloured=False)  # other pixels, the same sizes
+    for path, stat in times.items():
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    kept = all(p.stat().st_size == st.st_size and p.stat().st_mtime_ns == st.st_mtime_ns for p, st in times.items())
+    code, err, left = run_case([sys.executable, "-m", "benchmark", "run", "--resume", str(out), "--quiet"], tmp, env)
+    (out.parent / "stderr.txt").write_text(err)
+    judge(problems, code, err, left, out, 0, "finished", 0)
+    subprocess.run([*cmd, "--out", str(fresh), "--no-cache"], cwd=tmp, env=env, capture_output=True, check=True)
+    reference, _ = cells_of(fresh)
+    good = compare(problems, out, reference)
+    if sum(old[k] != good.get(k) for k in old) != len(old):
+        problems["stale result"].append("a resumed cell kept the first run's scores")
+
+    def fingerprint(run):
+        return json.loads((run / "run.json").read_text())["datasets"][f"folder:{folder}"]["fingerprint"]
+
+    if fingerprint(out) != fingerprint(fresh):
+        problems["stale result"].append("the resumed run's dataset fingerprint is not the new images'")
+    reused = [line for line in err.splitlines() if "reused" in line]
+    if before.returncode != 0 or not kept:
+        return None, f"could not set the case up (first run exit {before.returncode}, times kept {kept})"
+    return problems, (f"{len(good)} cells recomputed on the rewritten images, equal to a fresh run's "
+                      f"(the first run's differed in {sum(old[k] != good.get(k) for k in old)}); "
+                      f"{reused[0].strip() if reused else ''}")
+
+
+def stale_code_case(tmp, env):
+    root = tmp / "stale-code"
+    plugin = root / "plugin"
+    plugin.mkdir(parents=True)
+    (plugin / "tree_plugin.py").write_text(TREE_PLUGIN)
+    dist = plugin / "tree_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tree-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[image_benchmark.estimators]\nmy-tree = tree_plugin:Tree\n")
+    env = {**env, "PYTHONPATH": os.pathsep.join([str(plugin), env.get("PYTHONPATH", "")])}
+    out, fresh = root / "run", root / "fresh"
+    problems = new_problems()
+    before = subprocess.run(machine_command(out, 1, estimators=f"{MACHINE_ESTIMATORS},my-tree"), cwd=tmp,
+                            env=env, capture_output=True, text=True)
+    old, _ = cells_of(out)
+    (plugin / "tree_plugin.py").write_text(TREE_PLUGIN.replace("DEPTH = 1", "DEPTH = 8"))
+    code, err, left = run_case([sys.executable, "-m", "benchmark", "run", "--resume", str(out), "--quiet"], tmp, env)
+    (root / "stderr.txt").write_text(err)
+    judge(problems, code, err, left, out, 0, "finished", 0)
+    subprocess.run(machine_command(fresh, 1, estimators=f"{MACHINE_ESTIMATORS},my-tree"), cwd=tmp, env=env,
+                   capture_output=True, check=True)
+    reference, _ = cells_of(fresh)
+    good = compare(problems, out, reference)
+    changed = sorted(k for k in good if "my-tree" in k and good[k] != old.get(k))
+    if len(changed) != sum("my-tree" in k for k in reference):
+        problems["stale result"].append(f"only {len(changed)} my-tree cell(s) changed after the edit")
+    recomputed = [line for line in err.splitlines() if "recomputed" in line]
+    if not recomputed or "estimator code changed (my-tree: tree_plugin.py)" not in recomputed[0]:
+        problems["exited wrongly"].append(f"the resume did not say why it recomputed: {recomputed}")
+    if before.returncode != 0:
+        return None, f"could not set the case up (first run exit {before.returncode})"
+    return problems, f"{len(changed)} my-tree cells recomputed, others reused; {recomputed[0].strip() if recomputed else ''}"
+
+
+def stale_suite(tmp):
+    """Run the stale-result cases; return {verdict: count} and {kind of problem: faults}."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+           "BENCHMARK_CACHE_DIR": str(tmp / "stale-cache")}
+    print("stale results: a change between a run and its resume\n")
+    cases = [("images rewritten", lambda: stale_pixels_case(tmp, env)),
+             ("estimator edited", lambda: stale_code_case(tmp, env))]
+    return judge_cases(cases)
+
+
+def judge_cases(cases):
+    """Run `cases` [(name, () -> (problems or None, detail))], print a line each; return
+    {verdict: count} and {kind of problem: faults}."""
     counts = {"ok": 0, "FAULT": 0, "skipped": 0}
     kinds = {"lost data": 0, "exited wrongly": 0, "stale result": 0}
     for name, case in cases:
@@ -507,8 +643,9 @@ def main(argv=None):
     parser.add_argument("--signals", default=",".join(SIGNALS))
     parser.add_argument("--phases", default=",".join(PHASES))
     parser.add_argument("--targets", default="main,worker")
-    parser.add_argument("--suite", default="signals,machine",
-                        help="signals (a signal at every phase), machine (dying cells, full disk, read-only cache)")
+    parser.add_argument("--suite", default="signals,machine,stale",
+                        help="signals (a signal at every phase), machine (dying cells, full disk, read-only "
+                             "cache), stale (images or code changed before a resume)")
     args = parser.parse_args(argv)
     if not os.path.isdir("/proc"):
         print("this script needs Linux (/proc) to list a run's processes")
@@ -523,6 +660,12 @@ def main(argv=None):
         print(f"\n{counts['ok'] + counts['FAULT']} machine faults injected ({counts['skipped']} skipped): "
               f"{kinds['lost data']} lost data, {kinds['exited wrongly']} exited wrongly, "
               f"{kinds['stale result']} served a stale result (target 0 each)\n")
+    if "stale" in suites:
+        counts, kinds = stale_suite(tmp)
+        faults += counts["FAULT"]
+        print(f"\n{counts['ok'] + counts['FAULT']} changes injected between a run and its resume "
+              f"({counts['skipped']} skipped): {kinds['lost data']} lost data, {kinds['exited wrongly']} "
+              f"exited wrongly, {kinds['stale result']} served a stale result (target 0 each)\n")
     if "signals" not in suites:
         print(f"{'PASS' if faults == 0 else 'FAIL'}: every injected fault left a consistent, resumable run")
         return 0

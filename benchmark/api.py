@@ -195,6 +195,8 @@ def build_config(datasets, estimators=None, *, all_datasets=False, settings=None
     if tune is not None:
         notes += _check_tuning(chosen, params)
         _check_sizes_for_tuning(train_sizes, tune)
+    # decoded image folders: the default place, or under a given --cache-dir (beside its features)
+    folder_cache = (cache_dir is not None) if cache_dir in (True, None) else str(Path(cache_dir) / "folders")
     if cache_dir is True:
         cache_dir = default_cache_dir() / "features"
     config = RunConfig(
@@ -202,7 +204,7 @@ def build_config(datasets, estimators=None, *, all_datasets=False, settings=None
         repeats=repeats, max_per_class=max_per_class, full=full, n_jobs=n_jobs,
         threads_per_cell=threads_per_cell, cell_timeout=cell_timeout, params=params,
         unavailable=unavailable, cache_dir=str(cache_dir) if cache_dir else None,
-        folder_cache=cache_dir is not None,
+        folder_cache=folder_cache,
         data_dir=str(Path(data_dir).expanduser().resolve()) if data_dir else None,
         experiment=str(Path(experiment).expanduser().resolve()) if experiment else None,
         tune=tune.as_dict() if tune is not None else None,

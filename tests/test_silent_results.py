@@ -79,3 +79,12 @@ def test_save_refuses_a_directory_that_holds_another_run(tmp_path):
     assert first.save(tmp_path / "a") == tmp_path / "a"  # its own directory: nothing to refuse
     saved = other.save(tmp_path / "b")
     assert sorted(p.parent.name for p in (saved / "cells").rglob("fold-*.json")) == ["logreg-pixels"] * 2
+
+
+def test_cache_dir_holds_the_decoded_folders_too(tmp_path, rng, monkeypatch):
+    folder, cache = bmp_folder(tmp_path / "imgs", rng), tmp_path / "my-cache"
+    monkeypatch.setenv("BENCHMARK_CACHE_DIR", str(tmp_path / "default-cache"))
+    assert main(["run", "--datasets", f"folder:{folder}", "--estimators", "knn-pixels", "--folds", "2",
+                 "--out", str(tmp_path / "run"), "--cache-dir", str(cache), "--quiet"]) == 0
+    assert len(list((cache / "folders").glob("*.npz"))) == 1  # not silently in the default place
+    assert not (tmp_path / "default-cache" / "folders").exists()

@@ -67,7 +67,8 @@ def add_parser(commands):
                      help="resize folder images to SIZE x SIZE (default: their most common size, at most 64)")
     run.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
     run.add_argument("--cache-dir", type=Path,
-                     help="where computed features are kept between runs (default ~/.cache/image-benchmark)")
+                     help="where the caches are kept between runs: computed features in DIR, decoded image "
+                          "folders in DIR/folders (default ~/.cache/image-benchmark/features and .../folders)")
     run.add_argument("--no-cache", action="store_true",
                      help="do not read or write the on-disk caches (features, decoded image folders)")
     run.add_argument("--quiet", action="store_true", help="print only the leaderboards")
@@ -235,8 +236,9 @@ def _turn_off_unwritable_caches(config):
     if config.cache_dir and (reason := unwritable(config.cache_dir)):
         problems.append((config.cache_dir, reason))
         config.cache_dir = None
-    if config.folder_cache and (reason := unwritable(default_cache_dir() / "folders")):
-        problems.append((default_cache_dir() / "folders", reason))
+    folders = default_cache_dir() / "folders" if config.folder_cache is True else config.folder_cache
+    if config.folder_cache and (reason := unwritable(folders)):
+        problems.append((folders, reason))
         config.folder_cache = False
     if problems:
         which = (f"cache directory {problems[0][0]} is" if len(problems) == 1

@@ -52,7 +52,9 @@ class RunConfig:
     full: bool = False  # no sample cap at all
     data_dir: str = None  # local data directory for the named datasets
     unavailable: dict = field(default_factory=dict)  # named datasets --all did not run, and why
-    folder_cache: bool = True  # keep decoded image folders on disk between runs
+    # keep decoded image folders on disk between runs: True (the default cache folder), a
+    # folder's path (--cache-dir DIR: DIR/folders), or False
+    folder_cache: object = True
     threads_per_cell: int = 1  # BLAS/OpenMP/TensorFlow threads of each cell (part of its key)
     cell_timeout: float = None  # seconds; a longer cell is stopped and marked failed
     # folder datasets' absolute locations, {name: path}, so a resume from another working

@@ -2,6 +2,7 @@
 --groups-unmatched own-group, and --dedupe carried to the run's configuration."""
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -326,3 +327,48 @@ def test_run_benchmark_takes_the_grouping_and_refuses_a_bad_one(styled_folder, t
     assert grouping["groups"] == 23 and grouping["unmatched_own_group"] == 22
     with pytest.raises(UsageError):
         check_grouping(groups=5)
+
+
+@pytest.mark.parametrize("nested, line", [
+    # the regex package matches (?:a+)+$ without backtracking: the long name is unmatched
+    (r"(?:a+)+$", "finds no group in 1 file (cat/{name}) of its 25 files; fix the regex or pass "
+                  "--groups-unmatched own-group"),
+    # (?:a|aa)+$ backtracks in both engines: stopped by the time limit, the file named
+    (r"(?:a|aa)+$", "took over 0.2 s on one file name (cat/{name}); it backtracks catastrophically, most "
+                    "often a repeat inside a repeat such as (a+)+; simplify the pattern"),
+])
+def test_a_catastrophically_backtracking_regex_ends_quickly_with_one_line_naming_it(
+        nested, line, styled_folder, tmp_path, monkeypatch, capsys):
+    import time
+
+    from benchmark.data import groups
+
+    monkeypatch.setattr(groups, "MATCH_SECONDS", 0.2)
+    pattern = f"{REGEX}|{nested}"  # the style transfers match the first branch
+    name = "a" * 60 + "b.png"  # with re, (?:a+)+$ tries 2**59 ways to split the a's
+    write_image(styled_folder / "cat" / name, np.zeros((8, 8, 3), np.uint8))
+    started = time.monotonic()
+    code = main(["run", "--datasets", f"folder:{styled_folder}", "--estimators", "knn-pixels", "--folds", "4",
+                 "--groups", pattern, "--out", str(tmp_path / "run"), "--no-cache", "--jobs", "1", "--quiet"])
+    assert code == 1 and time.monotonic() - started < 30
+    err = capsys.readouterr().err.strip().splitlines()
+    dataset = f"folder:{styled_folder}"
+    assert err[0] == f"skipping dataset {dataset}: dataset '{dataset}': --groups '{pattern}' " + line.format(name=name)
+    assert len(err) == 2 and err[1].startswith("0 failed cell(s), 1 skipped dataset(s)") and pattern not in err[1]
+
+
+def test_grouping_that_takes_a_while_shows_a_bar_on_a_terminal(styled_folder, monkeypatch):
+    import io
+
+    from benchmark.data import groups
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    dataset = load_dataset(f"folder:{styled_folder}", folder_cache=False)
+    for after, shown in ((60.0, False), (0.0, True)):
+        monkeypatch.setattr(groups, "PROGRESS_AFTER", after)
+        monkeypatch.setattr("sys.stderr", Terminal())
+        assign_groups(dataset, check_grouping(REGEX))
+        assert (f"grouping {dataset.name}:   0%|          | 0/24 [" in sys.stderr.getvalue()) is shown

@@ -359,9 +359,11 @@ def _execute(config, store, argv, args, backend):
     for name, reason in config.unavailable.items():  # with the results: stderr is for progress and errors
         print(f"not run: {name}: {reason}")
     if result.failed_cells or result.skipped_datasets:
+        # --resume computes failed cells again; a skipped dataset stays skipped until fixed
+        retry = (f"; `python -m benchmark run --resume {shlex.quote(str(run_dir))}` retries the failed cells"
+                 if result.failed_cells else "")
         print(f"{len(result.failed_cells)} failed cell(s), {len(result.skipped_datasets)} skipped "
-              f"dataset(s): see the Problems section of {report.path}; `python -m benchmark run "
-              f"--resume {shlex.quote(str(run_dir))}` retries the failed cells", file=sys.stderr)
+              f"dataset(s): see the Problems section of {report.path}{retry}", file=sys.stderr)
         return EXIT_FAILURES
     return EXIT_OK
 

@@ -20,8 +20,8 @@ from benchmark.reporting.calibration import (
     PROBABILISTIC, calibrate, calibration_section, probability_text, reliability_jobs,
 )
 from benchmark.reporting.leaderboard import (
-    SCORE_COLUMNS, dataset_table, describe_sampling, history_frame, is_flagged, overall_frame,
-    scores_frame, summary_frame,
+    SCORE_COLUMNS, dataset_table, describe_sampling, history_frame, is_flagged, no_score,
+    overall_frame, scores_frame, summary_frame,
 )
 from benchmark.reporting.markdown import MARK
 from benchmark.reporting.markdown import escape_markdown as esc
@@ -224,7 +224,7 @@ def _class_order(stored, dataset, y_true, y_pred):
 def _pm(row, metric):
     mean = row[f"{metric}_mean"]
     if pd.isna(mean):
-        return "failed"
+        return no_score(row)
     std, low, high = row[f"{metric}_std"], row[f"{metric}_low"], row[f"{metric}_high"]
     text = f"{mean:.3f} ± {0 if pd.isna(std) else std:.3f}"
     if not pd.isna(low):
@@ -329,7 +329,7 @@ def _overview(summary, overall):
         for dataset in datasets:
             hit = summary[(summary["dataset"] == dataset) & (summary["estimator"] == estimator)]
             value = hit["f1_macro_mean"].iloc[0] if len(hit) else math.nan
-            cell = "" if not len(hit) else "failed" if pd.isna(value) else f"{value:.3f}"
+            cell = "" if not len(hit) else no_score(hit.iloc[0]) if pd.isna(value) else f"{value:.3f}"
             if len(hit) and is_flagged(hit.iloc[0]):
                 cell += f" {MARK}"
             row.append(f"**{cell}**" if estimator in best.get(dataset, ()) else cell)
@@ -505,6 +505,12 @@ def _shape(text):
     return re.sub(r"\d+(\.\d+)?", "#", text)
 
 
+def _in_progress(stored):
+    """Whether the run is being computed now: run.json says running and a process holds it."""
+    return (stored.meta.get("status") == "running" and stored.run_dir is not None
+            and RunStore(stored.run_dir).in_use())
+
+
 def _problems(stored, absent):
     meta = stored.meta
     problems = [f"dataset {n} skipped: {r}" for n, r in (meta.get("skipped_datasets") or {}).items()]
@@ -529,8 +535,9 @@ def _problems(stored, absent):
     if missing:
         shown = ", ".join(f"{c.dataset} / {c.estimator} / fold {c.fold}" for c in missing[:20])
         more = f" and {len(missing) - 20} more" if len(missing) > 20 else ""
-        problems.append(f"{len(missing)} planned cell(s) have no result (not run yet, or the run "
-                        f"was interrupted): {shown}{more}")
+        why = ("not run yet: the run is in progress" if _in_progress(stored)
+               else "not run yet, or the run was interrupted")
+        problems.append(f"{len(missing)} planned cell(s) have no result ({why}): {shown}{more}")
     for path, reason in stored.unreadable:
         problems.append(f"cannot read {path}: {reason}; the rest of the run is reported without it")
     return problems

@@ -240,7 +240,7 @@ def _markdown(stored, summary, overall, ranking, plots, problems, alpha):
     meta = stored.meta
     config = meta.get("config") or {}
     lines = [f"# Benchmark report — run {esc(meta.get('run_id') or stored.run_dir.name)}", ""]
-    lines += _run_facts(meta, stored.run_dir) + [""]
+    lines += _run_facts(meta, stored.run_dir) + [""] + _command_block(meta.get("command"))
     lines += [
         "How to read it: every estimator on a dataset gets the same splits and images. Scores "
         "are mean ± standard deviation over folds, then a 95% confidence interval [low, high] "
@@ -298,10 +298,6 @@ def _run_facts(meta, run_dir=None):
     libraries = meta.get("libraries") or {}
     if libraries:
         facts.append(esc(", ".join(f"{k} {v}" for k, v in libraries.items())))
-    if meta.get("command"):
-        parts = [" ".join(str(part).split()) for part in meta["command"]]  # each on one line
-        command = " ".join(parts[:1] + [shlex.quote(part) for part in parts[1:]])
-        facts.append("`" + command.replace("`", "'") + "`")
     project = meta.get("project")
     if project:
         facts.append(esc(f"commit {project['commit'][:12]}"
@@ -314,6 +310,19 @@ def _run_facts(meta, run_dir=None):
     elif status and status != "finished":
         facts.append(f"**status: {esc(status)}** (the run did not finish; see Problems)")
     return [f"- {f}" for f in facts]
+
+
+def _command_block(command):
+    """The command that ran as a fenced code block, ready to paste into a POSIX shell: the
+    program as recorded ("python -m benchmark"), then each argument `shlex.quote`d, so that
+    `shlex.split` gives the arguments back exactly (spaces, quotes, `$`, newlines, unicode).
+    The fence is longer than any run of backticks in the command, so none can close it."""
+    if not command:
+        return []
+    text = " ".join([str(command[0])] + [shlex.quote(str(part)) for part in command[1:]])
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return ["Command:", "", fence, text, fence, ""]
 
 
 def _overview(summary, overall):

@@ -99,6 +99,32 @@ def test_a_groups_file_normalises_paths_and_lists_files_it_lacks_or_the_dataset_
         assign_groups(dataset, grouping)
 
 
+def test_a_groups_file_listing_files_the_loader_skipped_says_so_with_the_reason(styled_folder, tmp_path, capsys):
+    (styled_folder / "cat" / "cat0-broken.png").write_bytes(b"")  # unreadable: skipped by the loader
+    csv = tmp_path / "groups.csv"
+    rows = [f"{p.relative_to(styled_folder).as_posix()},{p.name[:4]}" for p in sorted(styled_folder.rglob("*.png"))]
+    csv.write_text("\n".join(rows) + "\n")
+    for cache in (False, True, True):  # decoded, written to the cache, read back from it
+        dataset = load_dataset(f"folder:{styled_folder}", folder_cache=cache)
+        (reason,) = [r for p, r in dataset.skipped]
+        groups, facts = assign_groups(dataset, check_grouping(groups_file=str(csv)))
+        assert facts["listed_skipped"] == [f"cat/cat0-broken.png ({reason})"] and len(set(groups)) == 8
+    assert reason == "empty file (0 bytes)"
+    csv.write_text("\n".join(rows + ["cat/ghost.png,x"]) + "\n")
+    with pytest.raises(DatasetError) as error:
+        assign_groups(dataset, check_grouping(groups_file=str(csv)))
+    assert "names 1 file (cat/ghost.png) that the dataset does not have" in str(error.value)
+    assert str(error.value).endswith("fix or remove those rows (1 other listed file(s) the loader skipped as "
+                                     "unreadable, e.g. cat/cat0-broken.png: empty file (0 bytes))")
+    csv.write_text("\n".join(rows) + "\n")
+    assert main(["run", "--datasets", f"folder:{styled_folder}", "--estimators", "knn-pixels", "--folds", "2",
+                 "--groups-file", str(csv), "--out", str(tmp_path / "run"), "--no-cache", "--jobs", "1"]) == 0
+    err = capsys.readouterr().err
+    assert ("grouped by groups file " + str(csv) + ": 8 groups (cat 4, dog 4); 1 file(s) of the groups file "
+            "skipped as unreadable: cat/cat0-broken.png (empty file (0 bytes))") in err
+    assert "does not have" not in err
+
+
 def test_images_without_files_cannot_be_grouped_by_name_but_by_clusters():
     digits = load_dataset("digits")
     with pytest.raises(DatasetError, match="dataset 'digits' has no image files .* --groups REGEX needs "

@@ -205,14 +205,17 @@ def assign_groups(dataset, grouping, clusters=None):
         named, unmatched = _by_regex(dataset.name, paths, grouping.groups)
         what = f"--groups '{grouping.groups}' finds no group in"
     else:
-        named, unmatched = _by_file(dataset.name, paths, grouping.groups_file)
+        named, unmatched, listed_skipped = _by_file(dataset, paths, grouping.groups_file)
         what = f"groups file {grouping.groups_file} does not list"
     if unmatched and grouping.unmatched != OWN_GROUP:
         fix = "fix the regex" if grouping.groups is not None else "add them to the file"
         raise DatasetError(f"dataset {dataset.name!r}: {what} {_some(unmatched)} of its "
                            f"{len(paths)} files; {fix} or pass --groups-unmatched {OWN_GROUP}")
     groups = np.array([OWN_PREFIX + p if g is None else g for p, g in zip(paths, named)], dtype=str)
-    return groups, {"by": grouping.describe(), "unmatched_own_group": len(unmatched)}
+    facts = {"by": grouping.describe(), "unmatched_own_group": len(unmatched)}
+    if grouping.groups is None and listed_skipped:
+        facts["listed_skipped"] = [f"{p} ({r})" for p, r in listed_skipped]
+    return groups, facts
 
 
 def _by_regex(name, paths, pattern):
@@ -240,18 +243,39 @@ def _by_regex(name, paths, pattern):
     return named, [p for p, g in zip(paths, named) if g is None]
 
 
-def _by_file(name, paths, groups_file):
+def _by_file(dataset, paths, groups_file):
+    """([group or None per path], [unlisted paths], [(path, reason)] of listed files the loader
+    skipped as unreadable). Listed files the loader skipped are not an error: they are not in
+    the dataset for a reason the report gives. DatasetError for listed files that do not exist."""
+    name = dataset.name
     try:
         listed = read_groups_file(groups_file)
     except UsageError as exc:  # checked up front, but read again now: moved or edited since
         raise DatasetError(f"dataset {name!r}: {exc}") from None
-    unknown = sorted(set(listed) - set(paths))
+    skipped = _skipped_files(dataset)
+    listed_skipped = [(p, skipped[p]) for p in sorted(set(listed) - set(paths)) if p in skipped]
+    unknown = sorted(set(listed) - set(paths) - set(skipped))
     if unknown:
+        also = (f" ({len(listed_skipped)} other listed file(s) the loader skipped as unreadable, e.g. "
+                f"{listed_skipped[0][0]}: {listed_skipped[0][1]})" if listed_skipped else "")
         raise DatasetError(f"dataset {name!r}: groups file {groups_file} names {_some(unknown)} "
                            f"that the dataset does not have (paths are relative to its root, e.g. "
-                           f"{paths[0] if paths else 'class/image.png'}); fix or remove those rows")
+                           f"{paths[0] if paths else 'class/image.png'}); fix or remove those rows{also}")
     named = [listed.get(p) for p in paths]
-    return named, [p for p, g in zip(paths, named) if g is None]
+    return named, [p for p, g in zip(paths, named) if g is None], listed_skipped
+
+
+def _skipped_files(dataset):
+    """{path relative to the dataset's root: reason} of the files its loader skipped."""
+    root = Path(dataset.source) if dataset.source else None
+    found = {}
+    for path, reason in dataset.skipped:
+        try:
+            relative = Path(path).relative_to(root).as_posix() if root else path
+        except ValueError:  # not under the root: cannot be a groups file's row
+            continue
+        found[normalise_path(relative)] = reason
+    return found
 
 
 def _some(paths):

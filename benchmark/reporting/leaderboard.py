@@ -330,4 +330,9 @@ def describe_grouping(grouping):
     text = f"grouped by {grouping['by']}: {grouping['groups']} groups ({classes})"
     if grouping.get("unmatched_own_group"):
         text += f", {grouping['unmatched_own_group']} unmatched file(s) each its own group"
+    listed_skipped = grouping.get("listed_skipped") or []
+    if listed_skipped:
+        more = f", and {len(listed_skipped) - 3} more" if len(listed_skipped) > 3 else ""
+        text += (f"; {len(listed_skipped)} file(s) of the groups file skipped as unreadable: "
+                 f"{', '.join(listed_skipped[:3])}{more}")
     return text

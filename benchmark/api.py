@@ -209,8 +209,10 @@ def build_config(datasets, estimators=None, *, all_datasets=False, settings=None
 
 def _check_keras_backend(name, has_cnn):
     """The Keras backend of a run: `name`, else $KERAS_BACKEND, else TensorFlow; UsageError when
-    it is unknown, or not installed while the run has a CNN (or it was asked for by name)."""
-    from estimators.keras_backend import DEFAULT, check_backend
+    it is unknown, or not installed while the run has a CNN (or it was asked for by name). A
+    run without CNNs does not use $KERAS_BACKEND: one that names no backend Keras has gives
+    None (run.json records no backend)."""
+    from estimators.keras_backend import BACKENDS, DEFAULT, check_backend
 
     resolved = name or os.environ.get("KERAS_BACKEND") or DEFAULT
     if name is not None or has_cnn:
@@ -219,7 +221,7 @@ def _check_keras_backend(name, has_cnn):
         except ValueError as exc:
             given = "--keras-backend" if name is not None else "KERAS_BACKEND"
             raise UsageError(f"{given}: {exc}") from None
-    return resolved
+    return resolved if resolved in BACKENDS else None
 
 
 def _check_sizes_for_tuning(train_sizes, tune):

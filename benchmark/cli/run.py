@@ -238,6 +238,8 @@ def _check_run_options(args):
             os.environ["KERAS_BACKEND"] = check_backend(args.keras_backend)
         except ValueError as exc:
             raise UsageError(f"--keras-backend: {exc}") from None
+    if args.resume:
+        _resume_backend(args)
     args.train_sizes_parsed = None
     if args.train_sizes is not None:
         from benchmark.data.protocols import parse_train_sizes
@@ -297,6 +299,22 @@ def _check_thread_budget(args, threads):
     if on_this_machine and args.jobs > 0 and args.jobs * threads > cores:
         raise UsageError(f"--jobs {args.jobs} x --threads-per-cell {threads} threads exceed the "
                          f"{cores} cores; lower one of them")
+
+
+def _resume_backend(args):
+    """A resumed run's CNNs run on the backend it recorded (their cells' keys name it), whatever
+    KERAS_BACKEND says now: set in the environment before the workers' server starts, so a
+    stray value is not one error per CNN cell. UsageError when that backend is not installed."""
+    from estimators.keras_backend import check_backend
+    from estimators.registry import estimator_family
+
+    _, config, _ = _resumed(args)
+    if config.keras_backend is None or not any(estimator_family(e) == "cnn" for e in config.estimators):
+        return
+    try:
+        os.environ["KERAS_BACKEND"] = check_backend(config.keras_backend)
+    except ValueError as exc:
+        raise UsageError(f"cannot resume: its CNNs ran on the {config.keras_backend} backend: {exc}") from None
 
 
 def _resumed(args):

@@ -107,7 +107,8 @@ def run_benchmark(datasets, estimators=None, *, folds=5, seed=0, protocol="auto"
     `datasets`: names (see `python -m benchmark datasets`) or "folder:PATH"; `estimators`:
     names, patterns ("knn-*") or variants ("cnn-fast[epochs=20]"), default all; `settings`:
     {estimator: {param: value}} as --set gives them. The other arguments are the `run`
-    options of the same names (`n_jobs` is --jobs, default 1: no worker processes). `tune`:
+    options of the same names (`n_jobs` is --jobs, default 1: no worker processes; -1: as many
+    as the cores hold at `threads_per_cell` threads each). `tune`:
     as --tune-budget, e.g. 8 (configurations) or "60s", or an estimators.tuning.TuningBudget
     (None: no tuning). `groups`, `groups_file`, `groups_unmatched`: as --groups (a regex or
     "near-duplicates"), --groups-file and --groups-unmatched, to keep each group of images on
@@ -115,14 +116,28 @@ def run_benchmark(datasets, estimators=None, *, folds=5, seed=0, protocol="auto"
     [10, 30, 100, "max"] or "10,30,max"; `keras_backend`: as --keras-backend ("tensorflow",
     "jax", "torch"; a process runs one: the first CNN fitted in it fixes it). A name or a
     setting that cannot be used raises ValueError before anything runs.
+
+    With `n_jobs` other than 1 the cells run in worker processes, which start by importing the
+    main module again (the fork server's start method, like `spawn`): a script must call
+    run_benchmark under the guard, or each worker would start the run anew::
+
+        if __name__ == "__main__":
+            results = run_benchmark(["faces"], ["knn-hog"], n_jobs=-1)
+
+    A notebook needs no guard.
     """
     from estimators.tuning import TuningBudget
 
     try:
         if tune is not None and not isinstance(tune, TuningBudget):
             tune = TuningBudget.parse(tune)
-        if folds < 2 or repeats < 1 or n_jobs < 1 or threads_per_cell < 1:
-            raise UsageError("folds must be at least 2, repeats, n_jobs and threads_per_cell at least 1")
+        if folds < 2 or repeats < 1 or threads_per_cell < 1:
+            raise UsageError("folds must be at least 2, repeats and threads_per_cell at least 1")
+        if n_jobs == -1:  # as --jobs -1: the cells the cores hold at threads_per_cell threads each
+            n_jobs = max(1, (os.cpu_count() or 1) // threads_per_cell)
+        if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
+            raise UsageError(f"n_jobs must be a positive number of worker processes, or -1 for all "
+                             f"cores; got {n_jobs!r}")
         if train_sizes is not None:
             from benchmark.data.protocols import parse_train_sizes
 
@@ -218,8 +233,10 @@ def build_config(datasets, estimators=None, *, all_datasets=False, settings=None
 
 def _check_keras_backend(name, has_cnn):
     """The Keras backend of a run: `name`, else $KERAS_BACKEND, else TensorFlow; UsageError when
-    it is unknown, or not installed while the run has a CNN (or it was asked for by name)."""
-    from estimators.keras_backend import DEFAULT, check_backend
+    it is unknown, or not installed while the run has a CNN (or it was asked for by name). A
+    run without CNNs does not use $KERAS_BACKEND: one that names no backend Keras has gives
+    None (run.json records no backend)."""
+    from estimators.keras_backend import BACKENDS, DEFAULT, check_backend
 
     resolved = name or os.environ.get("KERAS_BACKEND") or DEFAULT
     if name is not None or has_cnn:
@@ -228,7 +245,7 @@ def _check_keras_backend(name, has_cnn):
         except ValueError as exc:
             given = "--keras-backend" if name is not None else "KERAS_BACKEND"
             raise UsageError(f"{given}: {exc}") from None
-    return resolved
+    return resolved if resolved in BACKENDS else None
 
 
 def _check_sizes_for_tuning(train_sizes, tune):

@@ -81,3 +81,27 @@ def test_the_readme_notebook_example_runs_verbatim(tmp_path, monkeypatch, capsys
     out = capsys.readouterr().out
     assert "knn-pixels" in out and "f1_macro_mean" in out
     assert (tmp_path / "results" / "from-notebook" / "report.md").exists()
+
+
+def test_a_script_runs_cells_on_all_cores_with_n_jobs_minus_one_under_the_main_guard(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import benchmark.api
+
+    script = tmp_path / "script.py"
+    script.write_text(
+        "from benchmark import run_benchmark\n\n"
+        'if __name__ == "__main__":  # the workers import this module again\n'
+        f"    results = run_benchmark(['faces'], ['knn-pixels'], folds=2, n_jobs=-1, out={str(tmp_path / 'run')!r})\n"
+        "    print(results.meta['threads'])\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str({"workers": os.cpu_count(), "per_cell": 1})
+    assert 'if __name__ == "__main__":' in benchmark.api.run_benchmark.__doc__
+    for bad in (0, -2, 1.5):
+        with pytest.raises(ValueError, match=rf"n_jobs must be a positive number of worker processes, or -1 "
+                                             rf"for all cores; got {bad}"):
+            benchmark.run_benchmark(["faces"], ["knn-pixels"], n_jobs=bad)

@@ -83,6 +83,19 @@ def test_bad_folder_is_skipped_and_listed_while_other_datasets_run(tmp_path, tin
     assert "Dataset: faces" in board and "## Problems" in board and "zero.png" in board
 
 
+def test_the_resume_hint_comes_with_failed_cells_only(tmp_path, fresh_registry, capsys):
+    from estimators import create_estimator
+
+    fresh_registry.register("knn-too-many")(lambda: create_estimator("knn-pixels").set_params(n_neighbors=10**6))
+    out = tmp_path / "run"
+    assert main(["run", "--datasets", "faces", "--estimators", "knn-pixels,knn-too-many", "--folds", "2",
+                 "--out", str(out), "--no-cache", "--quiet", "--jobs", "1"]) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == (f"2 failed cell(s), 0 skipped dataset(s): see the Problems section of {out / 'report.md'}; "
+                    f"`python -m benchmark run --resume {out}` retries the failed cells")
+    # only a skipped dataset (tested in test_groups) gets no hint: --resume would skip it again
+
+
 def test_readme_example_estimator_appears_in_the_leaderboard(tmp_path, fresh_registry, capsys):
     text = README.read_text()
     section = text[text.index("## Add your own estimator"):]

@@ -2,6 +2,7 @@
 --groups-unmatched own-group, and --dedupe carried to the run's configuration."""
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -96,6 +97,32 @@ def test_a_groups_file_normalises_paths_and_lists_files_it_lacks_or_the_dataset_
     csv.write_text("\n".join(rows + ["cat/ghost.png,x", "dog/dog3-clock1.png,dog3"]))
     with pytest.raises(DatasetError, match=r"names 1 file \(cat/ghost.png\) that the dataset does not have"):
         assign_groups(dataset, grouping)
+
+
+def test_a_groups_file_listing_files_the_loader_skipped_says_so_with_the_reason(styled_folder, tmp_path, capsys):
+    (styled_folder / "cat" / "cat0-broken.png").write_bytes(b"")  # unreadable: skipped by the loader
+    csv = tmp_path / "groups.csv"
+    rows = [f"{p.relative_to(styled_folder).as_posix()},{p.name[:4]}" for p in sorted(styled_folder.rglob("*.png"))]
+    csv.write_text("\n".join(rows) + "\n")
+    for cache in (False, True, True):  # decoded, written to the cache, read back from it
+        dataset = load_dataset(f"folder:{styled_folder}", folder_cache=cache)
+        (reason,) = [r for p, r in dataset.skipped]
+        groups, facts = assign_groups(dataset, check_grouping(groups_file=str(csv)))
+        assert facts["listed_skipped"] == [f"cat/cat0-broken.png ({reason})"] and len(set(groups)) == 8
+    assert reason == "empty file (0 bytes)"
+    csv.write_text("\n".join(rows + ["cat/ghost.png,x"]) + "\n")
+    with pytest.raises(DatasetError) as error:
+        assign_groups(dataset, check_grouping(groups_file=str(csv)))
+    assert "names 1 file (cat/ghost.png) that the dataset does not have" in str(error.value)
+    assert str(error.value).endswith("fix or remove those rows (1 other listed file(s) the loader skipped as "
+                                     "unreadable, e.g. cat/cat0-broken.png: empty file (0 bytes))")
+    csv.write_text("\n".join(rows) + "\n")
+    assert main(["run", "--datasets", f"folder:{styled_folder}", "--estimators", "knn-pixels", "--folds", "2",
+                 "--groups-file", str(csv), "--out", str(tmp_path / "run"), "--no-cache", "--jobs", "1"]) == 0
+    err = capsys.readouterr().err
+    assert ("grouped by groups file " + str(csv) + ": 8 groups (cat 4, dog 4); 1 file(s) of the groups file "
+            "skipped as unreadable: cat/cat0-broken.png (empty file (0 bytes))") in err
+    assert "does not have" not in err
 
 
 def test_images_without_files_cannot_be_grouped_by_name_but_by_clusters():
@@ -326,3 +353,50 @@ def test_run_benchmark_takes_the_grouping_and_refuses_a_bad_one(styled_folder, t
     assert grouping["groups"] == 23 and grouping["unmatched_own_group"] == 22
     with pytest.raises(UsageError):
         check_grouping(groups=5)
+
+
+@pytest.mark.parametrize("nested, line", [
+    # the regex package matches (?:a+)+$ without backtracking: the long name is unmatched
+    (r"(?:a+)+$", "finds no group in 1 file (cat/{name}) of its 25 files; fix the regex or pass "
+                  "--groups-unmatched own-group"),
+    # (?:a|aa)+$ backtracks in both engines: stopped by the time limit, the file named
+    (r"(?:a|aa)+$", "took over 0.2 s on one file name (cat/{name}); it backtracks catastrophically, most "
+                    "often a repeat inside a repeat such as (a+)+; simplify the pattern"),
+])
+def test_a_catastrophically_backtracking_regex_ends_quickly_with_one_line_naming_it(
+        nested, line, styled_folder, tmp_path, monkeypatch, capsys):
+    import time
+
+    from benchmark.data import groups
+
+    monkeypatch.setattr(groups, "MATCH_SECONDS", 0.2)
+    pattern = f"{REGEX}|{nested}"  # the style transfers match the first branch
+    name = "a" * 60 + "b.png"  # with re, (?:a+)+$ tries 2**59 ways to split the a's
+    write_image(styled_folder / "cat" / name, np.zeros((8, 8, 3), np.uint8))
+    started = time.monotonic()
+    code = main(["run", "--datasets", f"folder:{styled_folder}", "--estimators", "knn-pixels", "--folds", "4",
+                 "--groups", pattern, "--out", str(tmp_path / "run"), "--no-cache", "--jobs", "1", "--quiet"])
+    assert code == 1 and time.monotonic() - started < 30
+    err = capsys.readouterr().err.strip().splitlines()
+    dataset = f"folder:{styled_folder}"
+    assert err[0] == f"skipping dataset {dataset}: dataset '{dataset}': --groups '{pattern}' " + line.format(name=name)
+    # nothing to retry: no "--resume retries the failed cells" hint
+    assert err[1:] == [f"0 failed cell(s), 1 skipped dataset(s): see the Problems section of "
+                       f"{tmp_path / 'run' / 'report.md'}"]
+
+
+def test_grouping_that_takes_a_while_shows_a_bar_on_a_terminal(styled_folder, monkeypatch):
+    import io
+
+    from benchmark.data import groups
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    dataset = load_dataset(f"folder:{styled_folder}", folder_cache=False)
+    for after, shown in ((60.0, False), (0.0, True)):
+        monkeypatch.setattr(groups, "PROGRESS_AFTER", after)
+        monkeypatch.setattr("sys.stderr", Terminal())
+        assign_groups(dataset, check_grouping(REGEX))
+        assert (f"grouping {dataset.name}:   0%|          | 0/24 [" in sys.stderr.getvalue()) is shown

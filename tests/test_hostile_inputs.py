@@ -1,6 +1,8 @@
 """Defects a hostile first hour found (issue 14): each test failed before its fix."""
 
+import json
 import os
+import re
 import signal
 import stat
 
@@ -61,7 +63,29 @@ def test_an_unfinished_status_is_bold_once_and_the_command_is_shell_quoted(tmp_p
     (run / "run.json").write_text(json.dumps(meta))
     text = write_report(run).path.read_text()
     assert "- **status: interrupted** (the run did not finish" in text
-    assert "`python -m benchmark run --out 'my results/x'`" in text
+    assert "```\npython -m benchmark run --out 'my results/x'\n```" in text
+
+
+def reported_command(text):
+    """The command of a report.md, as the words a shell would pass."""
+    import shlex
+
+    block = re.search(r"Command:\n\n(`{3,})\n(.*?)\n\1\n", text, re.S)
+    return shlex.split(block.group(2))
+
+
+def test_the_reported_command_gives_back_exactly_the_arguments_that_ran(tmp_path):
+    odd = "a b  `pwd` 'q' \"dq\" $HOME ${x} ``` \\ é✓ ; | & *\nsecond line"
+    argv = ["run", "--datasets", "faces", "--estimators", "knn-pixels", "--folds", "2", "--no-cache",
+            "--quiet", "--jobs", "1", "--out", str(tmp_path / odd)]
+    assert main(argv) == 0
+    text = (tmp_path / odd / "report.md").read_text()
+    assert reported_command(text) == ["python", "-m", "benchmark", *argv]
+    # a command of backticks alone: the fence outgrows them
+    run = fake_run(tmp_path / "r", {("d1", "e1"): [0.8, 0.7, 0.75]})
+    meta = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps(dict(meta, command=["python -m benchmark", "run", "````"])))
+    assert reported_command(write_report(run).path.read_text()) == ["python", "-m", "benchmark", "run", "````"]
 
 
 def test_version(capsys):

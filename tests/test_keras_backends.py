@@ -193,3 +193,37 @@ def test_a_backend_that_cannot_be_exact_here_is_warned_once_per_run_and_recorded
                  "--max-per-class", "4", "--folds", "2", "--jobs", "1", "--quiet",
                  "--out", str(tmp_path / "cli")]) == 0
     assert capsys.readouterr().err.count(f"warning: {gap}") == 1
+
+
+def test_a_stray_keras_backend_is_one_error_for_cnns_and_not_recorded_without_them(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KERAS_BACKEND", "nosuch")
+    assert main(["run", "--datasets", "faces", "--estimators", "cnn-fast,knn-pixels", "--jobs", "2",
+                 "--out", str(tmp_path / "cnn")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: KERAS_BACKEND: unknown Keras backend 'nosuch': choose one of tensorflow, jax, torch"]
+    assert not (tmp_path / "cnn").exists()
+    out = tmp_path / "classical"
+    assert main(["run", "--datasets", "faces", "--estimators", "knn-pixels", "--folds", "2", "--jobs", "1",
+                 "--no-cache", "--quiet", "--out", str(out)]) == 0
+    assert capsys.readouterr().err == ""
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["config"]["keras_backend"] is None and meta["keras_backend"] is None
+    assert main(["run", "--resume", str(out), "--quiet"]) == 0  # its own (absent) backend, no error
+    assert capsys.readouterr().err == "2 cell(s) reused from {0}; 0 stored cell(s) no longer matched this " \
+                                      "configuration and were moved to {0}/replaced\n".format(out)
+
+
+def test_a_resumed_cnn_run_keeps_its_recorded_backend_whatever_keras_backend_says(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    out = tmp_path / "run"
+    argv = ["run", "--datasets", "faces", "--estimators", "cnn-fast", "--set", "cnn-fast.epochs=1",
+            "--max-per-class", "4", "--folds", "2", "--jobs", "1", "--no-cache", "--quiet", "--out", str(out)]
+    assert main(argv) == 0
+    (out / "cells" / "faces" / "cnn-fast" / "fold-1.json").unlink()
+    capsys.readouterr()
+    monkeypatch.setenv("KERAS_BACKEND", "nosuch")
+    assert main(["run", "--resume", str(out), "--quiet"]) == 0
+    assert capsys.readouterr().err == "1 cell(s) reused from {0}; 0 stored cell(s) no longer matched this " \
+                                      "configuration and were moved to {0}/replaced\n".format(out)
+    cell = json.loads((out / "cells" / "faces" / "cnn-fast" / "fold-1.json").read_text())
+    assert cell["status"] == "ok" and os.environ["KERAS_BACKEND"] == "tensorflow"

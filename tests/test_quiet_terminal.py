@@ -121,3 +121,31 @@ def test_unknown_predictions_counts_labels_outside_the_training_classes_nan_incl
         "count": 2, "labels": ["nan"]}
     assert unknown_predictions(np.array(["cat", "zebra", "okapi", "zebra"], dtype=object),
                                np.array(["cat", "dog"])) == {"count": 3, "labels": ["zebra", "okapi"]}
+
+
+def test_an_unwritable_matplotlib_config_dir_is_not_warned_about_on_a_quiet_run(tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "MPLCONFIGDIR": "/dev/null/matplotlib",
+           "BENCHMARK_CACHE_DIR": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-m", "benchmark", "run", "--datasets", "faces", "--estimators",
+                           "knn-pixels", "--folds", "2", "--jobs", "2", "--quiet", "--no-cache", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # was "Matplotlib created a temporary cache directory ..." per process
+    assert (out / "plots" / "faces-confusion.png").is_file()
+    assert (tmp_path / "cache" / "matplotlib").is_dir()  # where matplotlib was pointed instead
+
+
+def test_matplotlib_keeps_a_writable_config_dir_and_gets_a_temporary_one_when_nothing_is_writable(
+        tmp_path, monkeypatch):
+    from benchmark.reporting import matplotlib_dir
+
+    monkeypatch.delitem(sys.modules, "matplotlib", raising=False)  # as in a fresh process
+    monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "mine"))
+    assert matplotlib_dir.use_writable_config_dir() is None and os.environ["MPLCONFIGDIR"] == str(tmp_path / "mine")
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "file" / "mpl"))
+    monkeypatch.setenv("BENCHMARK_CACHE_DIR", str(tmp_path / "file" / "cache"))
+    chosen = matplotlib_dir.use_writable_config_dir()
+    assert chosen.name.startswith("benchmark-matplotlib-") and chosen.is_dir()
+    assert os.environ["MPLCONFIGDIR"] == str(chosen)

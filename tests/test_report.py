@@ -144,6 +144,56 @@ def test_corrupt_and_missing_cells_are_reported_and_the_rest_still_is(run_copy, 
     assert sorted(left_out.split(", ")) == ["knn-hog", "logreg-pixels"]
 
 
+@pytest.fixture
+def held(run_copy):
+    """run_copy marked running, its lock held by another process: a run in progress."""
+    import subprocess
+    import sys
+
+    meta = json.loads((run_copy / "run.json").read_text())
+    (run_copy / "run.json").write_text(json.dumps(dict(meta, status="running")))
+    holder = subprocess.Popen([sys.executable, "-c", "import time\nfrom filelock import FileLock\n"
+                               f"lock = FileLock({str(run_copy / '.lock')!r}); lock.acquire()\n"
+                               "print('held', flush=True); time.sleep(120)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield run_copy
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_run_in_progress_shows_its_unfinished_cells_as_not_run_yet(held, capsys):
+    for fold in range(3):
+        (held / "cells" / "shapes" / "knn-hog" / f"fold-{fold}.json").unlink()
+    (held / "cells" / "faces" / "logreg-pixels" / "fold-2.json").unlink()
+    assert main(["report", str(held)]) == 0
+    terminal = capsys.readouterr().out
+    row = next(line for line in terminal.splitlines() if "knn-hog" in line and "not run yet" in line)
+    assert "failed" not in terminal and row.split()[-1] == "0/3"
+    text = (held / "report.md").read_text()
+    assert not re.search(r"\| *failed *\|", text)  # no table cell says failed
+    overview = text[text.index("## Overview"):text.index("## Overall ranking")]
+    hog = next(line for line in overview.splitlines() if line.startswith("| knn-hog"))
+    assert hog.split("|")[-2].strip() == "not run yet"  # shapes is the last column
+    shapes = text[text.index("## Dataset: shapes"):]
+    assert re.search(r"\| knn-hog +\| not run yet +\| not run yet +\|", shapes)
+    assert ("4 planned cell(s) have no result (not run yet: the run is in progress): faces / logreg-pixels / "
+            "fold 2, shapes / knn-hog / fold 0, shapes / knn-hog / fold 1, shapes / knn-hog / fold 2") in text
+    summary = pd.read_csv(held / "summary.csv")
+    assert summary.set_index(["dataset", "estimator"])["folds_missing"].to_dict()[("shapes", "knn-hog")] == 3
+
+
+def test_an_estimator_whose_cells_failed_still_shows_failed(run_copy):
+    for fold in range(3):
+        path = run_copy / "cells" / "shapes" / "knn-hog" / f"fold-{fold}.json"
+        record = json.loads(path.read_text())
+        path.write_text(json.dumps(dict(record, status="failed", error="ValueError: boom", scores={})))
+    write_report(run_copy)
+    shapes = (run_copy / "report.md").read_text().split("## Dataset: shapes")[1]
+    assert re.search(r"\| knn-hog +\| failed +\| failed +\|", shapes) and "not run yet" not in shapes
+
+
 def test_corrupt_run_json_is_named_and_cells_are_still_reported(run_copy, capsys):
     (run_copy / "run.json").write_text("{not json")
     assert main(["report", str(run_copy)]) == 1

@@ -44,6 +44,9 @@ def build_parser():
 
 
 def main(argv=None):
+    from benchmark.reporting.matplotlib_dir import use_writable_config_dir
+
+    use_writable_config_dir()  # before matplotlib loads here or in a worker: no warning on stderr
     args = build_parser().parse_args(argv)
     args.argv = ["python -m benchmark", *(sys.argv[1:] if argv is None else argv)]
     try:

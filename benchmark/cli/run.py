@@ -283,6 +283,8 @@ def _check_run_options(args):
             os.environ["KERAS_BACKEND"] = check_backend(args.keras_backend)
         except ValueError as exc:
             raise UsageError(f"--keras-backend: {exc}") from None
+    if args.resume:
+        _resume_backend(args)
     args.train_sizes_parsed = None
     if args.train_sizes is not None:
         from benchmark.data.protocols import parse_train_sizes
@@ -342,6 +344,22 @@ def _check_thread_budget(args, threads):
     if on_this_machine and args.jobs > 0 and args.jobs * threads > cores:
         raise UsageError(f"--jobs {args.jobs} x --threads-per-cell {threads} threads exceed the "
                          f"{cores} cores; lower one of them")
+
+
+def _resume_backend(args):
+    """A resumed run's CNNs run on the backend it recorded (their cells' keys name it), whatever
+    KERAS_BACKEND says now: set in the environment before the workers' server starts, so a
+    stray value is not one error per CNN cell. UsageError when that backend is not installed."""
+    from estimators.keras_backend import check_backend
+    from estimators.registry import estimator_family
+
+    _, config, _ = _resumed(args)
+    if config.keras_backend is None or not any(estimator_family(e) == "cnn" for e in config.estimators):
+        return
+    try:
+        os.environ["KERAS_BACKEND"] = check_backend(config.keras_backend)
+    except ValueError as exc:
+        raise UsageError(f"cannot resume: its CNNs ran on the {config.keras_backend} backend: {exc}") from None
 
 
 def _resumed(args):
@@ -419,9 +437,11 @@ def _execute(config, store, argv, args, backend):
     for name, reason in config.unavailable.items():  # with the results: stderr is for progress and errors
         print(f"not run: {name}: {reason}")
     if result.failed_cells or result.skipped_datasets:
+        # --resume computes failed cells again; a skipped dataset stays skipped until fixed
+        retry = (f"; `python -m benchmark run --resume {shlex.quote(str(run_dir))}` retries the failed cells"
+                 if result.failed_cells else "")
         print(f"{len(result.failed_cells)} failed cell(s), {len(result.skipped_datasets)} skipped "
-              f"dataset(s): see the Problems section of {report.path}; `python -m benchmark run "
-              f"--resume {shlex.quote(str(run_dir))}` retries the failed cells", file=sys.stderr)
+              f"dataset(s): see the Problems section of {report.path}{retry}", file=sys.stderr)
         return EXIT_FAILURES
     return EXIT_OK
 

@@ -24,15 +24,24 @@ resumed run groups the images again in the same way:
 
 `check_grouping` validates the strings up front (UsageError, one line); `assign_groups` gives
 one dataset's groups, or a DatasetError when that dataset cannot be grouped as asked.
+
+A regex is checked with `re` (its error messages) and matched with the `regex` package, whose
+`timeout` stops a pattern that backtracks catastrophically (`(a+)+$`, `(a|aa)+$`): `re` cannot
+be interrupted once a search starts, and such a pattern would hang the run on a long file name.
+A search longer than MATCH_SECONDS on one file name stops the dataset with the pattern named.
+Grouping a folder that takes longer than PROGRESS_AFTER seconds shows a bar on a terminal.
 """
 
 import csv
 import posixpath
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import regex
+from tqdm import tqdm
 
 from benchmark.data.dataset import DatasetError
 from benchmark.errors import UsageError
@@ -45,6 +54,10 @@ SHOWN = 5  # files named in an error; the rest are counted
 # An unmatched file's own group is its path behind a NUL: no path and no regex capture holds
 # one, so it never merges with a named group
 OWN_PREFIX = "\0"
+# seconds one file name may take to search: a sane pattern takes microseconds, so the limit
+# only catches catastrophic backtracking, whose time doubles with each character
+MATCH_SECONDS = 1.0
+PROGRESS_AFTER = 2.0  # seconds of grouping before a progress bar shows (terminals only)
 
 
 @dataclass(frozen=True)
@@ -189,41 +202,80 @@ def assign_groups(dataset, grouping, clusters=None):
                            f"{option} needs files; use --groups {NEAR_DUPLICATES}")
     paths = [str(p) for p in dataset.paths]
     if grouping.groups is not None:
-        named, unmatched = _by_regex(paths, grouping.groups)
+        named, unmatched = _by_regex(dataset.name, paths, grouping.groups)
         what = f"--groups '{grouping.groups}' finds no group in"
     else:
-        named, unmatched = _by_file(dataset.name, paths, grouping.groups_file)
+        named, unmatched, listed_skipped = _by_file(dataset, paths, grouping.groups_file)
         what = f"groups file {grouping.groups_file} does not list"
     if unmatched and grouping.unmatched != OWN_GROUP:
         fix = "fix the regex" if grouping.groups is not None else "add them to the file"
         raise DatasetError(f"dataset {dataset.name!r}: {what} {_some(unmatched)} of its "
                            f"{len(paths)} files; {fix} or pass --groups-unmatched {OWN_GROUP}")
     groups = np.array([OWN_PREFIX + p if g is None else g for p, g in zip(paths, named)], dtype=str)
-    return groups, {"by": grouping.describe(), "unmatched_own_group": len(unmatched)}
+    facts = {"by": grouping.describe(), "unmatched_own_group": len(unmatched)}
+    if grouping.groups is None and listed_skipped:
+        facts["listed_skipped"] = [f"{p} ({r})" for p, r in listed_skipped]
+    return groups, facts
 
 
-def _by_regex(paths, pattern):
-    """([group or None per path], [unmatched paths]); an empty capture counts as unmatched."""
-    regex = compile_regex(pattern)
+def _by_regex(name, paths, pattern):
+    """([group or None per path], [unmatched paths]); an empty capture counts as unmatched.
+    DatasetError, naming the pattern and the file, when one search runs over MATCH_SECONDS."""
+    compile_regex(pattern)  # a UsageError with re's message if it does not compile
+    try:
+        searcher = regex.compile(pattern)
+    except regex.error as exc:  # valid for re, not for the regex package: not seen in practice
+        raise DatasetError(f"dataset {name!r}: --groups '{pattern}' cannot be matched with a time "
+                           f"limit ({exc}); simplify the pattern") from None
     named = []
-    for path in paths:
-        match = regex.search(path)
-        named.append((match.group(1) or None) if match else None)
+    bar = tqdm(paths, desc=f"grouping {name}", unit="file", delay=PROGRESS_AFTER, disable=None,
+               leave=False, file=sys.stderr, dynamic_ncols=True)
+    with bar:
+        for path in bar:
+            try:
+                match = searcher.search(path, timeout=MATCH_SECONDS)
+            except TimeoutError:
+                raise DatasetError(
+                    f"dataset {name!r}: --groups '{pattern}' took over {MATCH_SECONDS:g} s on one file "
+                    f"name ({path}); it backtracks catastrophically, most often a repeat inside a repeat "
+                    f"such as (a+)+; simplify the pattern") from None
+            named.append((match.group(1) or None) if match else None)
     return named, [p for p, g in zip(paths, named) if g is None]
 
 
-def _by_file(name, paths, groups_file):
+def _by_file(dataset, paths, groups_file):
+    """([group or None per path], [unlisted paths], [(path, reason)] of listed files the loader
+    skipped as unreadable). Listed files the loader skipped are not an error: they are not in
+    the dataset for a reason the report gives. DatasetError for listed files that do not exist."""
+    name = dataset.name
     try:
         listed = read_groups_file(groups_file)
     except UsageError as exc:  # checked up front, but read again now: moved or edited since
         raise DatasetError(f"dataset {name!r}: {exc}") from None
-    unknown = sorted(set(listed) - set(paths))
+    skipped = _skipped_files(dataset)
+    listed_skipped = [(p, skipped[p]) for p in sorted(set(listed) - set(paths)) if p in skipped]
+    unknown = sorted(set(listed) - set(paths) - set(skipped))
     if unknown:
+        also = (f" ({len(listed_skipped)} other listed file(s) the loader skipped as unreadable, e.g. "
+                f"{listed_skipped[0][0]}: {listed_skipped[0][1]})" if listed_skipped else "")
         raise DatasetError(f"dataset {name!r}: groups file {groups_file} names {_some(unknown)} "
                            f"that the dataset does not have (paths are relative to its root, e.g. "
-                           f"{paths[0] if paths else 'class/image.png'}); fix or remove those rows")
+                           f"{paths[0] if paths else 'class/image.png'}); fix or remove those rows{also}")
     named = [listed.get(p) for p in paths]
-    return named, [p for p, g in zip(paths, named) if g is None]
+    return named, [p for p, g in zip(paths, named) if g is None], listed_skipped
+
+
+def _skipped_files(dataset):
+    """{path relative to the dataset's root: reason} of the files its loader skipped."""
+    root = Path(dataset.source) if dataset.source else None
+    found = {}
+    for path, reason in dataset.skipped:
+        try:
+            relative = Path(path).relative_to(root).as_posix() if root else path
+        except ValueError:  # not under the root: cannot be a groups file's row
+            continue
+        found[normalise_path(relative)] = reason
+    return found
 
 
 def _some(paths):

@@ -87,7 +87,7 @@ def run_metadata(result, argv, status, backend=None):
         # registered still tells CNNs from classical models
         "families": {name: estimator_family(name) for name in r.config.estimators},
         # the CNNs' Keras backend: its version and what determinism it promises
-        "keras_backend": backend_facts(r.config.keras_backend),
+        "keras_backend": backend_facts(r.config.keras_backend) if r.config.keras_backend else None,
         "datasets": r.datasets,
         "skipped_datasets": r.skipped_datasets,
         "failed_cells": len(r.failed_cells),

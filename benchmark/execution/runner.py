@@ -78,7 +78,8 @@ class RunConfig:
     # rows; None: the whole training part only
     train_sizes: list = None
     # the Keras backend the CNN cells run on (estimators.keras_backend): part of their key
-    # when it is not the default, so cells of another backend are never reused as these
+    # when it is not the default, so cells of another backend are never reused as these; None in a
+    # run without CNNs whose KERAS_BACKEND names no Keras backend (nothing to record)
     keras_backend: str = "tensorflow"
 
 

@@ -155,9 +155,12 @@ def calibrate(stored):
 
 def probability_text(row, metric):
     """A leaderboard cell: fold mean ± std, "(k/n folds)" when only some folds have
-    probabilities, "n/a" when none has, "failed" when the estimator failed every fold."""
+    probabilities, "n/a" when none has, "failed" when the estimator failed every fold ("not
+    run yet" when none of its folds has a result)."""
+    from benchmark.reporting.leaderboard import no_score
+
     if pd.isna(row.get("f1_macro_mean")):
-        return "failed"
+        return no_score(row)
     mean = row.get(f"{metric}_mean")
     if mean is None or pd.isna(mean):
         return "n/a"

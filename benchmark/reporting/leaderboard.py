@@ -100,7 +100,8 @@ def summary_frame(scores, alpha=ALPHA):
     rows = []
     for (dataset, estimator), group in scores.groupby(["dataset", "estimator"], sort=False):
         ok = group[group["status"] == "ok"]
-        row = {"dataset": dataset, "estimator": estimator, "folds": len(group), "folds_ok": len(ok)}
+        row = {"dataset": dataset, "estimator": estimator, "folds": len(group), "folds_ok": len(ok),
+               "folds_missing": int((group["status"] == "missing").sum())}
         n_train, n_test = ok["n_train"].mean(), ok["n_test"].mean()
         for metric in SCORE_COLUMNS:
             values = ok[metric].to_numpy(dtype=float)
@@ -194,9 +195,20 @@ def overall_frame(summary):
     return overall.reset_index().sort_values(["mean_rank", "f1_macro"], ascending=[True, False])
 
 
-def _pm(mean, std):
+NOT_RUN = "not run yet"
+
+
+def no_score(row):
+    """What a leaderboard shows for an estimator without a score: "not run yet" when none of
+    its cells has a result file (a run in progress, or stopped before them), else "failed"."""
+    missing = row.get("folds_missing")
+    return NOT_RUN if missing is not None and missing == row["folds"] else "failed"
+
+
+def _pm(row, metric):
+    mean, std = row[f"{metric}_mean"], row[f"{metric}_std"]
     if pd.isna(mean):
-        return "failed"
+        return no_score(row)
     return f"{mean:.3f} ± {0.0 if pd.isna(std) else std:.3f}"
 
 
@@ -213,7 +225,7 @@ def dataset_table(summary, dataset, metrics=("accuracy", "f1_macro"), score=None
     the report's `metrics`, `score(row, metric)` text, flag `mark` and Markdown `escape`, and
     its `probabilistic` scores with `probability_score(row, metric)` text (the terminal's:
     fold means alone, "n/a" without probabilities)."""
-    score = score or (lambda r, m: _pm(r[f"{m}_mean"], r[f"{m}_std"]))
+    score = score or _pm
     probability_score = probability_score or _mean_or_na
     probabilistic = shown_metrics(summary, dataset, probabilistic)
     mark = TERMINAL_MARK if mark is None else mark
@@ -238,7 +250,7 @@ def dataset_table(summary, dataset, metrics=("accuracy", "f1_macro"), score=None
 
 def _mean_or_na(row, metric):
     if pd.isna(row["f1_macro_mean"]):
-        return "failed"
+        return no_score(row)
     mean = row.get(f"{metric}_mean")
     return "n/a" if mean is None or pd.isna(mean) else f"{mean:.3f}"
 
@@ -353,4 +365,9 @@ def describe_grouping(grouping):
     text = f"grouped by {grouping['by']}: {grouping['groups']} groups ({classes})"
     if grouping.get("unmatched_own_group"):
         text += f", {grouping['unmatched_own_group']} unmatched file(s) each its own group"
+    listed_skipped = grouping.get("listed_skipped") or []
+    if listed_skipped:
+        more = f", and {len(listed_skipped) - 3} more" if len(listed_skipped) > 3 else ""
+        text += (f"; {len(listed_skipped)} file(s) of the groups file skipped as unreadable: "
+                 f"{', '.join(listed_skipped[:3])}{more}")
     return text

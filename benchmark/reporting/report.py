@@ -20,8 +20,8 @@ from benchmark.reporting.calibration import (
     PROBABILISTIC, calibrate, calibration_section, probability_text, reliability_jobs,
 )
 from benchmark.reporting.leaderboard import (
-    SCORE_COLUMNS, dataset_table, describe_sampling, history_frame, is_flagged, overall_frame,
-    ranked_train_size, scores_frame, size_title, sized_datasets_note, summary_frame,
+    SCORE_COLUMNS, dataset_table, describe_sampling, history_frame, is_flagged, no_score,
+    overall_frame, ranked_train_size, scores_frame, size_title, sized_datasets_note, summary_frame,
 )
 from benchmark.reporting.markdown import MARK
 from benchmark.reporting.markdown import escape_markdown as esc
@@ -284,7 +284,7 @@ def _class_order(stored, dataset, y_true, y_pred):
 def _pm(row, metric):
     mean = row[f"{metric}_mean"]
     if pd.isna(mean):
-        return "failed"
+        return no_score(row)
     std, low, high = row[f"{metric}_std"], row[f"{metric}_low"], row[f"{metric}_high"]
     text = f"{mean:.3f} ± {0 if pd.isna(std) else std:.3f}"
     if not pd.isna(low):
@@ -300,7 +300,7 @@ def _markdown(stored, summary, overall, ranking, plots, problems, alpha):
     meta = stored.meta
     config = meta.get("config") or {}
     lines = [f"# Benchmark report — run {esc(meta.get('run_id') or stored.run_dir.name)}", ""]
-    lines += _run_facts(meta, stored.run_dir) + [""]
+    lines += _run_facts(meta, stored.run_dir) + [""] + _command_block(meta.get("command"))
     lines += [
         "How to read it: every estimator on a dataset gets the same splits and images. Scores "
         "are mean ± standard deviation over folds, then a 95% confidence interval [low, high] "
@@ -366,10 +366,6 @@ def _run_facts(meta, run_dir=None):
     libraries = meta.get("libraries") or {}
     if libraries:
         facts.append(esc(", ".join(f"{k} {v}" for k, v in libraries.items())))
-    if meta.get("command"):
-        parts = [" ".join(str(part).split()) for part in meta["command"]]  # each on one line
-        command = " ".join(parts[:1] + [shlex.quote(part) for part in parts[1:]])
-        facts.append("`" + command.replace("`", "'") + "`")
     project = meta.get("project")
     if project:
         facts.append(esc(f"commit {project['commit'][:12]}"
@@ -382,6 +378,19 @@ def _run_facts(meta, run_dir=None):
     elif status and status != "finished":
         facts.append(f"**status: {esc(status)}** (the run did not finish; see Problems)")
     return [f"- {f}" for f in facts]
+
+
+def _command_block(command):
+    """The command that ran as a fenced code block, ready to paste into a POSIX shell: the
+    program as recorded ("python -m benchmark"), then each argument `shlex.quote`d, so that
+    `shlex.split` gives the arguments back exactly (spaces, quotes, `$`, newlines, unicode).
+    The fence is longer than any run of backticks in the command, so none can close it."""
+    if not command:
+        return []
+    text = " ".join([str(command[0])] + [shlex.quote(str(part)) for part in command[1:]])
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return ["Command:", "", fence, text, fence, ""]
 
 
 def _overview(summary, overall):
@@ -397,7 +406,7 @@ def _overview(summary, overall):
         for dataset in datasets:
             hit = summary[(summary["dataset"] == dataset) & (summary["estimator"] == estimator)]
             value = hit["f1_macro_mean"].iloc[0] if len(hit) else math.nan
-            cell = "" if not len(hit) else "failed" if pd.isna(value) else f"{value:.3f}"
+            cell = "" if not len(hit) else no_score(hit.iloc[0]) if pd.isna(value) else f"{value:.3f}"
             if len(hit) and is_flagged(hit.iloc[0]):
                 cell += f" {MARK}"
             row.append(f"**{cell}**" if estimator in best.get(dataset, ()) else cell)
@@ -580,6 +589,12 @@ def _shape(text):
     return re.sub(r"\d+(\.\d+)?", "#", text)
 
 
+def _in_progress(stored):
+    """Whether the run is being computed now: run.json says running and a process holds it."""
+    return (stored.meta.get("status") == "running" and stored.run_dir is not None
+            and RunStore(stored.run_dir).in_use())
+
+
 def _problems(stored, absent):
     meta = stored.meta
     problems = [f"dataset {n} skipped: {r}" for n, r in (meta.get("skipped_datasets") or {}).items()]
@@ -609,8 +624,9 @@ def _problems(stored, absent):
     if missing:
         shown = ", ".join(f"{c.dataset} / {c.estimator} / fold {c.fold}" for c in missing[:20])
         more = f" and {len(missing) - 20} more" if len(missing) > 20 else ""
-        problems.append(f"{len(missing)} planned cell(s) have no result (not run yet, or the run "
-                        f"was interrupted): {shown}{more}")
+        why = ("not run yet: the run is in progress" if _in_progress(stored)
+               else "not run yet, or the run was interrupted")
+        problems.append(f"{len(missing)} planned cell(s) have no result ({why}): {shown}{more}")
     for path, reason in stored.unreadable:
         problems.append(f"cannot read {path}: {reason}; the rest of the run is reported without it")
     return problems

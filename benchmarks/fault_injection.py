@@ -654,18 +654,14 @@ def main(argv=None):
     print(f"working in {tmp} (each case's stderr is kept there)")
     suites = args.suite.split(",")
     faults = 0
-    if "machine" in suites:
-        counts, kinds = machine_suite(tmp)
-        faults += counts["FAULT"]
-        print(f"\n{counts['ok'] + counts['FAULT']} machine faults injected ({counts['skipped']} skipped): "
-              f"{kinds['lost data']} lost data, {kinds['exited wrongly']} exited wrongly, "
-              f"{kinds['stale result']} served a stale result (target 0 each)\n")
-    if "stale" in suites:
-        counts, kinds = stale_suite(tmp)
-        faults += counts["FAULT"]
-        print(f"\n{counts['ok'] + counts['FAULT']} changes injected between a run and its resume "
-              f"({counts['skipped']} skipped): {kinds['lost data']} lost data, {kinds['exited wrongly']} "
-              f"exited wrongly, {kinds['stale result']} served a stale result (target 0 each)\n")
+    for suite, run_suite, what in (("machine", machine_suite, "machine faults injected"),
+                                   ("stale", stale_suite, "changes injected between a run and its resume")):
+        if suite in suites:
+            counts, kinds = run_suite(tmp)
+            faults += counts["FAULT"]
+            print(f"\n{counts['ok'] + counts['FAULT']} {what} ({counts['skipped']} skipped): "
+                  f"{kinds['lost data']} lost data, {kinds['exited wrongly']} exited wrongly, "
+                  f"{kinds['stale result']} served a stale result (target 0 each)\n")
     if "signals" not in suites:
         print(f"{'PASS' if faults == 0 else 'FAIL'}: every injected fault left a consistent, resumable run")
         return 0

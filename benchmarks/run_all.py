@@ -28,6 +28,13 @@ How it is measured
       reported. The number of rows (cells) in OUT/scores.csv and the exit code of each repeat
       are printed as a sanity check.
 
+Side by side with earlier code (`--baseline DIR`, a checkout of an earlier commit, e.g. `git
+worktree add /tmp/base <commit>`): each repeat runs this checkout's command, then the same
+command with cwd = DIR (so `python -m benchmark` imports DIR's code), alternately; the table
+gives both medians and their ratio, with the target that this code is at most 5% slower.
+`--warm`: the on-disk caches are kept (no `--no-cache`; one cache folder per checkout, filled
+by an untimed run first), as a user's rerun has them.
+
 Run from the repository root: `python benchmarks/run_all.py` (`--suite classical` or
 `--suite full` for one of them). Prints a table and one PASS/FAIL line per target; always
 exits 0 (this is a measurement, not a test).
@@ -69,19 +76,21 @@ def classical_names():
     return [n for n in list_estimators() if estimator_spec(n).family == "classical"]
 
 
-def one_run(suite):
-    """(wall seconds, exit code, scores.csv rows as dicts, last stderr line)."""
+def one_run(suite, repo=REPO, cache=None):
+    """(wall seconds, exit code, scores.csv rows as dicts, last stderr line) of the command run
+    with the code of `repo`; `cache`: a cache folder kept between runs (None: --no-cache)."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-run-all-"))
     out, empty = tmp / "run", tmp / "no-data"
     empty.mkdir()
-    command = [sys.executable, "-m", "benchmark", "run", "--all", "--quiet", "--no-cache",
-               "--out", str(out), "--data-dir", str(empty)]
+    command = [sys.executable, "-m", "benchmark", "run", "--all", "--quiet",
+               "--out", str(out), "--data-dir", str(empty)] + ([] if cache else ["--no-cache"])
     if suite == "classical":
         command += ["--estimators", ",".join(classical_names())]
-    env = {**os.environ, "IMAGE_BENCHMARK_OFFLINE": "1", "BENCHMARK_CACHE_DIR": str(tmp / "cache")}
+    env = {**os.environ, "IMAGE_BENCHMARK_OFFLINE": "1", "BENCHMARK_CACHE_DIR": str(cache or tmp / "cache"),
+           "PYTHONPATH": str(repo)}
     try:
         start = time.perf_counter()
-        proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
+        proc = subprocess.run(command, cwd=repo, capture_output=True, text=True,
                               timeout=TIMEOUT_SECONDS, env=env)
         seconds = time.perf_counter() - start
         rows = []
@@ -93,6 +102,32 @@ def one_run(suite):
         return seconds, proc.returncode, rows, stderr[-1] if stderr else ""
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def side_by_side(suite, repeats, baseline, warm):
+    """This checkout against `baseline`'s code, alternately; print the medians and the ratio."""
+    caches = {name: Path(tempfile.mkdtemp(prefix=f"bench-run-all-cache-{name}-")) if warm else None
+              for name in ("this", "baseline")}
+    repos = {"this": REPO, "baseline": Path(baseline).resolve()}
+    print(f"\n== {suite} suite, this checkout vs {repos['baseline']}: {repeats} repeat(s) each, "
+          f"alternating; caches {'warm (filled by an untimed run)' if warm else 'off (--no-cache)'}")
+    if warm:
+        for name in repos:
+            one_run(suite, repos[name], caches[name])
+    times = {"this": [], "baseline": []}
+    for i in range(repeats):
+        for name in ("this", "baseline") if i % 2 == 0 else ("baseline", "this"):
+            seconds, code, rows, last_err = one_run(suite, repos[name], caches[name])
+            times[name].append(seconds)
+            print(f"repeat {i + 1} {name:8s} {seconds:8.2f} s  exit {code}  {len(rows)} scores.csv rows"
+                  + (f"  stderr: {last_err}" if code != 0 and last_err else ""), flush=True)
+    this, base = statistics.median(times["this"]), statistics.median(times["baseline"])
+    ratio = this / base
+    print(f"{'PASS' if ratio <= 1.05 else 'FAIL'}: {suite} run --all median {this:.1f} s vs the "
+          f"baseline's {base:.1f} s: ratio {ratio:.3f} (target <= 1.05)")
+    for cache in caches.values():
+        if cache:
+            shutil.rmtree(cache, ignore_errors=True)
 
 
 def measure(suite, repeats):
@@ -155,13 +190,19 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", choices=["both", *SUITES], default="both")
     parser.add_argument("--repeats", type=int, help="repeats per suite (default: 3 classical, 1 full)")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="a checkout of earlier code to time side by side (ratio target <= 1.05)")
+    parser.add_argument("--warm", action="store_true", help="keep the on-disk caches, filled by an untimed run")
     args = parser.parse_args(argv)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"python {platform.python_version()}")
     print("command: python -m benchmark run --all --quiet --no-cache --out TMP/run "
           f"--data-dir EMPTY (cwd {REPO})")
     for suite in SUITES if args.suite == "both" else [args.suite]:
-        measure(suite, args.repeats or SUITES[suite][1])
+        if args.baseline:
+            side_by_side(suite, args.repeats or SUITES[suite][1], args.baseline, args.warm)
+        else:
+            measure(suite, args.repeats or SUITES[suite][1])
     return 0
 
 

@@ -307,7 +307,10 @@ def _run_into(config, path, keep):
     if config.n_jobs > 1:
         start_fork_server()
     with store.lock(), make_backend("local", config.n_jobs, scratch=store.running_dir) as backend:
-        run(config, store, backend=backend, argv=["benchmark.run_benchmark(...)"])
+        try:
+            run(config, store, backend=backend, argv=["benchmark.run_benchmark(...)"])
+        except UsageError as exc:  # e.g. an estimator's file edited after it was imported here
+            raise ValueError(str(exc)) from None
     if keep:
         write_report(store.path)
     stored = load_run(store.path)

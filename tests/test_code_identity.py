@@ -127,6 +127,23 @@ def test_an_edited_plugin_is_recomputed_not_served_stale(tmp_path, plugin_dir, c
     assert len(list((tmp_path / "run" / "replaced").rglob("fold-*.json"))) == 2
 
 
+def test_a_file_edited_while_its_module_stays_imported_is_refused_not_run_stale(tmp_path, plugin_dir, capsys):
+    plugin_dir("my_plugin", PLUGIN.format(depth=1))
+    assert _run_cli(tmp_path / "run", capsys)[0] == 0
+    # edited on disk, not imported again (a notebook that did not reload it): this process
+    # holds depth 1, the file says 8, and a run would key depth 1's scores as depth 8's
+    (tmp_path / "plugins" / "my_plugin.py").write_text(PLUGIN.format(depth=8))
+    code, err, cells = _run_cli(tmp_path / "again", capsys)
+    assert code == 2 and cells == []
+    assert err == ("error: my_plugin.py changed after this Python process imported it, so its cells "
+                   "would run the old code: start a new process (a notebook: restart its kernel, or "
+                   "importlib.reload the module) and run again\n")
+    plugin_dir("my_plugin", PLUGIN.format(depth=8))  # imported anew: runs, in fresh workers
+    code, err, cells = _run_cli(tmp_path / "again", capsys)
+    assert code == 0, err
+    assert all(c.scores["f1_macro"] > 0.5 for c in cells)
+
+
 def test_a_library_version_change_recomputes_with_the_versions_named(tmp_path, monkeypatch):
     real = code_identity.library_versions
     config = RunConfig(["digits"], ["knn-pixels"], folds=2, max_per_class=10)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from benchmark.execution.cells import run_cell
 from benchmark.errors import UsageError, failure_line
-from benchmark.execution.worker_pool import parallel, start_fork_server
+from benchmark.execution.worker_pool import parallel, retire_workers, start_fork_server
 
 # joblib warns when a run stops reading the cells' generator early (a full disk, Ctrl-C) that
 # the cells still running were cancelled: the run says what stopped it in its own line
@@ -71,13 +71,19 @@ class LocalBackend:
 
     def _ready(self):
         """Wait for the workers started by __enter__ (if it was not called, the first parallel
-        call starts them)."""
+        call starts them); replace them when code they may have imported changed since."""
+        from benchmark.execution.code_identity import workers_outdated, workers_refreshed
+
         if not self._in_process:
             start_fork_server(cells_only=self.n_jobs == 1)  # idempotent; set before any call, so no
             # call restarts the workers
         if self._warming is not None:
             self._warming.join()
             self._warming = None
+        if not self._in_process and workers_outdated():  # an edited or re-imported module
+            retire_workers()
+            start_fork_server(cells_only=self.n_jobs == 1)
+            workers_refreshed()
 
     def run(self, work):
         """Yield each cell of `work` ([(CellTask, X, labels)]) as it finishes."""

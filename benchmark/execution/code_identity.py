@@ -41,6 +41,15 @@ cells are scheduled, split and loaded - the splits and data are keyed by their c
 
 Resolving `from X import y` imports module X when it belongs to the project or the plug-in's
 package (never a library's), as running the estimator would.
+
+**The code that runs is the code hashed.** The files are hashed as they are on disk, so a
+process that imported a module before its file was edited would run the old code under the
+new code's key. This module remembers each module object as it first hashed it: a module
+whose file changed while the same module object stays imported is reported by
+`edited_since_imported` (the runner refuses to run it: restart Python, or reload the module),
+and a module imported anew since (a notebook's `importlib.reload`, a test's fresh import) or
+edited makes `workers_outdated` true, so the worker processes and the fork server started for
+earlier runs, which may hold the old code, are replaced before the next cells run.
 """
 
 import ast
@@ -69,6 +78,12 @@ LIBRARY_MODULES = frozenset({
     "builtins",
 }) | frozenset(getattr(sys, "stdlib_module_names", ()))
 DIGEST_CHARS = 16
+# {module name: (module object, digest, file as displayed)} as this process first hashed each
+# imported module (see the module docstring); the names whose code changed since workers were
+# started; the modules edited on disk while imported here
+_AS_HASHED = {}
+_CHANGED = set()
+_EDITED = {}
 PLAIN = (int, float, complex, str, bytes, bool, type(None), tuple, list, dict, set, frozenset)
 
 
@@ -240,10 +255,46 @@ def module_digests(starts, also=()):
             continue
         digest = hashlib.sha256(content).hexdigest()
         digests[_display(name, path)] = digest[:DIGEST_CHARS]
+        _note_hashed(name, digest, _display(name, path))
         if path.suffix == ".py":
             pending += [m for m in _resolved_imports(name, path.name == "__init__.py", digest, content, roots)
                         if _top(m) in roots and m not in seen]
     return dict(sorted(digests.items()))
+
+
+def _note_hashed(name, digest, shown):
+    """Remember module `name` as hashed now; note a re-import or an edit since (see the module
+    docstring)."""
+    module = sys.modules.get(name)
+    if module is None or name == "__main__":
+        return
+    before = _AS_HASHED.get(name)
+    if before is None or before[0] is not module:  # first seen, or imported anew since
+        if before is not None:
+            _CHANGED.add(name)
+        _AS_HASHED[name] = (module, digest, shown)
+        _EDITED.pop(name, None)
+    elif before[1] != digest:  # the file changed under the imported module
+        _CHANGED.add(name)
+        _EDITED[name] = shown
+
+
+def edited_since_imported(identities):
+    """The files, among the modules of `identities`, edited after this process imported them
+    (sorted): their code here is not the code the identities hash."""
+    files = {path for identity in identities for path in identity.get("modules", {})}
+    return sorted(shown for shown in _EDITED.values() if shown in files)
+
+
+def workers_outdated():
+    """Whether a module was imported anew or edited since `workers_refreshed` (or since this
+    process started): worker processes started before may hold its old code."""
+    return bool(_CHANGED)
+
+
+def workers_refreshed():
+    """The worker processes were replaced: they import the code as it is now."""
+    _CHANGED.clear()
 
 
 def _module_file(name):

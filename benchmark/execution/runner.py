@@ -24,9 +24,9 @@ from estimators.tuning import TuningBudget, search_space
 from features.cache import FeatureCache, is_cacheable
 
 from benchmark.execution.backends import LocalBackend
-from benchmark.errors import failure_line
+from benchmark.errors import UsageError, failure_line
 from benchmark.execution.cells import Cell, CellTask, cell_key
-from benchmark.execution.code_identity import estimator_identity, identity_digest
+from benchmark.execution.code_identity import edited_since_imported, estimator_identity, identity_digest
 from benchmark.execution.recompute import count_reasons, recompute_reasons
 from benchmark.execution.order import plan_order
 from benchmark.execution.provenance import run_metadata
@@ -188,6 +188,11 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
             if todo:
                 work += _tasks(dataset, fingerprint, estimator_name, template, todo, cache, config,
                                failed_early, tuning)
+    edited = edited_since_imported(identities.values())
+    if edited:  # this process would run the old code under the new code's key
+        raise UsageError(f"{', '.join(edited)} changed after this Python process imported it, so its "
+                         "cells would run the old code: start a new process (a notebook: restart its "
+                         "kernel, or importlib.reload the module) and run again")
     # a dataset that could not be loaded this time (moved, unmounted, another working
     # directory) keeps its stored cells where they are: nothing says they no longer match
     kept = {(c.dataset, c.estimator, c.fold, c.train_size) for c in reused}

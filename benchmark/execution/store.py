@@ -48,7 +48,7 @@ PROBA_SUFFIX = ".proba.npy"  # fold-<k>.proba.npy beside fold-<k>.json
 NEAR_DUPLICATES = "near-duplicates"  # one CSV per dataset: every near-duplicate pair
 WRITE_PROBE = ".write-test"
 # What a run directory holds before its run.json is written (a run stopped at its start)
-EARLY_RUN_FILES = {LOG_FILE, LOCK_FILE, CELLS, RUNNING, WRITE_PROBE}
+EARLY_RUN_FILES = {LOG_FILE, LOCK_FILE, CELLS, RUNNING, WRITE_PROBE, NEAR_DUPLICATES}
 
 
 def is_run_directory(path):

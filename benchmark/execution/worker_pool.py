@@ -84,6 +84,26 @@ def start_fork_server(extra=(), cells_only=False):
     return True
 
 
+def retire_workers():
+    """End the worker processes and the fork server that earlier runs of this process started,
+    so that the next cells run in processes that import the code as it is now (see
+    benchmark.execution.code_identity.workers_outdated). loky keeps idle workers for minutes and
+    the fork server lives as long as this process, each with the modules it imported; neither
+    library has a public way to end them without starting new ones, so their private handles
+    are used, each guarded: where one is missing, that part stays as it is."""
+    try:
+        from joblib.externals.loky import reusable_executor
+
+        executor = getattr(reusable_executor, "_executor", None)
+        if executor is not None:
+            executor.shutdown(wait=True, kill_workers=True)
+    except Exception:  # a pool already broken: the next call starts a new one anyway
+        pass
+    stop = getattr(getattr(forkserver, "_forkserver", None), "_stop", None)
+    if stop is not None:
+        stop()
+
+
 def parallel(n_jobs, **kwargs):
     """`joblib.Parallel(n_jobs)` on the shared workers.
 

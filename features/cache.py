@@ -3,7 +3,7 @@
 Features are deterministic per image (see `ImageFeatures`), so a (dataset, extractor) pair has
 one feature matrix, whatever the fold or the estimator. The key is the dataset's content
 fingerprint plus the extractor's class, parameters and `feature_version`, and its code identity
-(benchmark.execution.code_identity.extractor_identity: hashes of the source files of its class,
+(features.code_identity.extractor_identity: hashes of the source files of its class,
 its bases and the project modules they import, and the versions of Python, NumPy, SciPy,
 scikit-learn and scikit-image): different images, parameters, an edited extractor or another
 scikit-image give a different key, so stale features are never served.
@@ -25,6 +25,7 @@ import numpy as np
 from sklearn.pipeline import FeatureUnion
 
 from .base import ImageFeatures
+from .code_identity import extractor_identity, identity_digest
 
 
 @dataclass
@@ -54,9 +55,6 @@ def unwritable(directory):
 
 
 def cache_key(extractor, fingerprint):
-    # imported here: the benchmark's modules import this package, not the other way round
-    from benchmark.execution.code_identity import extractor_identity, identity_digest
-
     described = {
         "class": f"{type(extractor).__module__}.{type(extractor).__qualname__}",
         "version": extractor.feature_version,

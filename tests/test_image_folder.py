@@ -307,7 +307,10 @@ def test_run_directories_of_this_tool_inside_the_folder_are_left_out_and_listed(
     not_a_run = root / "dogs" / "plots"  # a folder that merely looks like output stays a folder of images
     write_image(not_a_run / "x.png", noise(rng))
 
-    dataset = load_image_folder(root, cache_dir=tmp_path / "cache")
+    from benchmark.execution.store import is_run_directory
+
+    assert sorted(set(load_image_folder(root, cache_dir=None).labels.tolist())) == ["cats", "dogs", "results"]
+    dataset = load_image_folder(root, cache_dir=tmp_path / "cache", leave_out=is_run_directory)  # as the runner
     assert sorted(set(dataset.labels.tolist())) == ["cats", "dogs"]  # no "results" class
     assert sorted(dataset.paths.tolist()) == ["cats/0.png", "cats/1.png", "dogs/0.png", "dogs/1.png", "dogs/plots/x.png"]
     assert sorted(p for p, _ in dataset.excluded) == ["cats/my-run", "results", "results/20261207-101500"]

@@ -14,9 +14,11 @@ format other than the extension says (a GIF placeholder named .jpg), a link that
 listed in `Dataset.skipped` with the reason; other files are ignored.
 
 Run directories of this tool inside the folder (a `results/` written by `run --datasets
-folder:.`, an `--out` inside a class folder) are never read as images: a folder holding run.json
-beside cells/ is left out with everything below it, and so is a class folder that holds nothing
-but such runs; `Dataset.excluded` lists them and the report flags them.
+folder:.`, an `--out` inside a class folder) are never read as images: the runner gives the
+loader `leave_out`, the store's predicate of its own output (benchmark.execution.store.is_output:
+a run.json beside cells/, or this run's directory), and such a folder is left out with
+everything below it, and so is a class folder that holds nothing but such runs;
+`Dataset.excluded` lists them and the report flags them.
 
 The decoded arrays are cached as .npz under `default_cache_dir() / "folders"`, one slot per
 (folder, requested size), checked against a key made of the folder path, the requested size,
@@ -82,17 +84,17 @@ class FolderImages:
     excluded: list = field(default_factory=list)  # [(path, reason)]: this tool's own output
 
 
-def load_image_folder(path, *, image_size=None, name=None, n_threads=None, cache_dir=True, exclude=()):
+def load_image_folder(path, *, image_size=None, name=None, n_threads=None, cache_dir=True, leave_out=None):
     """A Dataset of every usable image under `path` (see the module docstring for layouts).
 
     Images are RGB uint8, resized to `image_size` x `image_size`, or by default to the most
     common size with the longer side at most 64. `cache_dir`: True for the default cache
-    folder, a path for another, None or False for no cache. `exclude`: folders to leave out as
-    this tool's output (a run's directory, before its run.json exists). DatasetError when no image is
+    folder, a path for another, None or False for no cache. `leave_out`: a predicate of the
+    folders to leave out as this tool's output (see the module docstring); None: none. DatasetError when no image is
     usable, or when an official split's two sides have different classes.
     """
     folder = read_image_folder(path, image_size=image_size, n_threads=n_threads, cache_dir=cache_dir,
-                               exclude=exclude)
+                               leave_out=leave_out)
     root = Path(path).expanduser()
     if len(folder.labels) == 0:
         raise DatasetError(_nothing_usable(folder, root))
@@ -105,11 +107,11 @@ def load_image_folder(path, *, image_size=None, name=None, n_threads=None, cache
     )
 
 
-def read_image_folder(path, *, image_size=None, n_threads=None, cache_dir=True, exclude=()):
+def read_image_folder(path, *, image_size=None, n_threads=None, cache_dir=True, leave_out=None):
     """The decoded images of a folder as `FolderImages` (from the cache when it is current)."""
     check_folder(path)
     root = Path(path).expanduser()
-    files, held_out, notes, skipped, excluded = _list_files(root, exclude)
+    files, held_out, notes, skipped, excluded = _list_files(root, leave_out)
     slot = _cache_slot(cache_dir, root, image_size)
     key = None if slot is None else _cache_key(root, files, image_size, n_threads)
     folder = _read_cache(slot, key, root)
@@ -159,15 +161,11 @@ RUN_OUTPUT = "left out: a run directory of this benchmark (its output, not image
 ONLY_RUNS = "left out: it holds only run directories of this benchmark, so it is not a class"
 
 
-def _list_files(root, exclude=()):
+def _list_files(root, leave_out=None):
     """The image files in load order, the held-out folder's name, notes, links skipped, and
-    this tool's run directories (and the folders in `exclude`) left out ([(path, reason)])."""
-    from benchmark.execution.store import is_run_directory  # the store owns a run's layout
-
-    exclude = {Path(p).resolve() for p in exclude}
-
+    the folders `leave_out` says are this tool's output, left out ([(path, reason)])."""
     def is_output(folder):
-        return is_run_directory(folder) or (bool(exclude) and Path(folder).resolve() in exclude)
+        return leave_out is not None and leave_out(folder)
 
     sides, held_out, notes = _layout(root)
     around = {root.resolve(), *root.resolve().parents}

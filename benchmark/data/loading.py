@@ -39,18 +39,18 @@ def default_max_per_class(name):
 
 
 def load_dataset(name, *, image_size=None, seed=0, data_dir=None, folder_cache=True, location=None,
-                 exclude=()):
+                 leave_out=None):
     """Load a dataset by name. `image_size` (pixels per side) applies to image folders;
     `data_dir` is where the named datasets are looked for first (see `benchmark.data.catalog`);
     `folder_cache` False decodes image folders without reading or writing the decoded cache;
-    `location`: where a `folder:` dataset is (default: the path in its name); `exclude`:
-    folders a `folder:` dataset must not read (a run's own output directory; run directories
-    of this tool are left out of every image folder anyway, see benchmark.data.image_folder)."""
+    `location`: where a `folder:` dataset is (default: the path in its name); `leave_out`:
+    a predicate of the folders a `folder:` dataset must not read, as this tool's output (see
+    benchmark.data.image_folder)."""
     if name.startswith(FOLDER_PREFIX):
         from benchmark.data.image_folder import load_image_folder
 
         return load_image_folder(location or name[len(FOLDER_PREFIX) :], image_size=image_size,
-                                 name=name, cache_dir=folder_cache, exclude=exclude)
+                                 name=name, cache_dir=folder_cache, leave_out=leave_out)
     check_dataset_name(name)
     if name in named_datasets():
         from benchmark.data.catalog import load_named

@@ -72,7 +72,7 @@ class LocalBackend:
     def _ready(self):
         """Wait for the workers started by __enter__ (if it was not called, the first parallel
         call starts them); replace them when code they may have imported changed since."""
-        from benchmark.execution.code_identity import workers_outdated, workers_refreshed
+        from features.code_identity import workers_outdated, workers_refreshed
 
         if not self._in_process:
             start_fork_server(cells_only=self.n_jobs == 1)  # idempotent; set before any call, so no

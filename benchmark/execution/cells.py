@@ -47,9 +47,9 @@ from sklearn.base import clone
 
 from estimators.capabilities import capability_parameter
 from estimators.tuning import tune
+from features.code_identity import identity_problem
 
 from benchmark.errors import failure_line
-from benchmark.execution.code_identity import identity_problem
 from benchmark.execution.metrics import METRICS, score_predictions, unknown_predictions
 from benchmark.execution.time_limit import CellTimeout, time_limit
 

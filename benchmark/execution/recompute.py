@@ -1,7 +1,7 @@
 """Why a stored cell of a run is computed again on a rerun or resume, in words for run.json,
 the report and the command line (benchmark.execution.runner collects them)."""
 
-from benchmark.execution.code_identity import changes, identity_digest
+from features.code_identity import changes, identity_digest
 
 FAILED_BEFORE = "it failed before"
 NO_IDENTITY = "stored before code identity was recorded"

@@ -11,6 +11,7 @@ are moved to `replaced/`, never mixed into the new results; the RunResult (and r
 report and the command line) says how many stored cells were recomputed and why.
 """
 
+import functools
 import itertools
 import threading
 from dataclasses import dataclass, field
@@ -22,15 +23,16 @@ from estimators import FeatureClassifier, create_estimator, estimator_spec
 from estimators.capabilities import capabilities
 from estimators.tuning import TuningBudget, search_space
 from features.cache import FeatureCache, is_cacheable
+from features.code_identity import edited_since_imported, identity_digest
 
 from benchmark.execution.backends import LocalBackend
 from benchmark.errors import UsageError, failure_line
 from benchmark.execution.cells import Cell, CellTask, cell_key
-from benchmark.execution.code_identity import edited_since_imported, estimator_identity, identity_digest
+from benchmark.execution.code_identity import estimator_identity
 from benchmark.execution.recompute import count_reasons, recompute_reasons
 from benchmark.execution.order import plan_order
 from benchmark.execution.provenance import run_metadata
-from benchmark.execution.store import RunStore
+from benchmark.execution.store import RunStore, is_output
 from benchmark.data import DatasetError, default_max_per_class, load_dataset
 from benchmark.data.groups import NEAR_DUPLICATES
 from benchmark.data.near_duplicates import describe as describe_near_duplicates
@@ -309,7 +311,7 @@ def _load(config, dataset_name, run_dir=None):
         dataset = load_dataset(dataset_name, image_size=config.image_size, seed=config.seed,
                                data_dir=config.data_dir, folder_cache=config.folder_cache,
                                location=(config.locations or {}).get(dataset_name),
-                               exclude=[run_dir] if run_dir is not None else ())
+                               leave_out=functools.partial(is_output, run_dir))
         cap = None if config.full else (config.max_per_class or default_max_per_class(dataset_name))
         found, deduped, dropped = None, None, []
         try:

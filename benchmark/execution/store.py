@@ -58,6 +58,13 @@ def is_run_directory(path):
     return (path / RUN_FILE).is_file() and (path / CELLS).is_dir()
 
 
+def is_output(run_dir, folder):
+    """Whether `folder` is output of this tool that an image folder must leave out: a run
+    directory, or `run_dir` (this run's, before its run.json is written). The runner gives
+    the loaders `functools.partial(is_output, run_dir)`."""
+    return is_run_directory(folder) or (run_dir is not None and Path(folder).resolve() == Path(run_dir).resolve())
+
+
 def new_run_id():
     return time.strftime("%Y%m%d-%H%M%S")
 

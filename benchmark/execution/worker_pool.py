@@ -87,7 +87,7 @@ def start_fork_server(extra=(), cells_only=False):
 def retire_workers():
     """End the worker processes and the fork server that earlier runs of this process started,
     so that the next cells run in processes that import the code as it is now (see
-    benchmark.execution.code_identity.workers_outdated). loky keeps idle workers for minutes and
+    features.code_identity.workers_outdated). loky keeps idle workers for minutes and
     the fork server lives as long as this process, each with the modules it imported; neither
     library has a public way to end them without starting new ones, so their private handles
     are used, each guarded: where one is missing, that part stays as it is."""

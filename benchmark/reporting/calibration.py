@@ -153,24 +153,6 @@ def calibrate(stored):
     return Calibration(scores, bins, problems)
 
 
-def probability_text(row, metric):
-    """A leaderboard cell: fold mean ± std, "(k/n folds)" when only some folds have
-    probabilities, "n/a" when none has, "failed" when the estimator failed every fold ("not
-    run yet" when none of its folds has a result)."""
-    from benchmark.reporting.leaderboard import no_score
-
-    if pd.isna(row.get("f1_macro_mean")):
-        return no_score(row)
-    mean = row.get(f"{metric}_mean")
-    if mean is None or pd.isna(mean):
-        return "n/a"
-    std = row.get(f"{metric}_std")
-    text = f"{mean:.3f} ± {0 if pd.isna(std) else std:.3f}"
-    if row["proba_folds"] < row["folds_ok"]:
-        text += f" ({int(row['proba_folds'])}/{int(row['folds_ok'])} folds)"
-    return text
-
-
 def shown_metrics(summary, dataset, metrics):
     """`metrics` less top-5 accuracy where the dataset has no value of it (TOP_K classes or
     fewer, or no probabilities at all): the column would say n/a in every row."""

@@ -212,6 +212,22 @@ def _pm(row, metric):
     return f"{mean:.3f} ± {0.0 if pd.isna(std) else std:.3f}"
 
 
+def probability_text(row, metric):
+    """A leaderboard cell: fold mean ± std, "(k/n folds)" when only some folds have
+    probabilities, "n/a" when none has, "failed" when the estimator failed every fold ("not
+    run yet" when none of its folds has a result)."""
+    if pd.isna(row.get("f1_macro_mean")):
+        return no_score(row)
+    mean = row.get(f"{metric}_mean")
+    if mean is None or pd.isna(mean):
+        return "n/a"
+    std = row.get(f"{metric}_std")
+    text = f"{mean:.3f} ± {0 if pd.isna(std) else std:.3f}"
+    if row["proba_folds"] < row["folds_ok"]:
+        text += f" ({int(row['proba_folds'])}/{int(row['folds_ok'])} folds)"
+    return text
+
+
 def seconds_text(value):
     return "" if pd.isna(value) else f"{value:.2f}"
 

@@ -17,11 +17,12 @@ import pandas as pd
 from features.cache import atomic_write
 
 from benchmark.reporting.calibration import (
-    PROBABILISTIC, calibrate, calibration_section, probability_text, reliability_jobs,
+    PROBABILISTIC, calibrate, calibration_section, reliability_jobs,
 )
 from benchmark.reporting.leaderboard import (
     SCORE_COLUMNS, dataset_table, describe_sampling, history_frame, is_flagged, no_score,
-    overall_frame, ranked_train_size, scores_frame, size_title, sized_datasets_note, summary_frame,
+    overall_frame, probability_text, ranked_train_size, scores_frame, size_title,
+    sized_datasets_note, summary_frame,
 )
 from benchmark.reporting.markdown import MARK
 from benchmark.reporting.markdown import escape_markdown as esc

@@ -283,8 +283,6 @@ def _check_run_options(args):
             os.environ["KERAS_BACKEND"] = check_backend(args.keras_backend)
         except ValueError as exc:
             raise UsageError(f"--keras-backend: {exc}") from None
-    if args.resume:
-        _resume_backend(args)
     args.train_sizes_parsed = None
     if args.train_sizes is not None:
         from benchmark.data.protocols import parse_train_sizes
@@ -318,6 +316,8 @@ def _check_run_options(args):
     if args.resume and (args.datasets or args.dataset or args.all or args.estimators or args.out):
         raise UsageError("--resume takes the datasets, estimators and output directory from the "
                          "run's run.json; drop --all/--datasets/--estimators/--out")
+    if args.resume:  # after every check of the arguments themselves: this one reads the run
+        _resume_backend(args)
 
 
 def _tune_budget(args):

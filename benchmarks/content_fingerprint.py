@@ -15,7 +15,7 @@ How it is measured
       - `stat key`: listing the folder and stat'ing every file, then the old key (path, size,
         mtime per file) - what a cache hit cost before;
       - `content key`: the same listing, then `image_folder._cache_key` (every file read and
-        hashed, by 8 threads);
+        hashed);
       - `cached load, old key` / `cached load, content key`: a whole `read_image_folder` served
         from the on-disk cache of decoded images (listing, key, reading the .npz), with the key
         function swapped for the old one in the first row;

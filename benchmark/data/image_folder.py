@@ -113,7 +113,7 @@ def read_image_folder(path, *, image_size=None, n_threads=None, cache_dir=True, 
     root = Path(path).expanduser()
     files, held_out, notes, skipped, excluded = _list_files(root, leave_out)
     slot = _cache_slot(cache_dir, root, image_size)
-    key = None if slot is None else _cache_key(root, files, image_size, n_threads)
+    key = None if slot is None else _cache_key(root, files, image_size)
     folder = _read_cache(slot, key, root)
     if folder is None:
         folder = _decode_all(root, files, image_size, n_threads)
@@ -367,23 +367,24 @@ def _cache_slot(cache_dir, root, image_size):
 
 def _content_hash(file):
     """blake2b of the file's bytes (hex), or why it cannot be read: the cache key's view of
-    the file. hashlib releases the GIL while it hashes, and so does reading, so threads pay."""
+    the file (an image file is small: it is read whole)."""
     if file.error:
         return file.error
     try:
-        digest = hashlib.blake2b(digest_size=16)
-        with open(file.path, "rb") as handle:  # (hashlib.file_digest needs Python 3.11)
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
+        with open(file.path, "rb") as handle:
+            return hashlib.blake2b(handle.read(), digest_size=16).hexdigest()
     except OSError as exc:
         return f"cannot read ({exc.strerror or type(exc).__name__})"
 
 
-def _cache_key(root, files, image_size, n_threads=None):
-    """The decoded cache's key: the folder, the size asked for and every file's content."""
-    # Reading 60,000 small files is latency-bound on a cold disk: more threads than cores help.
-    hashes = _parallel(_content_hash, files, n_threads or 8)
+def _cache_key(root, files, image_size):
+    """The decoded cache's key: the folder, the size asked for and every file's content.
+
+    One thread: CIFAR-10's 60,000 files of about 1 KB hash in 0.64 s when the OS has them
+    cached (the case of every rerun) and 4.9 s from a cold disk; threads cut the cold case to
+    3-4 s but slow the warm one 1.3-3x, since hashlib keeps the GIL for data this small
+    (benchmarks/content_fingerprint.py)."""
+    hashes = [_content_hash(file) for file in files]
     listing = sorted((f.relative, f.size, h) for f, h in zip(files, hashes))
     described = json.dumps([CACHE_VERSION, str(root.resolve()), image_size, listing])
     return hashlib.blake2b(described.encode(), digest_size=16).hexdigest()

@@ -196,7 +196,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"python {platform.python_version()}")
-    print("command: python -m benchmark run --all --quiet --no-cache --out TMP/run "
+    print(f"command: python -m benchmark run --all --quiet{'' if args.warm else ' --no-cache'} --out TMP/run "
           f"--data-dir EMPTY (cwd {REPO})")
     for suite in SUITES if args.suite == "both" else [args.suite]:
         if args.baseline:

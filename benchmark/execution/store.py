@@ -163,7 +163,9 @@ class RunStore:
 
     @property
     def running_dir(self):
-        return self.path / RUNNING
+        # absolute: worker processes forked from a server started in another working directory
+        # (a notebook's os.chdir, a test's) would put a relative one elsewhere
+        return self.path.absolute() / RUNNING
 
     @property
     def report_file(self):

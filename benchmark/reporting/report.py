@@ -193,7 +193,8 @@ def _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs=1, map
 
     from benchmark.execution.worker_pool import parallel
 
-    folder = RunStore(run_dir).plots_dir
+    # absolute: the workers drawing them may have another working directory (see running_dir)
+    folder = RunStore(run_dir).plots_dir.absolute()
     folder.mkdir(exist_ok=True)
     for old in folder.glob("*.png"):
         old.unlink()
@@ -208,7 +209,7 @@ def _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs=1, map
         paths = [_draw(f, args) for _, _, f, args in jobs]
     for (dataset, kind, _, _), path in zip(jobs, paths):
         path = path[0] if isinstance(path, tuple) else path  # pareto_plot: (path, front)
-        drawn.setdefault(dataset, {})[kind] = path.relative_to(run_dir)
+        drawn.setdefault(dataset, {})[kind] = path.relative_to(folder.parent)
     return drawn
 
 

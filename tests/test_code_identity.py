@@ -93,7 +93,7 @@ def _run_cli(out, capsys):
 def test_an_edited_plugin_is_recomputed_not_served_stale(tmp_path, plugin_dir, capsys):
     plugin_dir("my_plugin", PLUGIN.format(depth=1))
     code, err, first = _run_cli(tmp_path / "run", capsys)
-    assert code == 0 and [c.status for c in first] == ["ok", "ok"]
+    assert code == 0 and [c.status for c in first] == ["ok", "ok"], [c.error for c in first]
     assert "my_plugin.py" in first[0].code["modules"]
     assert "estimators/base.py" in first[0].code["modules"]  # FeatureClassifier's module
     assert "features/pixels.py" in first[0].code["modules"]  # its feature extractor's

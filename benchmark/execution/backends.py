@@ -161,14 +161,20 @@ def _one_by_one(work):
     from joblib.externals.loky.process_executor import BrokenProcessPool
 
     for task, X, labels in work:
-        executor = _single_worker()
-        try:
-            yield executor.submit(run_cell, task, X, labels).result()
-        except BrokenProcessPool as exc:  # loky's TerminatedWorkerError among them
-            yield task.failed(f"{WORKER_DIED}{_how_it_ended(exc)}")
-        except BaseException:
-            executor.shutdown(wait=False, kill_workers=True)
-            raise
+        for attempt in (1, 2):
+            executor = _single_worker()
+            try:
+                cell = executor.submit(run_cell, task, X, labels).result()
+                break
+            except BrokenProcessPool as exc:  # loky's TerminatedWorkerError among them
+                # a pool broken before this cell (a worker an earlier run of this process left
+                # dead) fails it too: a second try in a fresh worker tells that from a cell that
+                # kills its worker itself, as the retry alone does with several workers
+                cell = task.failed(f"{WORKER_DIED}{_how_it_ended(exc)}")
+            except BaseException:
+                executor.shutdown(wait=False, kill_workers=True)
+                raise
+        yield cell
 
 
 def _single_worker():

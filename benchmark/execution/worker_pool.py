@@ -99,9 +99,6 @@ def retire_workers():
             executor.shutdown(wait=True, kill_workers=True)
     except Exception:  # a pool already broken: the next call starts a new one anyway
         pass
-    stop = getattr(getattr(forkserver, "_forkserver", None), "_stop", None)
-    if stop is not None:
-        stop()
 
 
 def parallel(n_jobs, **kwargs):

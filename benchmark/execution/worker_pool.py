@@ -85,12 +85,12 @@ def start_fork_server(extra=(), cells_only=False):
 
 
 def retire_workers():
-    """End the worker processes and the fork server that earlier runs of this process started,
-    so that the next cells run in processes that import the code as it is now (see
-    features.code_identity.workers_outdated). loky keeps idle workers for minutes and
-    the fork server lives as long as this process, each with the modules it imported; neither
-    library has a public way to end them without starting new ones, so their private handles
-    are used, each guarded: where one is missing, that part stays as it is."""
+    """End the worker processes that earlier runs of this process started, so that the next
+    cells run in fresh workers that import the code as it is now (see
+    features.code_identity.workers_outdated). loky keeps idle workers for minutes with the
+    modules they imported, and has no public way to end them without starting new ones, so its
+    private handle is used, guarded. The fork server stays: it preloads only the libraries and
+    the built-in packages, and stopping it just before the next fork made that fork fail."""
     try:
         from joblib.externals.loky import reusable_executor
 

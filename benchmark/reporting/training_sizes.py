@@ -89,9 +89,25 @@ def crossover(frame, alpha=ALPHA):
     return {"reason": "not reached within the sizes run", "tried": tried}
 
 
-def size_section(dataset, stored, plot=None, alpha=ALPHA):
-    """The report's Markdown part on `dataset`'s learning curve ([] without --train-sizes)."""
-    frame = size_frame(stored, dataset)
+def crossovers(frame, alpha=ALPHA):
+    """{dataset: crossover(its rows of the size_frame `frame`)} for every dataset it has."""
+    if frame.empty:
+        return {}
+    return {dataset: crossover(dataset_sizes(frame, dataset), alpha)
+            for dataset in frame["dataset"].drop_duplicates()}
+
+
+def dataset_sizes(frame, dataset):
+    """The rows of `dataset` in the size_frame `frame` (an empty frame when it has none)."""
+    if frame.empty:
+        return frame
+    return frame[frame["dataset"] == dataset].reset_index(drop=True)
+
+
+def size_section(dataset, analysis, plot=None):
+    """The report's Markdown part on `dataset`'s learning curve ([] without --train-sizes),
+    rendered from `analysis.sizes` (size_frame) and `analysis.crossovers` (crossovers)."""
+    frame = dataset_sizes(analysis.sizes, dataset)
     if frame.empty:
         return []
     sizes = list(dict.fromkeys(frame.sort_values("order")["size"]))
@@ -114,14 +130,14 @@ def size_section(dataset, stored, plot=None, alpha=ALPHA):
         lines += [f"{MARK} k/n: the training of k of the n folds failed its checks (see Training "
                   f"diagnostics for what each check means), so that point measures the training, not "
                   f"what the model can learn from that many images: {listed}.", ""]
-    capped = (((stored.meta.get("datasets") or {}).get(dataset) or {}).get("sampling") or {}).get(
+    capped = (((analysis.meta.get("datasets") or {}).get(dataset) or {}).get("sampling") or {}).get(
         "train_sizes", {}).get("capped") or {}
     for size, classes in capped.items():
         listed = ", ".join(f"{c} ({n})" for c, n in list(classes.items())[:8])
         more = f" and {len(classes) - 8} more" if len(classes) > 8 else ""
         lines += [f"At {size} per class, class(es) {esc(listed)}{more} had fewer training images "
                   "(the fewest in any split, in brackets) and used all of them.", ""]
-    found = crossover(frame, alpha)
+    found = analysis.crossovers[dataset]
     if "reason" not in found:
         lines += [f"**Crossover:** from {found['size']} training images per class (~{found['per_class']:.0f} "
                   f"used), {esc(found['cnn'])} is significantly better than {esc(found['classical'])}, "

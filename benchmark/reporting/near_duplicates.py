@@ -108,7 +108,7 @@ def near_duplicate_frame(meta):
         leaked = facts.get("test_images_with_train_near_duplicate") if checked else None
         rows.append({
             "dataset": name, "checked": checked,
-            "not_checked": facts.get("not_checked") if facts else "not checked",
+            "not_checked": facts.get("not_checked") if facts else "not recorded by this run",
             "test_images": tested, "test_images_with_train_near_duplicate": leaked,
             "share": leaked / max(tested, 1) if checked and tested is not None and leaked is not None else None,
             "pairs": facts.get("pairs") if checked else None,

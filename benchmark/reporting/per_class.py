@@ -5,7 +5,9 @@ Computed from the out-of-fold predictions the cells store, never by refitting:
 `estimator_classes` scores one estimator per class, `dataset_classes` every estimator of a
 dataset, `per_class_frame` every estimator of a run (the rows of per_class.csv),
 `compare_families` picks the best estimator of each family on a dataset and returns a
-`FamilyComparison`; `per_class_section` and `family_sentence` only render it.
+`FamilyComparison`; `per_class_results` gives both for every dataset, as the run's Analysis
+holds them (benchmark.reporting.analysis). `per_class_section` and `family_sentence` only
+render a FamilyComparison.
 """
 
 from dataclasses import dataclass, field

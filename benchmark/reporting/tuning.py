@@ -1,5 +1,6 @@
 """The report's account of `run --tune`: what each search chose, what it cost, and whether
-tuning beat the defaults on the same test folds."""
+tuning beat the defaults on the same test folds. `tuning_frames` computes it (per estimator
+and per fold) for the run's Analysis; `tuning_section` renders a dataset's part of it."""
 
 import numpy as np
 

@@ -20,6 +20,11 @@ from benchmark.reporting.stats import ALPHA, MIN_FOLDS, corrected_ttest, fold_in
 ALL = "all"  # the label of the whole training part ("max")
 
 
+SIZE_COLUMNS = ["dataset", "estimator", "family", "size", "order", "per_class", "f1_macro_mean",
+                "f1_macro_low", "f1_macro_high", "fit_seconds", "folds", "fold_scores", "flagged",
+                "flag_reasons", "n_train", "n_test"]
+
+
 def size_frame(stored, dataset=None):
     """One row per (dataset, estimator, training size) of a run with --train-sizes: the size
     asked ("all" for max), the mean training images per class actually used, mean macro-F1
@@ -55,8 +60,10 @@ def size_frame(stored, dataset=None):
             "flag_reasons": sorted({r.split(":")[0] for c in group for r in (c.diagnostics or {}).get("reasons") or []}),
             "n_train": float(np.mean(n_train)), "n_test": float(np.mean([c.n_test for c in group])),
         })
+    if not rows:  # not a learning-curve run: no rows, the columns all the same
+        return pd.DataFrame(columns=SIZE_COLUMNS)
     frame = pd.DataFrame(rows)
-    return frame.sort_values(["dataset", "order", "estimator"]).reset_index(drop=True) if len(frame) else frame
+    return frame.sort_values(["dataset", "order", "estimator"]).reset_index(drop=True)
 
 
 def crossover(frame, alpha=ALPHA):

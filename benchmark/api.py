@@ -7,6 +7,8 @@
     results.overall                    # the ranking across datasets
     results.ranking.friedman           # the statistics (Friedman test, Nemenyi groups)
     results.figures()                  # {(dataset, kind): matplotlib Figure}
+    results.per_class                  # every section of report.md as a DataFrame: per_class,
+    results.diagnostics                # tuning, diagnostics, sizes, calibration, near_duplicates
     results.save("results/my-run")     # the run directory and report.md the command line writes
 
 The same runner, splits, seeds and statistics as `python -m benchmark run`: the scores of a
@@ -19,82 +21,10 @@ import os
 import shutil
 import tempfile
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmark.errors import UsageError
-
-
-@dataclass
-class BenchmarkResults:
-    """A finished run: its cells and what the report computes from them."""
-
-    cells: list  # benchmark.execution.cells.Cell, one per (dataset, estimator, fold)
-    meta: dict  # what run.json holds: configuration, plan, datasets, versions, machine
-    scores: object  # pandas DataFrame, one row per (dataset, estimator, fold)
-    summary: object  # pandas DataFrame, one row per (dataset, estimator)
-    overall: object  # pandas DataFrame, one row per estimator: mean rank across datasets
-    history: object  # pandas DataFrame, the CNNs' per-epoch curves
-    ranking: object  # benchmark.reporting.stats.Ranking
-    problems: list = field(default_factory=list)  # failed or missing cells, skipped datasets
-    path: Path = None  # the run directory, when one was written (`out`, or save())
-    # benchmark.reporting.calibration.Calibration: probabilistic scores, reliability bins
-    calibration: object = None
-
-    @property
-    def datasets(self):
-        return list(self.summary["dataset"].drop_duplicates()) if len(self.summary) else []
-
-    def leaderboard(self, dataset=None):
-        """The leaderboard of `dataset` (the only one when None), best first, as a DataFrame."""
-        if dataset is None:
-            if len(self.datasets) != 1:
-                raise ValueError(f"name one dataset of {self.datasets}")
-            dataset = self.datasets[0]
-        if dataset not in self.datasets:
-            raise ValueError(f"no results for dataset {dataset!r}; this run has {self.datasets}")
-        return self.summary[self.summary["dataset"] == dataset].reset_index(drop=True)
-
-    def figures(self):
-        """{(dataset, kind): matplotlib Figure} of the report's plots ("" for the critical-
-        difference diagram; kinds f1, pareto, confusion, curves, reliability, cd); no file is
-        written."""
-        from benchmark.reporting.report import figures
-
-        return figures(self._stored(), self)
-
-    def save(self, path):
-        """Write the run directory (run.json, cells/, report.md, CSVs, plots) at `path`, as the
-        command line does; return its path. `path` must be new, empty or this run's own:
-        ValueError, naming what it holds, for a folder of another run (whose cells would be
-        ranked with these) or of other files."""
-        from benchmark.execution.store import RunStore
-        from benchmark.reporting.report import write_report
-
-        store = RunStore(path)
-        if store.path.resolve() != (self.path.resolve() if self.path else None):
-            try:
-                store.refuse_other_run("save these results")
-                store.prepare()
-            except UsageError as exc:
-                raise ValueError(str(exc)) from None
-            with store.lock():
-                meta = dict(self.meta, run_id=store.path.name)
-                store.write_meta(meta)
-                for cell in self.cells:
-                    store.save_cell(cell)
-                write_report(store.path)
-        self.path = store.path
-        return store.path
-
-    def _stored(self):
-        from benchmark.reporting.results import StoredRun
-
-        return StoredRun(self.path, self.meta, list(self.cells))
-
-    def __repr__(self):
-        return (f"BenchmarkResults({len(self.datasets)} dataset(s), {self.summary['estimator'].nunique() if len(self.summary) else 0} "
-                f"estimator(s), {len(self.cells)} cell(s){', ' + str(self.path) if self.path else ''})")
+from benchmark.reporting.benchmark_results import BenchmarkResults  # noqa: F401 (the API's result)
 
 
 def run_benchmark(datasets, estimators=None, *, folds=5, seed=0, protocol="auto", repeats=3,
@@ -297,8 +227,7 @@ def _run_into(config, path, keep):
     from benchmark.execution.runner import run
     from benchmark.execution.store import RunStore
     from benchmark.execution.worker_pool import start_fork_server
-    from benchmark.reporting.report import analyse, write_report
-    from benchmark.reporting.results import load_run
+    from benchmark.reporting.report import write_report
 
     try:
         store = RunStore(path).prepare()
@@ -311,12 +240,5 @@ def _run_into(config, path, keep):
             run(config, store, backend=backend, argv=["benchmark.run_benchmark(...)"])
         except UsageError as exc:  # e.g. an estimator's file edited after it was imported here
             raise ValueError(str(exc)) from None
-    if keep:
-        write_report(store.path)
-    stored = load_run(store.path)
-    result = analyse(stored)
-    for cell in stored.cells:  # kept in memory: without `out` the run directory goes, and
-        cell.probabilities, _ = stored.probabilities(cell)  # save() writes them again
-    return BenchmarkResults(stored.cells, stored.meta, result.scores, result.summary, result.overall,
-                            result.history, result.ranking, result.problems,
-                            path=store.path if keep else None, calibration=result.calibration)
+    analysis = write_report(store.path).analysis if keep else None
+    return BenchmarkResults.load(store.path, keep_path=keep, analysis=analysis)

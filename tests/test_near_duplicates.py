@@ -5,6 +5,7 @@ import io
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -215,7 +216,7 @@ def test_a_run_reports_near_duplicates_and_writes_every_pair(tmp_path, photos):
 
     copies = _folder_with_copies(tmp_path / "data", photos)
     out = tmp_path / "run"
-    run_benchmark([f"folder:{tmp_path / 'data'}"], ["knn-pixels"], folds=2, out=out)
+    results = run_benchmark([f"folder:{tmp_path / 'data'}"], ["knn-pixels"], folds=2, out=out)
     meta = json.loads((out / "run.json").read_text())
     (facts,) = [s["near_duplicates"] for s in meta["datasets"].values()]
     with open(out / facts["csv"]) as f:
@@ -230,6 +231,11 @@ def test_a_run_reports_near_duplicates_and_writes_every_pair(tmp_path, photos):
     assert f"{leaked} of 72 ({leaked / 72:.1%})" in report
     assert f"{leaked} of 72 test images ({leaked / 72:.1%}) have a near-duplicate" in report
     assert "near-duplicates/" in report and ".csv" in report
+    # the notebook's table: 72 images in the folder, each tested once over the two folds
+    (row,) = results.near_duplicates.to_dict("records")
+    assert row["checked"] and row["test_images"] == 72 and row["pairs"] == len(rows) == 8
+    assert row["test_images_with_train_near_duplicate"] == leaked and row["share"] == pytest.approx(leaked / 72)
+    assert row["csv"] == facts["csv"] and pd.isna(row["dedupe_dropped_images"])
 
 
 def test_dedupe_drops_the_copies_before_splitting(tmp_path, photos):
@@ -257,6 +263,10 @@ def test_dedupe_drops_the_copies_before_splitting(tmp_path, photos):
     assert (f"--dedupe dropped 8 of 72 images, near-duplicates of an image kept from each of 8 "
             f"cluster(s); every dropped file: [") in report and f"]({csv_path})." in report
     assert results.summary.iloc[0]["folds_ok"] == 2
+    (row,) = results.near_duplicates.to_dict("records")  # the notebook's table: the CSV's rows
+    assert row["dedupe_dropped_images"] == len(rows) == 8 and row["dedupe_images_before"] == 64 + 8
+    assert row["dedupe_clusters"] == 8 and row["dedupe_cross_class_conflicts"] == 0 and row["pairs"] == 0
+    assert row["dedupe_csv"] == csv_path
     plain = tmp_path / "plain"
     run_benchmark([f"folder:{tmp_path / 'data'}"], ["knn-pixels"], folds=2, out=plain)
     keys = {json.loads(p.read_text())["key"] for p in (out / "cells").rglob("fold-0.json")}
@@ -317,9 +327,12 @@ def test_small_images_say_not_checked_in_the_report(tmp_path):
     from benchmark.api import run_benchmark
 
     out = tmp_path / "run"
-    run_benchmark(["digits"], ["knn-pixels"], folds=2, out=out, max_per_class=10)
+    results = run_benchmark(["digits"], ["knn-pixels"], folds=2, out=out, max_per_class=10)
     report = (out / "report.md").read_text()
     assert "not checked: images of 8 pixels a side are too small to tell a copy from a look-alike" in report
+    (row,) = results.near_duplicates.to_dict("records")
+    assert not row["checked"] and row["not_checked"].startswith("images of 8 pixels a side")
+    assert pd.isna(row["test_images"]) and pd.isna(row["share"])
 
 
 def test_report_lines_say_how_many_leak_and_skip_conflicts_already_listed_as_identical():

@@ -339,3 +339,25 @@ def test_training_records_of_non_cnn_estimators_are_listed_and_a_plugins_own_nev
     text = write_report(run).path.read_text()
     assert "| gboost      | 57-300 of 300 rounds, early-stopped in 2/3 folds | 1/3" in text
     assert "| plugin      |" in text
+
+
+def test_the_terminal_prints_the_leaderboards_rendered_from_the_runs_analysis(run_copy, capsys):
+    from benchmark.reporting.analysis import analyse
+    from benchmark.reporting.leaderboard import terminal_leaderboards
+    from benchmark.reporting.results import StoredRun, load_run
+
+    analysis = analyse(load_run(run_copy))
+    text = terminal_leaderboards(analysis)
+    assert main(["report", str(run_copy), "--jobs", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(text) and printed[len(text):].startswith("Report: ")
+    assert [line for line in text.splitlines() if line.startswith("Dataset: ")] == [
+        "Dataset: faces", "Dataset: textures", "Dataset: shapes"]
+    best = analysis.overall["estimator"].iloc[0]
+    assert re.search(rf"^1\s+{best}\s+{analysis.overall['mean_rank'].iloc[0]:.2f}", text, re.M)
+    # a run without a finished cell prints no leaderboard, and every table is empty
+    empty = analyse(StoredRun(None, {}, []))
+    assert terminal_leaderboards(empty) == ""
+    for table in (empty.per_class, empty.tuning, empty.diagnostics, empty.sizes, empty.calibration,
+                  empty.near_duplicates):
+        assert table.empty and len(table.columns) > 5

@@ -173,12 +173,13 @@ def test_boosting_fits_at_the_smallest_sizes_and_says_when_it_cannot_early_stop(
 
 
 def flagged_run(run_dir, flag):
-    """A stored learning-curve run of cnn-fast and logreg-pixels at sizes 5 and 50 (3 folds),
+    """The Analysis of a stored learning-curve run of cnn-fast and logreg-pixels at sizes 5 and 50 (3 folds),
     where cnn-fast loses at 5 and wins at 50; `flag(estimator, size, fold)`: whether that
     cell's training failed its checks."""
     from benchmark.execution.cells import Cell
     from benchmark.execution.metrics import score_predictions
     from benchmark.execution.store import RunStore
+    from benchmark.reporting.analysis import analyse
     from benchmark.reporting.results import load_run
 
     y_true = ["a", "b"] * 10
@@ -202,7 +203,7 @@ def flagged_run(run_dir, flag):
                                      fit_seconds=1.0, n_train=2 * size, n_test=20, train_size=size,
                                      diagnostics=diverged if flag(estimator, size, fold)
                                      else {"undertrained": False, "reasons": []}))
-    return load_run(run_dir)
+    return analyse(load_run(run_dir))  # the report renders the section from the run's Analysis
 
 
 def test_sizes_whose_training_failed_its_checks_are_marked_and_doubt_the_crossover(tmp_path):

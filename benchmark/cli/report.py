@@ -17,7 +17,7 @@ def add_parser(commands):
 
 
 def main(args):
-    from benchmark.reporting.leaderboard import render
+    from benchmark.reporting.leaderboard import terminal_leaderboards
     from benchmark.reporting.report import write_report
     from benchmark.reporting.results import resolve_run_dir
 
@@ -25,8 +25,7 @@ def main(args):
         raise UsageError("--jobs must be a positive number of processes, or -1 for all cores")
     n_jobs = args.jobs if args.jobs > 0 else os.cpu_count() or 1
     report = write_report(resolve_run_dir(args.run), n_jobs=n_jobs)
-    if len(report.summary):
-        print(render(report.summary, report.overall))
+    sys.stdout.write(terminal_leaderboards(report.analysis))
     print(f"Report: {report.path}")
     for path, reason in report.unreadable:
         print(f"error: cannot read {path}: {reason}; the rest of the run is reported without it",

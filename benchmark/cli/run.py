@@ -379,7 +379,7 @@ def _resumed(args):
 
 def _execute(config, store, argv, args, backend):
     from benchmark.execution.runner import run
-    from benchmark.reporting.leaderboard import render
+    from benchmark.reporting.leaderboard import terminal_leaderboards
     from benchmark.reporting.report import write_report
 
     run_dir = store.path
@@ -424,8 +424,7 @@ def _execute(config, store, argv, args, backend):
         store.set_status("crashed")
         return _out_of_room(no_room(exc), store, report=False)
     store.point_latest()
-    if len(report.summary):
-        print(render(report.summary, report.overall))
+    sys.stdout.write(terminal_leaderboards(report.analysis))
     if result.reused or result.replaced:
         print(f"{result.reused} cell(s) reused from {run_dir}; {result.replaced} stored cell(s) no longer "
               f"matched this configuration and were moved to {run_dir}/replaced", file=sys.stderr)

@@ -161,6 +161,29 @@ def shown_metrics(summary, dataset, metrics):
             or (f"{m}_mean" in rows and rows[f"{m}_mean"].notna().any())]
 
 
+def calibration_frame(summary, calibration):
+    """One row per (dataset, estimator) of `summary` that scored: the fold means and standard
+    deviations of the probabilistic scores (the leaderboard's), the folds with probabilities,
+    the ECE of every fold's probabilities pooled (the reliability diagram's), and whether the
+    estimator is its family's curve in the dataset's reliability diagram."""
+    columns = ["dataset", "estimator", "family", "folds_ok", "proba_folds",
+               *(f"{m}_{stat}" for m in PROBABILISTIC for stat in ("mean", "std")), "pooled_ece",
+               "in_reliability_diagram"]
+    if calibration is None or not len(summary):
+        return pd.DataFrame(columns=columns)
+    rows = summary[summary["f1_macro_mean"].notna()]
+    frame = rows[[c for c in columns if c in rows]].copy()
+    for name in columns:  # a summary without probabilistic columns (no cell stored any)
+        if name not in frame:
+            frame[name] = np.nan
+    frame["pooled_ece"] = [calibration.bins[key].ece if key in calibration.bins else np.nan
+                           for key in zip(frame["dataset"], frame["estimator"])]
+    drawn = {(dataset, curve[0]) for dataset in frame["dataset"].drop_duplicates()
+             for curve in reliability_curves(summary, calibration, dataset)}
+    frame["in_reliability_diagram"] = [key in drawn for key in zip(frame["dataset"], frame["estimator"])]
+    return frame[columns].reset_index(drop=True)
+
+
 # --- reliability diagrams -------------------------------------------------------------------
 
 def reliability_curves(summary, calibration, dataset):

@@ -310,6 +310,14 @@ def render(summary, overall):
     return "\n\n".join(parts) + "\n"
 
 
+def terminal_leaderboards(analysis):
+    """What the terminal prints of an Analysis after a run or `report`: every leaderboard
+    (render) and a blank line, or nothing when no cell has a result."""
+    if not len(analysis.summary):
+        return ""
+    return render(analysis.summary, analysis.overall) + "\n"
+
+
 def ranked_train_size(summary, dataset):
     """The most training images per class `dataset`'s leaderboard rows were trained on (the
     summary's `train_size`), or None for the whole training part."""

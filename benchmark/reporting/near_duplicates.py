@@ -84,3 +84,44 @@ def dedupe_problems(name, dedupe):
         where = f" (all in {dedupe['csv']})" if dedupe.get("csv") else ""
         problems.append(f"{name}: {more} more label conflict(s) resolved by --dedupe{where}")
     return problems
+
+
+FRAME_COLUMNS = ["dataset", "checked", "not_checked", "test_images",
+                 "test_images_with_train_near_duplicate", "share", "pairs", "clusters",
+                 "cross_class_pairs", "examples", "csv", "dedupe_images_before",
+                 "dedupe_dropped_images", "dedupe_clusters", "dedupe_cross_class_conflicts", "dedupe_csv"]
+
+
+def near_duplicate_frame(meta):
+    """One row per dataset of run.json's `meta`: whether near-duplicates were looked for (and
+    why not), how many test images have one on the training side of their split and their
+    share, the near-duplicate pairs and clusters, the pairs under two classes, examples and the
+    CSV listing every pair; and what --dedupe dropped (NA without --dedupe)."""
+    import pandas as pd
+
+    rows = []
+    for name, s in (meta.get("datasets") or {}).items():
+        facts = s.get("near_duplicates") or {}
+        dedupe = (s.get("sampling") or {}).get("dedupe") or {}
+        checked = bool(facts) and not facts.get("not_checked")
+        tested = facts.get("test_images") if checked else None
+        leaked = facts.get("test_images_with_train_near_duplicate") if checked else None
+        rows.append({
+            "dataset": name, "checked": checked,
+            "not_checked": facts.get("not_checked") if facts else "not recorded by this run",
+            "test_images": tested, "test_images_with_train_near_duplicate": leaked,
+            "share": leaked / max(tested, 1) if checked and tested is not None and leaked is not None else None,
+            "pairs": facts.get("pairs") if checked else None,
+            "clusters": facts.get("clusters") if checked else None,
+            "cross_class_pairs": facts.get("cross_class_pairs") if checked else None,
+            "examples": facts.get("examples") or [], "csv": facts.get("csv"),
+            "dedupe_images_before": dedupe.get("images_before"),
+            "dedupe_dropped_images": dedupe.get("dropped_images"),
+            "dedupe_clusters": dedupe.get("clusters"),
+            "dedupe_cross_class_conflicts": dedupe.get("cross_class_conflicts"),
+            "dedupe_csv": dedupe.get("csv"),
+        })
+    frame = pd.DataFrame(rows, columns=FRAME_COLUMNS)
+    counts = [c for c in FRAME_COLUMNS if c not in ("dataset", "checked", "not_checked", "share",
+                                                    "examples", "csv", "dedupe_csv")]
+    return frame.astype({c: "Int64" for c in counts}).astype({"share": float})

@@ -5,7 +5,9 @@ Computed from the out-of-fold predictions the cells store, never by refitting:
 `estimator_classes` scores one estimator per class, `dataset_classes` every estimator of a
 dataset, `per_class_frame` every estimator of a run (the rows of per_class.csv),
 `compare_families` picks the best estimator of each family on a dataset and returns a
-`FamilyComparison`; `per_class_section` and `family_sentence` only render it.
+`FamilyComparison`; `per_class_results` gives both for every dataset, as the run's Analysis
+holds them (benchmark.reporting.analysis). `per_class_section` and `family_sentence` only
+render a FamilyComparison.
 """
 
 from dataclasses import dataclass, field
@@ -113,15 +115,16 @@ def dataset_classes(dataset, summary, stored):
     return scored, without
 
 
-def compare_families(dataset, summary, stored):
+def compare_families(dataset, summary, stored, classes=None):
     """The FamilyComparison of `dataset`, or None when no estimator has ok cells there.
 
     Best of a family = its highest mean macro-F1 over the dataset's ok folds, the leaderboard's
     choice, among the estimators whose predictions are stored. The pair compared is the best
-    CNN and the best classical estimator when both ran, otherwise the two best families."""
+    CNN and the best classical estimator when both ran, otherwise the two best families.
+    `classes`: dataset_classes's result, when computed already."""
     from estimators.registry import UNKNOWN_FAMILY
 
-    scored, without = dataset_classes(dataset, summary, stored)
+    scored, without = classes if classes is not None else dataset_classes(dataset, summary, stored)
     if not scored and not without:
         return None
     best = {}
@@ -136,24 +139,39 @@ def compare_families(dataset, summary, stored):
     return comparison
 
 
+def per_class_results(stored, summary):
+    """(per_class_frame, {dataset: its FamilyComparison, or None}) of every dataset of
+    `summary`, each estimator scored once for both."""
+    frames, comparisons = [], {}
+    for dataset in summary["dataset"].drop_duplicates() if len(summary) else []:
+        classes = dataset_classes(dataset, summary, stored)
+        comparisons[dataset] = compare_families(dataset, summary, stored, classes)
+        frames.append(_dataset_frame(dataset, summary, classes[0]))
+    frames = [f for f in frames if f is not None]
+    if not frames:
+        return pd.DataFrame(columns=CSV_COLUMNS), comparisons
+    return pd.concat(frames, ignore_index=True)[CSV_COLUMNS].astype({"train_size": "Int64"}), comparisons
+
+
 def per_class_frame(stored, summary):
     """Every estimator's per-class scores on every dataset (per_class.csv): one row per
     (dataset, estimator, class); `best_of_family` marks the estimators the report shows."""
+    return per_class_results(stored, summary)[0]
+
+
+def _dataset_frame(dataset, summary, scored):
+    """per_class_frame's rows of one dataset ([EstimatorClasses] `scored`), or None."""
+    size = ranked_train_size(summary, dataset)  # the leaderboard's cells: at most this many per class
+    best = {}
+    for result in scored:
+        best.setdefault(result.family, result)
     frames = []
-    for dataset in summary["dataset"].drop_duplicates() if len(summary) else []:
-        scored, _ = dataset_classes(dataset, summary, stored)
-        size = ranked_train_size(summary, dataset)  # the leaderboard's cells: at most this many per class
-        best = {}
-        for result in scored:
-            best.setdefault(result.family, result)
-        for result in scored:
-            frame = result.scores.reset_index()
-            frames.append(frame.assign(dataset=dataset, estimator=result.estimator, family=result.family,
-                                       train_size=size, best_of_family=best[result.family] is result,
-                                       folds=result.folds))
-    if not frames:
-        return pd.DataFrame(columns=CSV_COLUMNS)
-    return pd.concat(frames, ignore_index=True)[CSV_COLUMNS].astype({"train_size": "Int64"})
+    for result in scored:
+        frame = result.scores.reset_index()
+        frames.append(frame.assign(dataset=dataset, estimator=result.estimator, family=result.family,
+                                   train_size=size, best_of_family=best[result.family] is result,
+                                   folds=result.folds))
+    return pd.concat(frames, ignore_index=True) if frames else None
 
 
 # --- Markdown -------------------------------------------------------------------------------
@@ -221,11 +239,12 @@ def _shown(comparison):
         f"with the {SHOWN_EACH_WAY} highest and the {SHOWN_EACH_WAY} lowest F1, highest first"
 
 
-def per_class_section(dataset, summary, stored):
-    """The dataset's "Per-class scores" subsection (no lines when no estimator has ok cells)."""
+def per_class_section(dataset, analysis):
+    """The dataset's "Per-class scores" subsection (no lines when no estimator has ok cells),
+    rendered from `analysis.family_comparisons` (per_class_results)."""
     from estimators.registry import UNKNOWN_FAMILY
 
-    comparison = compare_families(dataset, summary, stored)
+    comparison = analysis.family_comparisons.get(dataset)
     if comparison is None:
         return []
     notes = []

@@ -1,172 +1,84 @@
 """report.md, its plots and the CSVs of a run, regenerated from the stored cells alone.
 
-`write_report(run_dir)` reads run.json and cells/ (see `benchmark.reporting.results`), recomputes every
-score, table and test from the out-of-fold predictions and per-fold scores, draws the plots and
-writes `report.md`, `scores.csv`, `summary.csv`, `history.csv`, `per_class.csv` and `plots/*.png`. Nothing is
-refitted, so `python -m benchmark report RUN` gives the same report as the run itself.
+`write_report(run_dir)` reads run.json and cells/ (see `benchmark.reporting.results`), analyses
+them once (`benchmark.reporting.analysis.analyse`: every score, table and test from the
+out-of-fold predictions and per-fold scores), then renders that analysis: it draws the plots and
+writes `report.md`, `scores.csv`, `summary.csv`, `history.csv`, `per_class.csv` and
+`plots/*.png`. Nothing is refitted, so `python -m benchmark report RUN` gives the same report as
+the run itself.
 """
 
 import math
 import re
 import shlex
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from features.cache import atomic_write
 
-from benchmark.reporting.calibration import (
-    PROBABILISTIC, calibrate, calibration_section, reliability_jobs,
-)
+from benchmark.reporting.analysis import Analysis, analyse
+from benchmark.reporting.calibration import PROBABILISTIC, calibration_section, reliability_jobs
+from benchmark.reporting.diagnostics import diagnostics_section
 from benchmark.reporting.leaderboard import (
-    SCORE_COLUMNS, dataset_table, describe_sampling, history_frame, is_flagged, no_score,
-    overall_frame, probability_text, ranked_train_size, scores_frame, size_title,
-    sized_datasets_note, summary_frame,
+    SCORE_COLUMNS, dataset_table, describe_sampling, is_flagged, no_score, probability_text,
+    ranked_train_size, size_title, sized_datasets_note,
 )
 from benchmark.reporting.markdown import MARK
 from benchmark.reporting.markdown import escape_markdown as esc
 from benchmark.reporting.markdown import link_path, table
-from benchmark.reporting.results import load_run, plan_order, ranked_size
+from benchmark.reporting.results import load_run
 from benchmark.execution.cells import slug
 from benchmark.execution.recompute import recomputed_text
 from benchmark.execution.store import RunStore
-from benchmark.reporting.stats import ALPHA, MIN_FOLDS, Ranking, rank_estimators
-from benchmark.reporting.near_duplicates import (
-    dedupe_line, dedupe_problems, near_duplicate_cell, near_duplicate_problems,
-)
-from benchmark.reporting.per_class import CSV_FILE, per_class_frame, per_class_section
-from benchmark.reporting.training_sizes import plot_args, size_frame, size_section
-from benchmark.reporting.tuning import tuning_fact, tuning_problems, tuning_section
-
+from benchmark.reporting.stats import ALPHA, MIN_FOLDS
+from benchmark.reporting.near_duplicates import dedupe_line, near_duplicate_cell
+from benchmark.reporting.per_class import CSV_FILE, per_class_section
+from benchmark.reporting.training_sizes import dataset_sizes, plot_args, size_section
+from benchmark.reporting.tuning import tuning_fact, tuning_section
 
 
 @dataclass
 class Report:
+    """What write_report wrote, and the Analysis it rendered (the terminal renders it too)."""
+
     path: Path
-    summary: pd.DataFrame
-    overall: pd.DataFrame
-    ranking: Ranking  # stats.rank_estimators: what the ranking section and the CD diagram show
-    problems: list  # one line each: failed, missing or unreadable cells, skipped datasets
+    analysis: Analysis
     unreadable: list = field(default_factory=list)  # [(path, reason)] of files that could not be read
 
-
-@dataclass
-class Analysis:
-    """What a report says about a run, computed from its cells (no file written)."""
-
-    scores: pd.DataFrame  # one row per (dataset, estimator, fold), absent cells included
-    summary: pd.DataFrame  # one row per (dataset, estimator): means, intervals, ranks, tests
-    overall: pd.DataFrame  # one row per estimator: mean rank across datasets
-    history: pd.DataFrame  # the CNNs' per-epoch curves
-    ranking: Ranking  # the cross-dataset statistics (Friedman, Nemenyi)
-    problems: list  # one line each: failed, missing or unreadable cells, skipped datasets
-    calibration: object = None  # calibration.Calibration: probabilistic scores, reliability bins
-    # `run --train-sizes`: summary rows (as `summary`'s) of the training sizes the leaderboards
-    # do not rank, one per (dataset, estimator, size); empty otherwise. `scores` holds their folds
-    size_summary: pd.DataFrame = field(default_factory=pd.DataFrame)
-
-    def every_summary(self):
-        """`summary` and `size_summary` together, as summary.csv holds them: datasets in run
-        order, then the training sizes (the whole training part last), then best first."""
-        return _by_size(pd.concat([self.summary, self.size_summary], ignore_index=True), "rank")
-
-
-def analyse(stored, alpha=ALPHA):
-    """The Analysis of a StoredRun (benchmark.reporting.results)."""
-    absent = stored.absent()
-    order = plan_order(stored.meta)
-    cells = sorted(stored.cells + absent, key=lambda c: (*order(c.dataset, c.estimator), c.fold))
-    calibration = calibrate(stored)
-    scores = scores_frame(cells, calibration.scores)
-    summary = _described(summary_frame(scores, alpha), stored)
-    overall = overall_frame(summary) if len(summary) else pd.DataFrame()
-    size_scores, size_summary = _other_sizes(stored, alpha)
-    if len(size_scores):
-        scores = _by_size(pd.concat([scores, size_scores], ignore_index=True), "fold")
-    return Analysis(scores, summary, overall, history_frame(stored.cells), rank_estimators(summary, alpha),
-                    _problems(stored, absent) + calibration.problems, calibration, size_summary)
-
-
-def _described(summary, stored):
-    """The summary with each estimator's family and the training size of each row's cells
-    (`train_size`: at most that many images per class; NA: the whole training part)."""
-    if not len(summary):
-        return summary
-    at = summary.columns.get_loc("estimator") + 1
-    summary.insert(at, "family", summary["estimator"].map(stored.family))
-    plan = stored.meta.get("plan") or {}
-    sizes = summary["dataset"].map(lambda name: ranked_size(plan.get(name) or {}))
-    summary.insert(at + 1, "train_size", pd.array(sizes.tolist(), dtype="Int64"))
-    return summary
-
-
-def _other_sizes(stored, alpha):
-    """(scores, summary) frames of the `run --train-sizes` cells whose size the leaderboards do
-    not rank: each size summarised (ranked, tested against its best) on its own."""
-    plan = stored.meta.get("plan") or {}
-    others = {}
-    for c in stored.sized_cells or []:
-        if c.train_size != ranked_size(plan.get(c.dataset) or {}):
-            others.setdefault(c.train_size, []).append(c)
-    scores, summaries = [], []
-    for size, cells in sorted(others.items(), key=lambda item: (item[0] is None, item[0] or 0)):
-        frame = scores_frame(cells, calibrate(replace(stored, cells=cells)).scores)
-        scores.append(frame)
-        summary = summary_frame(frame, alpha)
-        if len(summary):
-            summaries.append(_described(summary, stored).assign(
-                train_size=pd.array([size] * len(summary), dtype="Int64")))
-    return (pd.concat(scores, ignore_index=True) if scores else pd.DataFrame(),
-            pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame())
-
-
-def _by_size(frame, then):
-    """`frame` sorted by dataset (in the order it first appears), training size (the whole
-    training part last), then by `then` ("fold": estimators in order; "rank": best first)."""
-    if not len(frame):
-        return frame
-    position = {name: i for i, name in enumerate(frame["dataset"].drop_duplicates())}
-    estimators = {name: i for i, name in enumerate(frame["estimator"].drop_duplicates())}
-    keys = pd.DataFrame({"dataset": frame["dataset"].map(position),
-                         "size": frame["train_size"].astype("Float64").fillna(float("inf")),
-                         "estimator": frame["estimator"].map(estimators), "then": frame[then]})
-    by = ["dataset", "size", "estimator", "then"] if then == "fold" else ["dataset", "size", "then"]
-    order = keys.astype(float).sort_values(by, kind="stable").index
-    return frame.loc[order].reset_index(drop=True)
+    # the frames the callers of write_report read before the Analysis held them
+    summary = property(lambda self: self.analysis.summary)
+    overall = property(lambda self: self.analysis.overall)
+    ranking = property(lambda self: self.analysis.ranking)
+    problems = property(lambda self: self.analysis.problems)
 
 
 def write_report(run_dir, alpha=ALPHA, n_jobs=1, mapper=None):
-    """Regenerate every derived file of `run_dir`; return the Report (frames for the terminal).
+    """Regenerate every derived file of `run_dir`; return the Report (with its Analysis).
 
     `n_jobs` processes, or `mapper` (see _draw_plots), draw the plots."""
     stored = load_run(run_dir)
     store = RunStore(run_dir)
-    run_dir = store.path
     result = analyse(stored, alpha)
-    summary, history, ranking, problems = result.summary, result.history, result.ranking, result.problems
     _write_csv(store.output("scores.csv"), result.scores)
     _write_csv(store.output("summary.csv"), result.every_summary())
-    if len(history):
-        _write_csv(store.output("history.csv"), history)
-    per_class = per_class_frame(stored, summary)
-    if len(per_class):
-        _write_csv(store.output(CSV_FILE), per_class)
-    plots = _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs, mapper,
-                        result.calibration)
-    text = _markdown(stored, summary, result.overall, ranking, plots, problems, alpha)
+    if len(result.history):
+        _write_csv(store.output("history.csv"), result.history)
+    if len(result.per_class):
+        _write_csv(store.output(CSV_FILE), result.per_class)
+    plots = _draw_plots(store.path, result, n_jobs, mapper)
+    text = _markdown(result, plots)
     path = store.report_file
     atomic_write(path, lambda f: f.write(text.encode()))
-    return Report(path, summary, result.overall, ranking, problems, list(stored.unreadable))
+    return Report(path, result, list(stored.unreadable))
 
 
-def figures(stored, result, alpha=ALPHA):
-    """{(dataset, kind): matplotlib Figure} of every plot the report draws ("" for the
-    cross-dataset ones; kinds: f1, pareto, confusion, curves, reliability, cd), without
-    writing files."""
-    calibration = getattr(result, "calibration", None) or calibrate(stored)
-    jobs, _ = _plot_jobs(None, stored, result.summary, result.history, result.ranking, alpha,
-                         calibration)
+def figures(analysis):
+    """{(dataset, kind): matplotlib Figure} of every plot the report draws from `analysis` (""
+    for the cross-dataset ones; kinds: f1, pareto, confusion, sizes, curves, reliability, cd),
+    without writing files."""
+    jobs, _ = _plot_jobs(None, analysis)
     drawn = {}
     for dataset, kind, function, args in jobs:
         fig = _draw(function, args)
@@ -180,8 +92,7 @@ def _write_csv(path, frame):
 
 # --- plots ----------------------------------------------------------------------------------
 
-def _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs=1, mapper=None,
-                calibration=None):
+def _draw_plots(run_dir, analysis, n_jobs=1, mapper=None):
     """{dataset or "": {kind: path relative to run_dir}}; old PNGs are removed first.
 
     The plots are independent, so with `n_jobs` > 1 they are drawn in parallel (joblib
@@ -198,7 +109,7 @@ def _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs=1, map
     folder.mkdir(exist_ok=True)
     for old in folder.glob("*.png"):
         old.unlink()
-    jobs, drawn = _plot_jobs(folder, stored, summary, history, ranking, alpha, calibration)
+    jobs, drawn = _plot_jobs(folder, analysis)
     paths = None
     try:
         paths = mapper([(_draw, (f, args)) for _, _, f, args in jobs]) if mapper else None
@@ -213,13 +124,15 @@ def _draw_plots(run_dir, stored, summary, history, ranking, alpha, n_jobs=1, map
     return drawn
 
 
-def _plot_jobs(folder, stored, summary, history, ranking, alpha, calibration=None):
+def _plot_jobs(folder, analysis):
     """([(dataset, kind, plots function, args)], {dataset: {"confusion_of": estimator}}) of
-    every plot; each is written into `folder`, or returned as a figure when it is None."""
+    every plot of `analysis`; each is written into `folder`, or returned as a figure when it is
+    None."""
 
     def at(name):
         return None if folder is None else folder / name
 
+    summary, history, ranking, alpha = analysis.summary, analysis.history, analysis.ranking, analysis.alpha
     jobs, drawn = [], {}  # jobs: (dataset, kind, function, args)
     for dataset in summary["dataset"].drop_duplicates() if len(summary) else []:
         rows = summary[(summary["dataset"] == dataset) & summary["f1_macro_mean"].notna()]
@@ -234,18 +147,13 @@ def _plot_jobs(folder, stored, summary, history, ranking, alpha, calibration=Non
         jobs.append((dataset, "pareto", "pareto_plot", (
             list(rows["estimator"]), list(cost), list(rows["f1_macro_mean"]),
             at(f"{name}-pareto.png"), f"{dataset}: macro-F1 vs training cost (fit s + feature s)")))
-        best = rows.iloc[0]["estimator"]
-        cells = [c for c in stored.cells if c.dataset == dataset and c.estimator == best
-                 and c.status == "ok" and c.y_true is not None]
-        if cells:
-            y_true = [y for c in cells for y in c.y_true]
-            y_pred = [y for c in cells for y in c.y_pred]
+        confusion = analysis.confusion.get(dataset)
+        if confusion is not None:
             jobs.append((dataset, "confusion", "confusion_matrix_plot", (
-                y_true, y_pred, _class_order(stored, dataset, y_true, y_pred),
-                at(f"{name}-confusion.png"),
-                f"{dataset}: {best}, out-of-fold predictions of {len(cells)} fold(s)")))
-            drawn.setdefault(dataset, {})["confusion_of"] = best
-        sizes = size_frame(stored, dataset)
+                confusion.y_true, confusion.y_pred, confusion.classes, at(f"{name}-confusion.png"),
+                f"{dataset}: {confusion.estimator}, out-of-fold predictions of {confusion.folds} fold(s)")))
+            drawn.setdefault(dataset, {})["confusion_of"] = confusion.estimator
+        sizes = dataset_sizes(analysis.sizes, dataset)
         if len(sizes):
             jobs.append((dataset, "sizes", "training_size_plot", (
                 plot_args(sizes), at(f"{name}-training-sizes.png"),
@@ -255,7 +163,7 @@ def _plot_jobs(folder, stored, summary, history, ranking, alpha, calibration=Non
             jobs.append((dataset, "curves", "learning_curves", (
                 curves, at(f"{name}-learning-curves.png"),
                 f"{dataset}: CNN learning curves (mean over folds; band: min-max)")))
-    jobs += reliability_jobs(summary, calibration, at)
+    jobs += reliability_jobs(summary, analysis.probabilistic, at)
     if ranking.pvalues is not None:
         jobs.append(("", "cd", "cd_diagram", (
             ranking.friedman.mean_ranks, ranking.pvalues, at("critical-difference.png"),
@@ -271,14 +179,6 @@ def _draw(function, args):
     from benchmark.reporting import plots
 
     return getattr(plots, function)(*args)
-
-
-def _class_order(stored, dataset, y_true, y_pred):
-    """The dataset's class names in its own order (from run.json), else sorted."""
-    classes = ((stored.meta.get("datasets") or {}).get(dataset) or {}).get("classes") or {}
-    names = [str(c) for c in classes]
-    extra = sorted((set(map(str, y_true)) | set(map(str, y_pred))) - set(names))
-    return names + extra
 
 
 # --- Markdown -------------------------------------------------------------------------------
@@ -298,11 +198,12 @@ def _image(path, alt):
     return f"![{esc(alt)}]({link_path(path)})"
 
 
-def _markdown(stored, summary, overall, ranking, plots, problems, alpha):
-    meta = stored.meta
+def _markdown(analysis, plots):
+    """report.md's text, rendered from `analysis` and the `plots` drawn from it."""
+    meta, summary, alpha = analysis.meta, analysis.summary, analysis.alpha
     config = meta.get("config") or {}
-    lines = [f"# Benchmark report — run {esc(meta.get('run_id') or stored.run_dir.name)}", ""]
-    lines += _run_facts(meta, stored.run_dir) + [""] + _command_block(meta.get("command"))
+    lines = [f"# Benchmark report — run {esc(meta.get('run_id') or analysis.run_dir.name)}", ""]
+    lines += _run_facts(meta, analysis.run_dir) + [""] + _command_block(meta.get("command"))
     lines += [
         "How to read it: every estimator on a dataset gets the same splits and images. Scores "
         "are mean ± standard deviation over folds, then a 95% confidence interval [low, high] "
@@ -331,13 +232,13 @@ def _markdown(stored, summary, overall, ranking, plots, problems, alpha):
         deduped = [line for line in deduped if line]
         lines += deduped + ([""] if deduped else [])
     if len(summary):
-        lines += _overview(summary, overall) + _ranking_text(ranking, plots, alpha, summary)
+        lines += _overview(summary, analysis.overall) + _ranking_text(analysis.ranking, plots, alpha, summary)
         for dataset in summary["dataset"].drop_duplicates():
-            lines += _dataset_section(dataset, summary, plots.get(dataset, {}), config, stored)
+            lines += _dataset_section(dataset, analysis, plots.get(dataset, {}))
     else:
         lines += ["No cell finished, so there is nothing to rank yet.", ""]
-    if problems:
-        lines += ["## Problems", ""] + [f"- {esc(p)}" for p in problems] + [""]
+    if analysis.problems:
+        lines += ["## Problems", ""] + [f"- {esc(p)}" for p in analysis.problems] + [""]
     if config.get("unavailable"):
         lines += ["## Datasets not run", "", "Named datasets that are not on this machine:", ""]
         lines += [f"- {esc(n)}: {esc(r)}" for n, r in config["unavailable"].items()] + [""]
@@ -460,7 +361,8 @@ def _ranking_text(ranking, plots, alpha, summary):
     return lines
 
 
-def _dataset_section(dataset, summary, plots, config, stored):
+def _dataset_section(dataset, analysis, plots):
+    summary = analysis.summary
     rows, headers = dataset_table(summary, dataset, SCORE_COLUMNS, score=_pm, mark=MARK, escape=esc,
                                   probabilistic=PROBABILISTIC, probability_score=probability_text)
     lines = [f"## Dataset: {esc(dataset)}{size_title(summary, dataset)}", ""]
@@ -481,170 +383,7 @@ def _dataset_section(dataset, summary, plots, config, stored):
                              "from its out-of-fold predictions (rows: true class, share of the row):")
                 lines.append("")
             lines += [_image(plots[kind], f"{dataset}: {alt}"), ""]
-    lines += size_section(dataset, stored, plots.get("sizes"))
+    lines += size_section(dataset, analysis, plots.get("sizes"))
     lines += calibration_section(dataset, summary, plots.get("reliability"))
-    return (lines + tuning_section(dataset, stored) + _diagnostics_section(dataset, summary, stored)
-            + per_class_section(dataset, summary, stored))
-
-
-def _diagnostics_section(dataset, summary, stored):
-    """How each estimator trained on `dataset`: the CNNs' budgets and convergence checks and
-    every warning a fit raised, with the evidence for each estimator marked in the tables."""
-    rows = summary[summary["dataset"] == dataset]
-    lines = ["### Training diagnostics", ""]
-    cells = [c for c in stored.cells if c.dataset == dataset and c.status == "ok"]
-    budgets, others = {}, {}
-    for c in cells:
-        training = (c.diagnostics or {}).get("training") or {}
-        if not isinstance(training, dict) or not training:
-            continue
-        # a CNN's budget record (estimators.convergence), or another estimator's own check:
-        # shown by its `summary` line, so a plug-in's record never breaks the report
-        kind = budgets if "epochs_run" in training else others
-        kind.setdefault(c.estimator, []).append(training)
-    if budgets:
-        table_rows = []
-        for estimator, runs in budgets.items():
-            table_rows.append([esc(estimator), _span(r["batch_size"] for r in runs),
-                               _span(r["epochs_run"] for r in runs) + " of " + _span(r["epochs"] for r in runs),
-                               _span(r["steps"] for r in runs),
-                               _span(f"{r['train_accuracy']:.3f}" for r in runs if r.get("train_accuracy") is not None),
-                               f"{sum(bool(r.get('undertrained')) for r in runs)}/{len(runs)}"])
-        lines += ["Budgets the CNNs trained with (per fold; batch size and epochs follow the "
-                  "training-set size unless set explicitly) and their convergence check:", "",
-                  table(table_rows, ["estimator", "batch", "epochs run of planned", "steps planned",
-                                     "last-epoch training accuracy", "folds flagged"]), ""]
-    if others:
-        lines += ["Training checks of the other iterative estimators (per fold):", "",
-                  table([[esc(estimator), _training_summary(runs),
-                          f"{sum(bool(r.get('reasons')) for r in runs)}/{len(runs)}"]
-                         for estimator, runs in others.items()],
-                        ["estimator", "training", "folds flagged"]), ""]
-    flagged = rows[rows.apply(is_flagged, axis=1) | (rows["warned_folds"] > 0)]
-    notices = {}
-    for c in cells:
-        if (c.diagnostics or {}).get("notices"):
-            notices[c.estimator] = notices.get(c.estimator, 0) + 1
-    notice = ([f"Library deprecation notices (about the libraries, not this training) are kept in "
-               f"the cells of: {', '.join(f'{esc(e)} ({n} fold(s))' for e, n in notices.items())}.", ""]
-              if notices else [])
-    unchecked = sorted({c.estimator for c in cells if c.diagnostics is None})
-    if unchecked:
-        lines += [f"No training diagnostics were recorded for {', '.join(map(esc, unchecked))} (cells "
-                  "computed by a version of this tool without them): run again to check their "
-                  "training.", ""]
-    if flagged.empty:
-        if len(unchecked) == len({c.estimator for c in cells}):
-            return lines
-        checks = ("no CNN was still improving, diverging or near chance at the end, and no fit "
-                  "raised a warning.")
-        return lines + [("Every other estimator's training passed its checks on every fold: " if unchecked
-                         else "Every estimator's training passed its checks on every fold: ") + checks,
-                        ""] + notice
-    for _, r in flagged.iterrows():
-        mark = f" {MARK}" if is_flagged(r) else ""
-        lines.append(f"- **{esc(r['estimator'])}**{mark}: {esc(r['training_note'])}.")
-        for text in _evidence(cells, r["estimator"]):
-            lines.append(f"  - {text}")
-    return lines + ["", f"Scores marked {MARK} measure a training that had not finished (or did not "
-                    "converge): more epochs, another batch size or learning rate may change them. "
-                    "`benchmarks/budget_sufficiency.py` compares the default budget with 4x.",
-                    ""] + notice
-
-
-def _training_summary(runs):
-    """One line for the per-fold training records of a non-CNN estimator."""
-    if all(isinstance(r.get("rounds"), int) and isinstance(r.get("max_rounds"), int) for r in runs):
-        stopped = sum(bool(r.get("early_stopped")) for r in runs)
-        return (f"{_span(r['rounds'] for r in runs)} of {_span(r['max_rounds'] for r in runs)} "
-                f"rounds, early-stopped in {stopped}/{len(runs)} folds")
-    return "; ".join(dict.fromkeys(str(r.get("summary", "")) for r in runs if r.get("summary")))
-
-
-def _span(values):
-    values = [v for v in values if v is not None]
-    if not values:
-        return ""
-    low, high = min(values), max(values)
-    return str(low) if low == high else f"{low}-{high}"
-
-
-def _evidence(cells, estimator, limit=3):
-    """Up to `limit` distinct reasons and warnings, each with the folds it came from."""
-    folds = {}
-    for c in cells:
-        if c.estimator != estimator:
-            continue
-        d = c.diagnostics or {}
-        for text in list(d.get("reasons") or []) + [f"warning: {w}" for w in d.get("warnings") or []
-                                                    if not w.startswith("ConvergenceWarning")]:
-            folds.setdefault(_shape(text), (text, []))[1].append(c.fold)
-    out = []
-    for text, f in folds.values():
-        where = f"fold {f[0]}" if len(f) == 1 else f"folds {', '.join(map(str, f))} (figures of fold {f[0]})"
-        out.append(f"{where}: {esc(text)}")
-    return out[:limit] + ([f"... and {len(out) - limit} more in the cells' diagnostics"] if len(out) > limit else [])
-
-
-def _shape(text):
-    """A reason with its numbers blanked: folds whose reasons differ only in figures share a line."""
-    return re.sub(r"\d+(\.\d+)?", "#", text)
-
-
-def _in_progress(stored):
-    """Whether the run is being computed now: run.json says running and a process holds it."""
-    return (stored.meta.get("status") == "running" and stored.run_dir is not None
-            and RunStore(stored.run_dir).in_use())
-
-
-def _problems(stored, absent):
-    meta = stored.meta
-    problems = [f"dataset {n} skipped: {r}" for n, r in (meta.get("skipped_datasets") or {}).items()]
-    for name, s in (meta.get("datasets") or {}).items():
-        for f in s.get("skipped_files", []):
-            problems.append(f"{name}: skipped {f['path']}: {f['reason']}")
-        for f in s.get("excluded_folders", []):
-            problems.append(f"{name}: {f['path']}/ {f['reason']}")
-        duplicates = s.get("duplicates") or {}
-        for group in duplicates.get("label_conflicts", []):
-            where = group.get("names") or [f"image {i}" for i in group["indices"]]
-            problems.append(f"{name}: label conflict, one image under classes "
-                            f"{', '.join(group['labels'])}: {', '.join(map(str, where))}")
-        if duplicates.get("within_class_copies"):
-            problems.append(f"{name}: {duplicates['within_class_copies']} duplicate image(s) within "
-                            f"a class ({duplicates['within_class_groups']} group(s)); see run.json")
-        identical = [g.get("names") or [] for g in duplicates.get("label_conflicts", [])]
-        problems += near_duplicate_problems(name, s.get("near_duplicates"), identical)
-        problems += dedupe_problems(name, (s.get("sampling") or {}).get("dedupe"))
-    for cell in stored.sized_cells or stored.cells:  # every training size's (run --train-sizes)
-        if cell.status != "ok":
-            size = "" if cell.train_size is None else f" (at most {cell.train_size} images per class)"
-            problems.append(f"{cell.dataset} / {cell.estimator} / fold {cell.fold}{size} failed: {cell.error}")
-    problems += _unknown_prediction_problems(stored.sized_cells or stored.cells)
-    problems += tuning_problems(stored)
-    missing = [c for c in absent if c.status == "missing"]
-    if missing:
-        shown = ", ".join(f"{c.dataset} / {c.estimator} / fold {c.fold}" for c in missing[:20])
-        more = f" and {len(missing) - 20} more" if len(missing) > 20 else ""
-        why = ("not run yet: the run is in progress" if _in_progress(stored)
-               else "not run yet, or the run was interrupted")
-        problems.append(f"{len(missing)} planned cell(s) have no result ({why}): {shown}{more}")
-    for path, reason in stored.unreadable:
-        problems.append(f"cannot read {path}: {reason}; the rest of the run is reported without it")
-    return problems
-
-
-def _unknown_prediction_problems(cells):
-    """One line per cell whose estimator predicted labels that are not among its training
-    classes (cells.run_cell records them): those predictions count as wrong in every score."""
-    problems = []
-    for cell in cells:
-        unknown = (cell.diagnostics or {}).get("unknown_predictions") if cell.status == "ok" else None
-        if not isinstance(unknown, dict):
-            continue
-        examples = ", ".join(repr(label) for label in unknown.get("labels") or [])
-        size = "" if cell.train_size is None else f" (trained on at most {cell.train_size} images per class)"
-        problems.append(f"estimator {cell.estimator} predicted labels not among the classes (e.g. "
-                        f"{examples}) on dataset {cell.dataset} fold {cell.fold}{size}: "
-                        f"{unknown.get('count')} of {cell.n_test} test images, scored as wrong")
-    return problems
+    return (lines + tuning_section(dataset, analysis, analysis.alpha) + diagnostics_section(dataset, analysis)
+            + per_class_section(dataset, analysis))

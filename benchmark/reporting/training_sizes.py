@@ -20,6 +20,11 @@ from benchmark.reporting.stats import ALPHA, MIN_FOLDS, corrected_ttest, fold_in
 ALL = "all"  # the label of the whole training part ("max")
 
 
+SIZE_COLUMNS = ["dataset", "estimator", "family", "size", "order", "per_class", "f1_macro_mean",
+                "f1_macro_low", "f1_macro_high", "fit_seconds", "folds", "fold_scores", "flagged",
+                "flag_reasons", "n_train", "n_test"]
+
+
 def size_frame(stored, dataset=None):
     """One row per (dataset, estimator, training size) of a run with --train-sizes: the size
     asked ("all" for max), the mean training images per class actually used, mean macro-F1
@@ -55,8 +60,10 @@ def size_frame(stored, dataset=None):
             "flag_reasons": sorted({r.split(":")[0] for c in group for r in (c.diagnostics or {}).get("reasons") or []}),
             "n_train": float(np.mean(n_train)), "n_test": float(np.mean([c.n_test for c in group])),
         })
+    if not rows:  # not a learning-curve run: no rows, the columns all the same
+        return pd.DataFrame(columns=SIZE_COLUMNS)
     frame = pd.DataFrame(rows)
-    return frame.sort_values(["dataset", "order", "estimator"]).reset_index(drop=True) if len(frame) else frame
+    return frame.sort_values(["dataset", "order", "estimator"]).reset_index(drop=True)
 
 
 def crossover(frame, alpha=ALPHA):
@@ -89,9 +96,25 @@ def crossover(frame, alpha=ALPHA):
     return {"reason": "not reached within the sizes run", "tried": tried}
 
 
-def size_section(dataset, stored, plot=None, alpha=ALPHA):
-    """The report's Markdown part on `dataset`'s learning curve ([] without --train-sizes)."""
-    frame = size_frame(stored, dataset)
+def crossovers(frame, alpha=ALPHA):
+    """{dataset: crossover(its rows of the size_frame `frame`)} for every dataset it has."""
+    if frame.empty:
+        return {}
+    return {dataset: crossover(dataset_sizes(frame, dataset), alpha)
+            for dataset in frame["dataset"].drop_duplicates()}
+
+
+def dataset_sizes(frame, dataset):
+    """The rows of `dataset` in the size_frame `frame` (an empty frame when it has none)."""
+    if frame.empty:
+        return frame
+    return frame[frame["dataset"] == dataset].reset_index(drop=True)
+
+
+def size_section(dataset, analysis, plot=None):
+    """The report's Markdown part on `dataset`'s learning curve ([] without --train-sizes),
+    rendered from `analysis.sizes` (size_frame) and `analysis.crossovers` (crossovers)."""
+    frame = dataset_sizes(analysis.sizes, dataset)
     if frame.empty:
         return []
     sizes = list(dict.fromkeys(frame.sort_values("order")["size"]))
@@ -114,14 +137,14 @@ def size_section(dataset, stored, plot=None, alpha=ALPHA):
         lines += [f"{MARK} k/n: the training of k of the n folds failed its checks (see Training "
                   f"diagnostics for what each check means), so that point measures the training, not "
                   f"what the model can learn from that many images: {listed}.", ""]
-    capped = (((stored.meta.get("datasets") or {}).get(dataset) or {}).get("sampling") or {}).get(
+    capped = (((analysis.meta.get("datasets") or {}).get(dataset) or {}).get("sampling") or {}).get(
         "train_sizes", {}).get("capped") or {}
     for size, classes in capped.items():
         listed = ", ".join(f"{c} ({n})" for c, n in list(classes.items())[:8])
         more = f" and {len(classes) - 8} more" if len(classes) > 8 else ""
         lines += [f"At {size} per class, class(es) {esc(listed)}{more} had fewer training images "
                   "(the fewest in any split, in brackets) and used all of them.", ""]
-    found = crossover(frame, alpha)
+    found = analysis.crossovers[dataset]
     if "reason" not in found:
         lines += [f"**Crossover:** from {found['size']} training images per class (~{found['per_class']:.0f} "
                   f"used), {esc(found['cnn'])} is significantly better than {esc(found['classical'])}, "

@@ -1,5 +1,6 @@
 """The report's account of `run --tune`: what each search chose, what it cost, and whether
-tuning beat the defaults on the same test folds."""
+tuning beat the defaults on the same test folds. `tuning_frames` computes it (per estimator
+and per fold) for the run's Analysis; `tuning_section` renders a dataset's part of it."""
 
 import numpy as np
 
@@ -43,37 +44,86 @@ def tuning_gain(cells, metric="f1_macro"):
     return gains
 
 
-def _verdict(test, alpha):
-    if test.p_value != test.p_value:  # NaN: too few folds
-        return "no test (too few folds)"
-    if test.p_value >= alpha:
-        return f"no difference (p {test.p_value:.2g})"
-    return f"{'tuned' if test.mean_difference > 0 else 'defaults'} better (p {test.p_value:.2g})"
-
-
 def _params(params):
     return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                      for k, v in params.items())
 
 
-def tuning_section(dataset, stored, alpha=ALPHA):
-    """The dataset's "Tuning" subsection (no lines when none of its cells was tuned)."""
-    cells = tuned_cells(stored, dataset)
-    if not cells:
+TUNING_COLUMNS = ["dataset", "estimator", "folds", "tuned_f1_macro", "default_f1_macro",
+                  "difference", "p_value", "tuning_seconds", "final_fit_seconds",
+                  "folds_keeping_defaults"]
+FOLD_COLUMNS = ["dataset", "estimator", "fold", "params", "fallback", "inner_f1",
+                "default_inner_f1", "candidates", "tuning_seconds"]
+
+
+def tuning_frames(stored, datasets):
+    """(per estimator, per fold) DataFrames of the tuned cells of `datasets`, in that order.
+
+    Per (dataset, estimator): its tuned folds; the mean macro-F1 of the tuned and of the default
+    parameters on the folds that scored both, their difference and the corrected resampled
+    t-test's p (NaN where no fold holds the defaults' scores); the mean seconds of the search and
+    of the final fit; the folds whose search kept the defaults. Per fold: the parameters chosen
+    (or why the search fell back to the defaults), the inner-CV macro-F1 of the choice and of
+    the defaults, and the candidates tried (failed ones included)."""
+    import pandas as pd
+
+    rows, folds = [], []
+    for dataset in datasets:
+        cells = tuned_cells(stored, dataset)
+        gains = tuning_gain(cells)
+        for estimator in dict.fromkeys(c.estimator for c in cells):
+            runs = [c for c in cells if c.estimator == estimator]
+            tuned, default, test = gains.get(estimator, (np.nan, np.nan, None))
+            rows.append({
+                "dataset": dataset, "estimator": estimator, "folds": len(runs),
+                "tuned_f1_macro": tuned, "default_f1_macro": default,
+                "difference": np.nan if test is None else test.mean_difference,
+                "p_value": np.nan if test is None else test.p_value,
+                "tuning_seconds": float(np.mean([c.tuning.get("seconds", 0) for c in runs])),
+                "final_fit_seconds": float(np.mean([c.fit_seconds or 0 for c in runs])),
+                "folds_keeping_defaults": sum(bool(c.tuning.get("chose_default")) for c in runs),
+            })
+        for c in sorted(cells, key=lambda c: (c.estimator, c.fold)):
+            t = c.tuning
+            folds.append({
+                "dataset": dataset, "estimator": c.estimator, "fold": c.fold,
+                "params": t.get("params") or {}, "fallback": t.get("fallback"),
+                "inner_f1": t.get("inner_f1"),
+                "default_inner_f1": next((x["inner_f1"] for x in t.get("candidates", [])
+                                          if x["params"] == t.get("default")), None),
+                "candidates": len(t.get("candidates", [])) + t.get("failed", 0),
+                "tuning_seconds": t.get("seconds"),
+            })
+    return pd.DataFrame(rows, columns=TUNING_COLUMNS), pd.DataFrame(folds, columns=FOLD_COLUMNS)
+
+
+def _verdict_of(row, alpha):
+    if row["p_value"] != row["p_value"]:  # NaN: too few folds
+        return "no test (too few folds)"
+    if row["p_value"] >= alpha:
+        return f"no difference (p {row['p_value']:.2g})"
+    return f"{'tuned' if row['difference'] > 0 else 'defaults'} better (p {row['p_value']:.2g})"
+
+
+def _number(value, text):
+    return "" if value is None or value != value else text.format(value)
+
+
+def tuning_section(dataset, analysis, alpha=ALPHA):
+    """The dataset's "Tuning" subsection (no lines when none of its cells was tuned), rendered
+    from `analysis.tuning` and `analysis.tuning_folds` (tuning_frames)."""
+    estimators = analysis.tuning[analysis.tuning["dataset"] == dataset]
+    if estimators.empty:
         return []
-    gains = tuning_gain(cells)
     rows = []
-    for estimator in dict.fromkeys(c.estimator for c in cells):
-        runs = [c for c in cells if c.estimator == estimator]
-        tuned, default, test = gains.get(estimator, (None, None, None))
+    for _, r in estimators.iterrows():
+        tested = r["difference"] == r["difference"]  # some fold held the defaults' scores
         rows.append([
-            esc(estimator),
-            "" if tuned is None else f"{tuned:.3f}", "" if default is None else f"{default:.3f}",
-            "" if test is None else f"{test.mean_difference:+.3f}",
-            "" if test is None else _verdict(test, alpha),
-            f"{np.mean([c.tuning.get('seconds', 0) for c in runs]):.2f}",
-            f"{np.mean([c.fit_seconds or 0 for c in runs]):.2f}",
-            f"{sum(bool(c.tuning.get('chose_default')) for c in runs)}/{len(runs)}",
+            esc(r["estimator"]), f"{r['tuned_f1_macro']:.3f}" if tested else "",
+            f"{r['default_f1_macro']:.3f}" if tested else "",
+            f"{r['difference']:+.3f}" if tested else "", _verdict_of(r, alpha) if tested else "",
+            f"{r['tuning_seconds']:.2f}", f"{r['final_fit_seconds']:.2f}",
+            f"{r['folds_keeping_defaults']}/{r['folds']}",
         ])
     lines = ["### Tuning", "",
              "Each tuned estimator searched its declared space inside every training fold (inner "
@@ -84,22 +134,16 @@ def tuning_section(dataset, stored, alpha=ALPHA):
              "leaderboard's fit s).", "",
              table(rows, ["estimator", "tuned", "defaults", "tuned - defaults", "paired test",
                           "tuning s", "final fit s", "folds keeping the defaults"]), ""]
-    worse = [e for e, (_, _, t) in gains.items() if t.p_value == t.p_value
-             and t.p_value < alpha and t.mean_difference < 0]
-    if worse:
+    worse = estimators[(estimators["p_value"] < alpha) & (estimators["difference"] < 0)]["estimator"]
+    if len(worse):
         lines += [f"Tuning lost to the defaults on this dataset for {', '.join(map(esc, worse))}: "
                   "the inner cross-validation of the training fold did not predict the test "
                   "fold (small folds make it noisy).", ""]
     fold_rows = []
-    for c in sorted(cells, key=lambda c: (c.estimator, c.fold)):
-        t = c.tuning
-        default_inner = next((x["inner_f1"] for x in t.get("candidates", [])
-                              if x["params"] == t.get("default")), None)
-        chosen = t.get("fallback") or _params(t.get("params") or {})
-        fold_rows.append([esc(c.estimator), c.fold, esc(chosen),
-                          "" if t.get("inner_f1") is None else f"{t['inner_f1']:.3f}",
-                          "" if default_inner is None else f"{default_inner:.3f}",
-                          len(t.get("candidates", [])) + t.get("failed", 0)])
+    for _, f in analysis.tuning_folds[analysis.tuning_folds["dataset"] == dataset].iterrows():
+        fold_rows.append([esc(f["estimator"]), f["fold"], esc(f["fallback"] or _params(f["params"])),
+                          _number(f["inner_f1"], "{:.3f}"), _number(f["default_inner_f1"], "{:.3f}"),
+                          f["candidates"]])
     lines += ["<details><summary>Parameters chosen in each fold</summary>", "",
               table(fold_rows, ["estimator", "fold", "chosen parameters", "inner F1 chosen",
                                 "inner F1 defaults", "candidates"]), "", "</details>", ""]

@@ -110,13 +110,11 @@ def run_benchmark(datasets, estimators=None, **options):
     `n_jobs` (--jobs, default 1: no worker processes; -1: as many as the cores hold at
     `threads_per_cell` threads each). `tune`: True, or a budget as --tune-budget gives it (8
     configurations, "60s"), or an estimators.tuning.TuningBudget (None or False: no tuning).
-    `groups`, `groups_file`, `groups_unmatched`: as --groups (a regex or "near-duplicates"),
-    --groups-file and --groups-unmatched, to keep each group of images on one side of every
-    split; `dedupe`: as --dedupe; `train_sizes`: as --train-sizes, e.g. [10, 30, 100, "max"]
-    or "10,30,max"; `keras_backend`: as --keras-backend ("tensorflow", "jax", "torch"; a
-    process runs one: the first CNN fitted in it fixes it); `plugins`: as --plugin, files or
-    modules that register estimators. A name, a value or a setting that cannot be used raises
-    ValueError (one line, naming the argument) before anything runs.
+    `train_sizes`: as --train-sizes, e.g. [10, 30, 100, "max"] or "10,30,max"; `keras_backend`:
+    as --keras-backend ("tensorflow", "jax", "torch"; a process runs one: the first CNN fitted
+    in it fixes it); `plugins`: as --plugin, files or modules that register estimators. A
+    name, a value or a setting that cannot be used raises ValueError (one line, naming the
+    argument) before anything runs.
 
     With `n_jobs` other than 1 the cells run in worker processes, which start by importing the
     main module again (the fork server's start method, like `spawn`): a script must call

@@ -254,11 +254,10 @@ def _names(option, value):
 
 
 def _estimators(option, value):
-    names = _names(option, value)
-    if not names:  # an empty list is not "the default set": that is None (or leaving it out)
+    if value == [] or value == "" or value == ():  # not "the default set": that is None (left out)
         raise OptionError(option, f"must name at least one estimator (leave it out for the default "
                                   f"set); got {value!r}")
-    return names
+    return _names(option, value)
 
 
 def _sizes(option, value):

@@ -133,7 +133,7 @@ def merge_experiment(given, typed, path):
 
 
 def _typed(option, value):
-    """An option as it was typed: --folds 3, --dedupe, --dataset a --dataset b."""
+    """An option as it was typed: --folds 3, --full, --dataset a --dataset b."""
     if value is None or value is True:
         return option.cli
     values = value if isinstance(value, list) else [value]

@@ -99,9 +99,9 @@ def _prepare_and_execute(values, given, file_settings, argv, backend):
 
             config.cache_dir, config.folder_cache = cache_places(values["cache_dir"], values["no_cache"])
     else:
-        given = {k: v for k, v in values.items() if k in BY_NAME and k not in ("datasets", "dataset", "all")}
+        options = {k: v for k, v in values.items() if k in BY_NAME and k not in ("datasets", "dataset", "all")}
         config, notes = build_config((values["datasets"] or []) + (values["dataset"] or []),
-                                     all_datasets=bool(values["all"]), file_settings=file_settings, **given)
+                                     all_datasets=bool(values["all"]), file_settings=file_settings, **options)
         for note in notes:
             print(f"{'warning' if isinstance(note, Warning) else 'note'}: {note}", file=sys.stderr)
         run_dir = values["out"]  # None: a new directory under results/, made once the options pass

@@ -196,3 +196,16 @@ def sized_splits(splits, labels, config):
             for label, available in classes.items():
                 fewest[label] = min(available, fewest.get(label, available))
     return sized, capped
+
+
+def save_near_duplicates(store, dataset_name, summary):
+    """Write the near-duplicate table that `_load` put in `summary` (every pair, and the images
+    --dedupe dropped) to a CSV in `store` (a RunStore), and name the CSV in the summary in its
+    place: run.json keeps the counts and examples."""
+    table = summary.pop("near_duplicate_table", None)
+    if table is None:
+        return
+    csv = store.save_near_duplicates(dataset_name, *table)
+    summary["near_duplicates"]["csv"] = csv
+    if "dedupe" in summary.get("sampling", {}):
+        summary["sampling"]["dedupe"]["csv"] = csv

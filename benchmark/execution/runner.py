@@ -84,13 +84,7 @@ def run(config, run_dir, *, backend=None, on_cell=None, on_dataset=None, on_star
     for dataset_name, prepared in zip(config.datasets, preparation.prepare_datasets(config, backend, run_dir)):
         dataset, splits, summary, skip_reason, features = prepared
         if summary is not None:
-            table = summary.pop("near_duplicate_table", None)
-            if table is not None:  # every pair (and what --dedupe dropped) in a CSV; run.json
-                # keeps the counts and examples
-                csv = store.save_near_duplicates(dataset_name, *table)
-                summary["near_duplicates"]["csv"] = csv
-                if "dedupe" in summary.get("sampling", {}):
-                    summary["sampling"]["dedupe"]["csv"] = csv
+            preparation.save_near_duplicates(store, dataset_name, summary)
             summaries[dataset_name] = summary
         if skip_reason is not None:
             skipped[dataset_name] = skip_reason

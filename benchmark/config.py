@@ -95,7 +95,7 @@ OPTIONS = (
            help="use every image: no sample cap"),
     Option("seed", "int", 0, minimum=0, maximum=MAX_SEED, record=True,
            help="seed of the splits and estimators (default 0)"),
-    Option("n_jobs", "jobs", 1, flag="--jobs", toml="jobs", cli_default=-1, on_resume=FREE,
+    Option("n_jobs", "jobs", 1, flag="--jobs", toml="jobs", cli_default=-1, on_resume=FREE, metavar="N",
            help="cells run at once: worker processes, or Dask workers of a local cluster (default "
            "-1: cores / --threads-per-cell; the API's n_jobs: 1, no worker processes); scores do not "
            "depend on it"),
@@ -116,13 +116,13 @@ OPTIONS = (
     Option("resume", "text", toml=None, api=None, metavar="RUN", on_resume=FREE,
            help="finish an interrupted run (directory or run id under results/): its configuration "
            "from run.json, only missing or failed cells computed"),
-    Option("image_size", "int", minimum=1, maximum=MAX_IMAGE_SIZE, record=True,
+    Option("image_size", "int", minimum=1, maximum=MAX_IMAGE_SIZE, record=True, metavar="SIZE",
            help="resize folder images to SIZE x SIZE (default: their most common size, at most 64)"),
     Option("data_dir", "path", record=True,
            help="where the named datasets (cifar10, mnist, ...) are looked for first: original "
            "archives or image folders (default: $IMAGE_BENCHMARK_DATA, else [data] dir in "
            "~/.config/image-benchmark/config.ini)"),
-    Option("cache_dir", "path", toml=None, metavar="CACHE_DIR", record=True, on_resume=OVERRIDES,
+    Option("cache_dir", "path", toml=None, metavar="DIR", record=True, on_resume=OVERRIDES,
            help="where the caches are kept between runs: computed features in DIR, decoded image "
            "folders in DIR/folders (default ~/.cache/image-benchmark/features and .../folders)"),
     Option("no_cache", "flag", toml=None, api=None, on_resume=OVERRIDES,

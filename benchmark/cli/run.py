@@ -30,9 +30,9 @@ def add_parser(commands):
             where.add_argument(option.cli, dest=option.name, action="store_true", default=None, help=option.help)
             continue
         action = "append" if option.kind in ("name", "assignments", "plugins") else "store"
-        choices = f" ({', '.join(option.choices)})" if option.choices else ""
-        where.add_argument(option.cli, dest=option.name, action=action, help=option.help + choices,
-                           metavar=option.metavar or option.name.upper())
+        metavar = "{" + ",".join(option.choices) + "}" if option.choices else option.metavar
+        where.add_argument(option.cli, dest=option.name, action=action, help=option.help,
+                           metavar=metavar or option.name.upper())
     run.add_argument("experiment", nargs="?", metavar="EXPERIMENT.toml", help=BY_NAME["experiment"].help)
 
 

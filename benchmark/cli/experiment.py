@@ -12,8 +12,10 @@
     [estimators.cnn-fast]
     epochs = 20
 
-Every key is a `run` option (`max_per_class` for --max-per-class, ...); an option also given on
-the command line wins. Unknown keys and values of the wrong type are one-line errors.
+Every key is a `run` option (benchmark.config.OPTIONS: `max_per_class` for --max-per-class,
+`plugins` for --plugin, ...), checked as the command line and the API check it; an option also
+given on the command line wins, and a note says so. Unknown keys and bad values are one-line
+errors naming the file and the key.
 """
 
 import json

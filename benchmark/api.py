@@ -21,76 +21,66 @@ import os
 import shutil
 import tempfile
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from benchmark.errors import UsageError
 from benchmark.reporting.benchmark_results import BenchmarkResults  # noqa: F401 (the API's result)
+from estimators.registry import unknown_name_message
 
 
-def run_benchmark(datasets, estimators=None, *, folds=5, seed=0, protocol="auto", repeats=3,
-                  max_per_class=None, full=False, image_size=None, settings=None, n_jobs=1,
-                  threads_per_cell=1, cell_timeout=None, out=None, cache_dir=None, data_dir=None,
-                  tune=None, groups=None, groups_file=None, groups_unmatched=None, dedupe=False,
-                  train_sizes=None, keras_backend=None):
+def run_benchmark(datasets, estimators=None, **options):
     """Cross-validate `estimators` on `datasets` with the same splits; return BenchmarkResults.
 
     `datasets`: names (see `python -m benchmark datasets`) or "folder:PATH"; `estimators`:
-    names, patterns ("knn-*") or variants ("cnn-fast[epochs=20]"), default all; `settings`:
-    {estimator: {param: value}} as --set gives them. The other arguments are the `run`
-    options of the same names (`n_jobs` is --jobs, default 1: no worker processes; -1: as many
-    as the cores hold at `threads_per_cell` threads each). `tune`:
-    as --tune-budget, e.g. 8 (configurations) or "60s", or an estimators.tuning.TuningBudget
-    (None: no tuning). `groups`, `groups_file`, `groups_unmatched`: as --groups (a regex or
-    "near-duplicates"), --groups-file and --groups-unmatched, to keep each group of images on
-    one side of every split; `dedupe`: as --dedupe; `train_sizes`: as --train-sizes, e.g.
-    [10, 30, 100, "max"] or "10,30,max"; `keras_backend`: as --keras-backend ("tensorflow",
-    "jax", "torch"; a process runs one: the first CNN fitted in it fixes it). A name or a
-    setting that cannot be used raises ValueError before anything runs.
+    names, patterns ("knn-*") or variants ("cnn-fast[epochs=20]"), default (None) the default
+    set; `settings`: {estimator: {param: value}} as --set gives them. The other keyword
+    arguments are the `run` options of the same names, with the same defaults and checks
+    (benchmark.config.OPTIONS; e.g. folds=5, seed=0, protocol="auto", repeats=3), except
+    `n_jobs` (--jobs, default 1: no worker processes; -1: as many as the cores hold at
+    `threads_per_cell` threads each). `tune`: True, or a budget as --tune-budget gives it (8
+    configurations, "60s"), or an estimators.tuning.TuningBudget (None or False: no tuning).
+    `train_sizes`: as --train-sizes, e.g. [10, 30, 100, "max"] or "10,30,max"; `keras_backend`:
+    as --keras-backend ("tensorflow", "jax", "torch"; a process runs one: the first CNN fitted
+    in it fixes it); `plugins`: as --plugin, files or modules that register estimators. A
+    name, a value or a setting that cannot be used raises ValueError (one line, naming the
+    argument) before anything runs.
 
     With `n_jobs` other than 1 the cells run in worker processes, which start by importing the
     main module again (the fork server's start method, like `spawn`): a script must call
     run_benchmark under the guard, or each worker would start the run anew::
 
         if __name__ == "__main__":
-            results = run_benchmark(["faces"], ["knn-hog"], n_jobs=-1)
+            results = run_benchmark(["faces"], ["knn-pixels"], n_jobs=-1)
 
     A notebook needs no guard.
     """
-    from estimators.tuning import TuningBudget
+    from benchmark.config import BY_KEYWORD, BY_NAME, check_named
+    from benchmark.execution.worker_pool import start_fork_server
 
+    values = {}
     try:
-        if tune is not None and not isinstance(tune, TuningBudget):
-            tune = TuningBudget.parse(tune)
-        if folds < 2 or repeats < 1 or threads_per_cell < 1:
-            raise UsageError("folds must be at least 2, repeats and threads_per_cell at least 1")
-        if n_jobs == -1:  # as --jobs -1: the cells the cores hold at threads_per_cell threads each
-            n_jobs = max(1, (os.cpu_count() or 1) // threads_per_cell)
-        if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
-            raise UsageError(f"n_jobs must be a positive number of worker processes, or -1 for all "
-                             f"cores; got {n_jobs!r}")
-        if train_sizes is not None:
-            from benchmark.data.protocols import parse_train_sizes
-
-            try:
-                text = train_sizes if isinstance(train_sizes, str) else ",".join(map(str, train_sizes))
-                train_sizes = parse_train_sizes(text)
-            except ValueError as exc:
-                raise UsageError(str(exc)) from None
-        config, notes = build_config(
-            _names(datasets, "datasets"), _names(estimators, "estimators") if estimators else None,
-            settings=settings, folds=folds, seed=seed, protocol=protocol, repeats=repeats,
-            max_per_class=max_per_class, full=full, image_size=image_size, data_dir=data_dir,
-            cache_dir=cache_dir or True, n_jobs=n_jobs, threads_per_cell=threads_per_cell,
-            cell_timeout=cell_timeout, tune=tune, groups=groups, groups_file=groups_file,
-            groups_unmatched=groups_unmatched, dedupe=dedupe, train_sizes=train_sizes,
-            keras_backend=keras_backend)
+        for keyword, value in {"datasets": datasets, "estimators": estimators, **options}.items():
+            option = BY_KEYWORD.get(keyword)
+            if option is None:
+                raise UsageError(unknown_name_message("argument", keyword, BY_KEYWORD))
+            if value is None and option.default not in (None, False):  # None is "unset" only
+                check_named(option, value, keyword)  # where that is the default: raises
+            values[option.name] = value
+        if "tune" in values:  # True, or the budget itself
+            values["tune"], budget = _tune_argument(values["tune"])
+            if budget is not None:
+                values["tune_budget"] = check_named(BY_NAME["tune_budget"], budget, "tune")
+        config, notes = build_config(**values)
     except UsageError as exc:
         raise ValueError(str(exc)) from None
     for note in notes:
         if isinstance(note, Warning):
             warnings.warn(note, stacklevel=2)
-    if out is not None:
-        return _run_into(config, Path(out), keep=True)
+    if config.n_jobs > 1:
+        start_fork_server()
+    if values.get("out") is not None:  # checked by build_config
+        return _run_into(config, Path(values["out"]), keep=True)
     scratch = Path(tempfile.mkdtemp(prefix="benchmark-run-"))
     try:
         return _run_into(config, scratch / "run", keep=False)
@@ -98,67 +88,105 @@ def run_benchmark(datasets, estimators=None, *, folds=5, seed=0, protocol="auto"
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def build_config(datasets, estimators=None, *, all_datasets=False, settings=None, assignments=(),
-                 folds=5, seed=0, protocol="auto", repeats=3, max_per_class=None, full=False,
-                 image_size=None, data_dir=None, cache_dir=True, n_jobs=1, threads_per_cell=1,
-                 cell_timeout=None, experiment=None, tune=None, groups=None, groups_file=None,
-                 groups_unmatched=None, dedupe=False, train_sizes=None, keras_backend=None):
-    """(RunConfig, [notes]) of a run, every name and setting checked (UsageError, one line).
+def _tune_argument(value):
+    """(tune, budget) of run_benchmark's `tune`: True, False or None, a budget (8, "60s") or a
+    TuningBudget (kept as it is, its folds too: build_config takes it)."""
+    from estimators.tuning import TuningBudget
 
-    `datasets`: names (every available one with `all_datasets` and none given); `estimators`:
-    names, patterns or variants (None: all); `settings`: {estimator: {param: value}} and
-    `assignments`: ["ESTIMATOR.PARAM=VALUE", ...] (--set); `cache_dir`: where features are
-    kept, True for the default place, None for this run's memory only. The command line and
-    run_benchmark both build their runs here. `tune`: an estimators.tuning.TuningBudget, to
-    tune every estimator that declares a search space (None: defaults). `groups` (a regex or
-    "near-duplicates"), `groups_file`, `groups_unmatched`: the grouping of the splits (see
-    benchmark.data.groups), checked here; `dedupe`: drop near-duplicates before splitting;
-    `train_sizes`: benchmark.data.protocols.parse_train_sizes's list (learning curves);
-    `keras_backend`: the CNNs' Keras backend (None: $KERAS_BACKEND, else TensorFlow), checked
-    to be installed when the run has a CNN."""
-    from features.cache import default_cache_dir
+    if value is None or isinstance(value, bool):
+        return bool(value), None
+    if isinstance(value, TuningBudget):
+        return value, None
+    return True, value
 
-    from benchmark.execution.runner import RunConfig
+
+def _api_name(option):
+    return option.keyword
+
+
+def build_config(datasets=None, estimators=None, *, all_datasets=False, file_settings=None, **options):
+    """(RunConfig, [notes]) of a run, every option, name and setting checked (UsageError, one
+    line, naming the options as the API does: the command line checks its own first).
+
+    `options`: {option name: value} of benchmark.config.OPTIONS, each left out or None at its
+    default. `datasets`: names (every available one with `all_datasets` and none given);
+    `estimators`: names, patterns or variants (None: the default set); `settings`: {estimator:
+    {param: value}}; `assignments`: ["ESTIMATOR.PARAM=VALUE", ...] (--set); `file_settings`: an
+    experiment file's {estimator: {param: value}}, kept for the estimators this run has (the
+    command line's --estimators may choose fewer than the file names); `cache_dir`: where
+    features are kept (None: the default place), unless `no_cache`. The command line and
+    run_benchmark both build their runs here."""
+    from benchmark.config import OPTIONS, RunConfig, check_options, tuning_budget, with_defaults
     from benchmark.execution.selection import estimator_settings, resolve_datasets, resolve_estimators
 
     from benchmark.data.groups import check_grouping
     from estimators.keras_backend import DeterminismWarning, determinism_gap
-    from estimators.registry import estimator_family
+    from estimators.registry import estimator_family, load_plugins
 
-    names, unavailable, notes = resolve_datasets(list(datasets or []), all_datasets, data_dir)
-    if groups_file is not None:
-        groups_file = str(Path(groups_file).expanduser().resolve())
-    check_grouping(groups, groups_file, groups_unmatched, names)
-    chosen = resolve_estimators(estimators)
-    params = estimator_settings(list(assignments or []), chosen, settings)
+    budget = options.pop("tune", None)  # False, True or a TuningBudget (run_benchmark's)
+    options["tune"] = budget if budget is None or isinstance(budget, bool) else True
+    budget = None if isinstance(budget, (bool, type(None))) else budget
+    given = {**options, "datasets": datasets, "estimators": estimators}
+    values = with_defaults(check_options(given, _api_name))
+    names, unavailable, notes = resolve_datasets(values["datasets"] or [], all_datasets, values["data_dir"])
+    resolved = {"data_dir": _absolute(values["data_dir"]), "groups_file": _absolute(values["groups_file"]),
+                "experiment": _absolute(values["experiment"]), "plugins": _plugin_paths(values["plugins"])}
+    check_grouping(values["groups"], resolved["groups_file"], values["groups_unmatched"], names)
+    try:  # before the names are read: the plug-ins register estimators
+        load_plugins(resolved["plugins"])
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    chosen = resolve_estimators(values["estimators"])
+    kept = {name: params for name, params in (file_settings or {}).items() if name in chosen}
+    params = estimator_settings(values["assignments"] or [], chosen, {**kept, **(values["settings"] or {})})
     has_cnn = any(estimator_family(e) == "cnn" for e in chosen)
-    keras_backend = _check_keras_backend(keras_backend, has_cnn)
+    keras_backend = _check_keras_backend(values["keras_backend"], has_cnn)
     if has_cnn:
         gap = determinism_gap(keras_backend)
         if gap:  # once per run: the command line prints it, run_benchmark warns
             notes.append(DeterminismWarning(gap))
-    if tune is not None:
+    budget = budget or tuning_budget(values)
+    if budget is not None:
         notes += _check_tuning(chosen, params)
-        _check_sizes_for_tuning(train_sizes, tune)
-    # decoded image folders: the default place, or under a given --cache-dir (beside its features)
-    folder_cache = (cache_dir is not None) if cache_dir in (True, None) else str(Path(cache_dir) / "folders")
-    if cache_dir is True:
-        cache_dir = default_cache_dir() / "features"
-    config = RunConfig(
-        names, chosen, folds=folds, seed=seed, image_size=image_size, protocol=protocol,
-        repeats=repeats, max_per_class=max_per_class, full=full, n_jobs=n_jobs,
-        threads_per_cell=threads_per_cell, cell_timeout=cell_timeout, params=params,
-        unavailable=unavailable, cache_dir=str(cache_dir) if cache_dir else None,
-        folder_cache=folder_cache,
-        data_dir=str(Path(data_dir).expanduser().resolve()) if data_dir else None,
-        experiment=str(Path(experiment).expanduser().resolve()) if experiment else None,
-        tune=tune.as_dict() if tune is not None else None,
-        groups=groups, groups_file=groups_file, groups_unmatched=groups_unmatched, dedupe=bool(dedupe),
-        train_sizes=list(train_sizes) if train_sizes else None, keras_backend=keras_backend,
-        locations={n: os.path.abspath(os.path.expanduser(n[len("folder:"):]))
-                   for n in names if n.startswith("folder:")},
-    )
+        _check_sizes_for_tuning(values["train_sizes"], budget)
+    cache_dir, folder_cache = cache_places(values["cache_dir"], values["no_cache"])
+    n_jobs = values["n_jobs"]
+    if n_jobs == -1:  # as many cells at a time as the cores hold at their threads each
+        n_jobs = max(1, (os.cpu_count() or 1) // values["threads_per_cell"])
+    recorded = {o.name: values[o.name] for o in OPTIONS if o.record}
+    config = RunConfig(names, chosen, **{
+        **recorded, **resolved, "n_jobs": n_jobs, "params": params, "unavailable": unavailable,
+        "cache_dir": cache_dir, "folder_cache": folder_cache, "keras_backend": keras_backend,
+        "tune": budget.as_dict() if budget is not None else None,
+        "locations": {n: os.path.abspath(os.path.expanduser(n[len("folder:"):]))
+                      for n in names if n.startswith("folder:")},
+    })
     return config, notes
+
+
+def cache_places(cache_dir=None, no_cache=False):
+    """(features cache directory or None, decoded image folders' cache: True for the default
+    place, a directory, or False) of --cache-dir / --no-cache: the default places, or DIR and
+    DIR/folders; None and False with `no_cache` (features then cached in memory for the run)."""
+    from features.cache import default_cache_dir
+
+    if no_cache:
+        return None, False
+    if cache_dir is None:
+        return str(default_cache_dir() / "features"), True
+    return str(cache_dir), str(Path(cache_dir) / "folders")
+
+
+def _absolute(path):
+    return None if path is None else str(Path(path).expanduser().resolve())
+
+
+def _plugin_paths(plugins):
+    """The plug-ins with each file made absolute (a module name stays as it is), so a resume
+    from another working directory loads the same files; None when there are none."""
+    if not plugins:
+        return None
+    return [_absolute(p) if p.endswith(".py") or os.sep in p else p for p in plugins]
 
 
 def _check_keras_backend(name, has_cnn):
@@ -213,32 +241,60 @@ def _check_tuning(chosen, params):
     return [f"not tuned (no search space declared): {', '.join(untuned)}"] if untuned else []
 
 
-def _names(value, what):
-    if isinstance(value, str):
-        return [value]
-    try:
-        return [str(v) for v in value]
-    except TypeError:
-        raise UsageError(f"{what} must be a name or a list of names; got {value!r}") from None
+class Execution:
+    """A run being executed (see `execute`): its configuration, store and backend."""
+
+    def __init__(self, config, store, backend, backend_name):
+        self.config, self.store, self.backend, self.backend_name = config, store, backend, backend_name
+        self.started = False  # whether the cells were planned (run.json written): a run to resume
+
+    def run(self, argv, on_cell=None, on_dataset=None, on_start=None):
+        """benchmark.execution.runner.run of the configuration into the store; the RunResult."""
+        from benchmark.execution.runner import run
+
+        def started(*args):
+            self.started = True
+            if on_start is not None:
+                on_start(*args)
+
+        return run(self.config, self.store, backend=self.backend, on_cell=on_cell, on_dataset=on_dataset,
+                   on_start=started, argv=argv, backend_name=self.backend_name)
+
+    def report(self):
+        """Write the run directory's report; the Report. The backend's workers, still running,
+        draw the plots (a remote Dask cluster's cannot: they are then drawn here)."""
+        from benchmark.reporting.report import write_report
+
+        return write_report(self.store.path, n_jobs=self.config.n_jobs if self.backend_name == "local" else 1,
+                            mapper=getattr(self.backend, "map_here", None))
+
+
+@contextmanager
+def execute(config, run_dir=None, *, backend="local", scheduler=None, connected=None, isolate=False):
+    """The one way a run is executed, by the command line and run_benchmark alike: the run
+    directory `run_dir` made ready (None: a new one under results/; UsageError when it cannot
+    be written or holds something else), locked while the run lasts, and the cells' backend
+    started (`backend`, "local" or "dask", with `scheduler`; `connected`: one already
+    entered); yields the Execution, whose `run` and `report` the caller calls, handling what
+    it must (interrupts, a full disk) inside the block, while the lock is held."""
+    from benchmark.execution.backends import make_backend
+    from benchmark.execution.store import RunStore
+
+    store = (RunStore(run_dir) if run_dir is not None else RunStore.new()).prepare()
+    with store.lock():
+        if connected is not None:
+            yield Execution(config, store, connected, backend)
+            return
+        with make_backend(backend, config.n_jobs, scheduler, store.running_dir, isolate=isolate) as made:
+            yield Execution(config, store, made, backend)
 
 
 def _run_into(config, path, keep):
-    from benchmark.execution.backends import make_backend
-    from benchmark.execution.runner import run
-    from benchmark.execution.store import RunStore
-    from benchmark.execution.worker_pool import start_fork_server
-    from benchmark.reporting.report import write_report
-
     try:
-        store = RunStore(path).prepare()
-    except UsageError as exc:
+        with execute(config, path) as execution:
+            execution.run(argv=["benchmark.run_benchmark(...)"])
+            analysis = execution.report().analysis if keep else None
+            store = execution.store
+    except UsageError as exc:  # e.g. an estimator's file edited after it was imported here
         raise ValueError(str(exc)) from None
-    if config.n_jobs > 1:
-        start_fork_server()
-    with store.lock(), make_backend("local", config.n_jobs, scratch=store.running_dir) as backend:
-        try:
-            run(config, store, backend=backend, argv=["benchmark.run_benchmark(...)"])
-        except UsageError as exc:  # e.g. an estimator's file edited after it was imported here
-            raise ValueError(str(exc)) from None
-    analysis = write_report(store.path).analysis if keep else None
     return BenchmarkResults.load(store.path, keep_path=keep, analysis=analysis)

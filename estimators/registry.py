@@ -129,3 +129,34 @@ def unknown_name_message(kind, name, valid):
     close = difflib.get_close_matches(name, list(valid), n=3, cutoff=0.5)
     hint = f"did you mean {' or '.join(close)}?" if close else f"valid: {', '.join(sorted(valid))}"
     return f"unknown {kind} {name!r}; {hint}"
+
+
+# replaced by the estimators branch at merge: a minimal loader, enough for `run --plugin`
+def load_plugins(plugins):
+    """Import each plug-in of `plugins` (a .py file's path, or a module name) once, so its
+    `register` calls run; ValueError, one line, for a file or module that does not exist."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    _load_all()  # the built-in entries first: a plug-in may build on them
+    for plugin in plugins or ():
+        if plugin.endswith(".py") or "/" in plugin:
+            path = Path(plugin).expanduser().resolve()
+            if not path.is_file():
+                raise ValueError(f"plug-in file {plugin!r} does not exist; give a .py file or a module name")
+            name = f"_benchmark_plugin_{abs(hash(str(path)))}"
+            if name in sys.modules:  # loaded by an earlier run in this process
+                continue
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+        else:
+            try:
+                importlib.import_module(plugin)
+            except ModuleNotFoundError as exc:
+                if exc.name is None or not plugin.startswith(exc.name):
+                    raise
+                raise ValueError(f"plug-in module {plugin!r} cannot be imported (no module named "
+                                 f"{exc.name!r}); give a .py file or an installed module's name") from None

@@ -11,13 +11,14 @@ from benchmark.cli import main
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_protocol_choices_are_the_runners_protocols():
-    from benchmark.cli import build_parser
-    from benchmark.data.protocols import PROTOCOLS
+def test_the_schemas_copies_of_data_constants_are_the_runners():
+    # benchmark.config imports only the standard library (the command line builds its parser
+    # from it), so it keeps its own copies of these
+    from benchmark import config
+    from benchmark.data import protocols
 
-    run = next(a for a in build_parser()._subparsers._group_actions[0].choices["run"]._actions
-               if a.dest == "protocol")
-    assert tuple(run.choices) == PROTOCOLS
+    assert config.BY_NAME["protocol"].choices == protocols.PROTOCOLS
+    assert config.MAX_SIZE == protocols.MAX_SIZE
 
 
 def test_list_shows_estimators_and_datasets(capsys):
@@ -55,7 +56,7 @@ def test_run_end_to_end_writes_leaderboard_scores_and_metadata(tmp_path, tiny_fo
     (["run", "--datasets", "digits", "--estimators", "knn-hgo"], "unknown estimator 'knn-hgo'; did you mean knn-hog"),
     (["run"], "choose datasets with --datasets"),
     (["run", "--datasets", "folder:/no/such/dir"], "does not exist"),
-    (["run", "--datasets", "digits", "--folds", "1"], "--folds must be at least 2"),
+    (["run", "--datasets", "digits", "--folds", "1"], "--folds must be an integer >= 2; got 1"),
 ])
 def test_usage_errors_are_one_line_with_exit_code_2(args, message, capsys):
     assert main(args) == 2

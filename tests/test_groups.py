@@ -306,11 +306,11 @@ def test_a_regex_that_misses_files_skips_the_dataset_and_names_them(styled_folde
 def test_an_experiment_file_gives_the_grouping_and_dedupe_and_near_duplicates_group_the_folds(
         tmp_path, monkeypatch, capsys):
     from benchmark.cli.experiment import read_experiment
-    from benchmark.execution import runner
+    from benchmark.execution import preparation
 
     faces = load_dataset("faces")
     clusters = np.arange(len(faces.labels)) // 4  # 50 clusters of 4, each within one class
-    monkeypatch.setattr(runner, "_near_duplicate_clusters", lambda dataset, found=None: clusters)
+    monkeypatch.setattr(preparation, "_near_duplicate_clusters", lambda dataset, found=None: clusters)
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "exp.toml").write_text(
         'datasets = ["faces"]\nestimators = ["knn-pixels"]\nfolds = 3\ngroups = "near-duplicates"\n'

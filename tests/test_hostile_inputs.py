@@ -95,9 +95,9 @@ def test_version(capsys):
 
 
 @pytest.mark.parametrize("option, message", [
-    (["--seed", "-1"], "--seed must be between 0 and 4294967295"),
-    (["--seed", str(2**32)], "--seed must be between 0 and 4294967295"),
-    (["--image-size", "100000"], "--image-size must be at most 1024 pixels a side"),
+    (["--seed", "-1"], "--seed must be an integer from 0 to 4294967295; got -1"),
+    (["--seed", str(2**32)], "--seed must be an integer from 0 to 4294967295; got 4294967296"),
+    (["--image-size", "100000"], "--image-size must be an integer from 1 to 1024; got 100000"),
     (["--backend", "dask", "--jobs", "99"], "--jobs 99 x --threads-per-cell 1 threads exceed the"),
 ])
 def test_out_of_range_options_are_usage_errors_before_anything_runs(tmp_path, capsys, option, message):
@@ -271,12 +271,12 @@ def test_a_data_dir_that_is_not_there_is_a_usage_error_for_run_as_for_datasets(t
 
 
 def test_ctrl_c_before_the_first_cell_gives_no_resume_hint_that_cannot_work(tmp_path, monkeypatch, capsys):
-    from benchmark.execution import runner
+    from benchmark.execution import preparation
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(runner, "_prepare_datasets", interrupted)
+    monkeypatch.setattr(preparation, "prepare_datasets", interrupted)
     out = tmp_path / "run"
     assert main([*RUN, "--out", str(out)]) == 130
     err = capsys.readouterr().err

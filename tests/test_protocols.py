@@ -67,7 +67,7 @@ def test_holdout_refuses_test_classes_missing_from_training():
 
 def test_runner_holdout_repeats(tmp_path, monkeypatch):
     toy = split_dataset()
-    monkeypatch.setattr("benchmark.execution.runner.load_dataset", lambda name, **kw: toy)
+    monkeypatch.setattr("benchmark.execution.preparation.load_dataset", lambda name, **kw: toy)
     config = RunConfig(["toy"], ["knn-pixels", "bagged-trees-art-moments"], protocol="holdout",
                        repeats=2, max_per_class=25)
     result = run(config, tmp_path)

@@ -99,10 +99,10 @@ def test_budgets_parse(text, wanted):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--tune-budget", "0"], "--tune-budget must be above 0"),
-    (["--tune-budget", "0s"], "--tune-budget must be above 0"),
+    (["--tune-budget", "0"], "--tune-budget must be a number of configurations (e.g. 8) or of seconds (e.g. '60s'); got '0'"),
+    (["--tune-budget", "0s"], "--tune-budget must be a number of configurations (e.g. 8) or of seconds (e.g. '60s'); got '0s'"),
     (["--tune-budget", "many"], "--tune-budget must be a number of configurations (e.g. 8) or of seconds"),
-    (["--tune-folds", "1"], "--tune-folds must be at least 2"),
+    (["--tune-folds", "1"], "--tune-folds must be an integer >= 2; got 1"),
     (["--tune", "--estimators", "knn-hog-tuned"], "none of the chosen estimators (knn-hog-tuned) declares a search space"),
 ])
 def test_bad_tuning_options_are_one_line_usage_errors(args, message, capsys):

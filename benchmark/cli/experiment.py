@@ -12,42 +12,18 @@
     [estimators.cnn-fast]
     epochs = 20
 
-Every key is a `run` option (`max_per_class` for --max-per-class, ...); an option also given on
-the command line wins. Unknown keys and values of the wrong type are one-line errors.
+Every key is a `run` option (benchmark.config.OPTIONS: `max_per_class` for --max-per-class,
+`plugins` for --plugin, ...), checked as the command line and the API check it; an option also
+given on the command line wins, and a note says so. Unknown keys and bad values are one-line
+errors naming the file and the key.
 """
 
+import json
+import shlex
 import sys
 from pathlib import Path
 
 from benchmark.errors import UsageError
-
-# key -> (type(s) accepted, what to say)
-KEYS = {
-    "datasets": ((list, str), "a list of dataset names"),
-    "estimators": ((list, str, dict), "a list of estimator names, or a table of estimators"),
-    "folds": (int, "an integer"),
-    "seed": (int, "an integer"),
-    "protocol": (str, '"auto", "cv" or "holdout"'),
-    "repeats": (int, "an integer"),
-    "max_per_class": (int, "an integer"),
-    "full": (bool, "true or false"),
-    "image_size": (int, "an integer"),
-    "data_dir": (str, "a path"),
-    "out": (str, "a path"),
-    "jobs": (int, "an integer"),
-    "threads_per_cell": (int, "an integer"),
-    "cell_timeout": ((int, float), "a number of seconds"),
-    "tune": (bool, "true or false"),
-    "tune_budget": ((int, str), 'a number of configurations, or of seconds as "60s"'),
-    "tune_folds": (int, "an integer"),
-    "groups": (str, 'a regular expression with a capture group, or "near-duplicates"'),
-    "groups_file": (str, "a path"),
-    "groups_unmatched": (str, '"own-group"'),
-    "dedupe": (bool, "true or false"),
-    "train_sizes": ((list, str), 'a list of images per class, e.g. [10, 30, 100, "max"]'),
-    "keras_backend": (str, '"tensorflow", "jax" or "torch"'),
-}
-PATHS = ("data_dir", "out", "groups_file")
 
 
 def _toml():
@@ -59,7 +35,13 @@ def _toml():
 
 
 def read_experiment(path):
-    """{key: value} of the experiment file at `path`; UsageError when it cannot be used."""
+    """{key: value} of the experiment file at `path`, each value checked as the run option of
+    that key (benchmark.config.OPTIONS: the same checks and messages as --flag and the API,
+    the option named "FILE: key"); paths and folder datasets relative to the file, and an
+    estimators table ({estimator: {param: value}}) kept as a table. UsageError, one line,
+    when it cannot be used."""
+    from benchmark.config import BY_KEY, check_named
+
     path = Path(path).expanduser()
     try:
         text = path.read_text(encoding="utf-8")
@@ -72,39 +54,27 @@ def read_experiment(path):
     except ValueError as exc:  # tomllib.TOMLDecodeError
         raise UsageError(f"{path}: not valid TOML ({exc})") from None
     for key, value in data.items():
-        if key not in KEYS:
+        option = BY_KEY.get(key)
+        if option is None:
             import difflib
 
-            close = difflib.get_close_matches(key, list(KEYS), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(KEYS)}"
+            close = difflib.get_close_matches(key, list(BY_KEY), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(BY_KEY)}"
             raise UsageError(f"{path}: unknown key {key!r}; {hint}")
-        types, wanted = KEYS[key]
-        if not isinstance(value, types) or (isinstance(value, bool) and bool not in _tuple(types)):
-            raise UsageError(f"{path}: {key} must be {wanted}; got {value!r}")
-    for key in PATHS:  # relative to the file, as a user reading it would expect
-        if key in data:
-            data[key] = str((path.parent / Path(data[key]).expanduser()).resolve())
+        if key == "estimators" and isinstance(value, dict):
+            for name, params in value.items():
+                if not isinstance(params, dict):
+                    raise UsageError(f"{path}: [estimators.{name}] must be a table of parameters; got {params!r}")
+            continue
+        data[key] = check_named(option, value, f"{path}: {key}")
+        if option.kind == "path":  # relative to the file, as a user reading it would expect
+            data[key] = str((path.parent / data[key]).resolve())
     if "datasets" in data:
-        data["datasets"] = _names(data["datasets"], path, "datasets")
         data["datasets"] = [_relative_folder(name, path.parent) for name in data["datasets"]]
-    if "estimators" in data and not isinstance(data["estimators"], dict):
-        data["estimators"] = _names(data["estimators"], path, "estimators")
-    if isinstance(data.get("estimators"), dict):
-        for name, params in data["estimators"].items():
-            if not isinstance(params, dict):
-                raise UsageError(f"{path}: [estimators.{name}] must be a table of parameters; got {params!r}")
+    if "plugins" in data:
+        data["plugins"] = [str((path.parent / p).resolve()) if p.endswith(".py") or "/" in p else p
+                           for p in data["plugins"]]
     return data
-
-
-def _tuple(types):
-    return types if isinstance(types, tuple) else (types,)
-
-
-def _names(value, path, key):
-    names = [value] if isinstance(value, str) else value
-    if not all(isinstance(n, str) and n.strip() for n in names):
-        raise UsageError(f"{path}: {key} must be a list of names; got {value!r}")
-    return [n.strip() for n in names]
 
 
 def _relative_folder(name, base):
@@ -118,36 +88,63 @@ def _relative_folder(name, base):
     return name
 
 
-def apply_experiment(args):
-    """Fill the run options the command line left unset from `args.experiment`; return the
-    {estimator: {param: value}} of its estimators table (empty when it has none)."""
-    data = read_experiment(args.experiment)
-    params = {}
-    for key, value in data.items():
-        if key == "datasets":
-            if not (args.datasets or args.dataset or args.all):
-                args.dataset = value
-        elif key == "estimators":
-            if args.estimators is None:
-                if isinstance(value, dict):
-                    params = {name: dict(p) for name, p in value.items()}
-                    args.estimators = list(value)
-                else:
-                    args.estimators = value
-        elif key == "full":
-            if not args.full and args.max_per_class is None:
-                args.full = value
-        elif key == "train_sizes":
-            if args.train_sizes is None:
-                args.train_sizes = value if isinstance(value, str) else ",".join(map(str, value))
-        elif key in ("tune", "dedupe"):
-            setattr(args, key, getattr(args, key) or value)
-        elif key == "tune_budget":
-            if args.tune_budget is None:
-                args.tune_budget = str(value)
-        elif key == "jobs":
-            if args.jobs == -1:
-                args.jobs = value
-        elif getattr(args, key) is None:
-            setattr(args, key, Path(value) if key in PATHS else value)
-    return params
+# the command line's ways to choose the datasets: any of them replaces the file's list
+DATASET_OPTIONS = ("datasets", "dataset", "all")
+
+
+def merge_experiment(given, typed, path):
+    """({option name: value}, {estimator: {param: value}} of the file's estimators table, [notes])
+    of the run: the experiment file's options with those given on the command line (`given`,
+    checked; `typed`, as typed) in their place, each such replacement said in a note, e.g.
+    "--folds 3 overrides folds = 5 of exp.toml".
+
+    An estimators table's settings are kept when --estimators chooses the estimators: the file
+    says how each estimator is set up, the command line which of them run this time (a
+    --estimators knn-hog that dropped knn-hog's table would silently run other parameters)."""
+    from benchmark.config import BY_KEY, BY_NAME
+
+    data = read_experiment(path)
+    name = Path(path).name
+    from_file = {BY_KEY[key].name: value for key, value in data.items()}
+    table = from_file.get("estimators") if isinstance(from_file.get("estimators"), dict) else None
+    if table is not None:
+        from_file["estimators"] = list(table)
+    values, notes = dict(from_file), []
+
+    def replaced(option_name, by):
+        option = BY_NAME[option_name]
+        notes.append(f"{_typed(BY_NAME[by], typed.get(by))} overrides {option.key} = "
+                     f"{_toml_value(data[option.key])} of {name}")
+        values.pop(option_name, None)
+
+    for key in given:
+        option = BY_NAME[key]
+        if key in DATASET_OPTIONS and "datasets" in from_file:
+            if "datasets" in values:
+                replaced("datasets", key)
+        elif key in from_file and from_file[key] != given[key]:
+            replaced(key, key)
+        elif option.exclusive in from_file and option.exclusive not in given:
+            replaced(option.exclusive, key)
+        values[key] = given[key]
+    if table is not None and "estimators" in given:
+        kept = [n for n in table if n in values["estimators"]]
+        if kept:
+            notes.append(f"the [estimators.NAME] settings of {name} are kept for {', '.join(kept)}")
+    return values, table, notes
+
+
+def _typed(option, value):
+    """An option as it was typed: --folds 3, --full, --dataset a --dataset b."""
+    if value is None or value is True:
+        return option.cli
+    values = value if isinstance(value, list) else [value]
+    return " ".join(f"{option.cli} {shlex.quote(str(v))}" for v in values)
+
+
+def _toml_value(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):  # an estimators table
+        return "[" + ", ".join(json.dumps(k) for k in value) + "]"
+    return json.dumps(value)

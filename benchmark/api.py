@@ -199,7 +199,7 @@ def build_config(datasets, estimators=None, *, all_datasets=False, settings=None
     if groups_file is not None:
         groups_file = str(Path(groups_file).expanduser().resolve())
     check_grouping(groups, groups_file, groups_unmatched, names)
-    chosen = resolve_estimators(estimators)
+    chosen = resolve_estimators(estimators, notes=notes)
     params = estimator_settings(list(assignments or []), chosen, settings)
     has_cnn = any(estimator_family(e) == "cnn" for e in chosen)
     keras_backend = _check_keras_backend(keras_backend, has_cnn)
@@ -263,8 +263,9 @@ def _check_sizes_for_tuning(train_sizes, tune):
 def _check_tuning(chosen, params):
     """Notes on what --tune leaves untuned; UsageError when a declared search space is wrong
     (checked here, once, rather than failing every cell) or nothing can be tuned."""
-    from estimators import create_estimator
     from estimators.tuning import search_space
+
+    from benchmark.execution.variants import create_estimator
 
     tunable, untuned = [], []
     for name in chosen:

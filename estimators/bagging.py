@@ -1,5 +1,7 @@
 """Bagged decision trees on handcrafted features."""
 
+from numbers import Integral
+
 from sklearn.ensemble import BaggingClassifier
 from sklearn.tree import DecisionTreeClassifier
 
@@ -17,11 +19,14 @@ class BaggedTreesClassifier(FeatureClassifier):
     `n_jobs` trains trees in parallel and does not change the result.
     """
 
-    _benchmark_capabilities = {"seed": "random_state"}  # see estimators.capabilities
-    _benchmark_search_space = {  # searched by `run --tune`, as the art study tuned tree depth
-        "max_depth": [None, 5, 7, 10, 15, 25],
-        "max_samples": [0.3, 0.6, 1.0],
-        "max_features": [0.3, 0.7, 1.0],
+    _parameter_constraints = {
+        "n_estimators": BaggingClassifier._parameter_constraints["n_estimators"],
+        "max_depth": DecisionTreeClassifier._parameter_constraints["max_depth"],
+        "max_samples": BaggingClassifier._parameter_constraints["max_samples"],
+        "max_features": BaggingClassifier._parameter_constraints["max_features"],
+        "split_features": DecisionTreeClassifier._parameter_constraints["max_features"],
+        "random_state": ["random_state"],
+        "n_jobs": [Integral, None],
     }
 
     def __init__(
@@ -43,6 +48,16 @@ class BaggedTreesClassifier(FeatureClassifier):
         self.split_features = split_features
         self.random_state = random_state
         self.n_jobs = n_jobs
+
+    def __benchmark_tags__(self):
+        tags = super().__benchmark_tags__()
+        tags.parameters.seed = "random_state"
+        tags.search_space = {  # searched by `run --tune`, as the art study tuned tree depth
+            "max_depth": [None, 5, 7, 10, 15, 25],
+            "max_samples": [0.3, 0.6, 1.0],
+            "max_features": [0.3, 0.7, 1.0],
+        }
+        return tags
 
     def _make_head(self):
         return BaggingClassifier(

@@ -1,9 +1,12 @@
 """k-nearest neighbours on handcrafted features, with k fixed or tuned inside the training fold."""
 
+from numbers import Integral
+
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from .base import FeatureClassifier
 from .registry import register
@@ -12,14 +15,23 @@ from .registry import register
 class KNNClassifier(FeatureClassifier):
     """k-nearest neighbours, on standardised features when `scale` is true."""
 
-    # searched by `run --tune` (estimators.tuning), as the art study chose k by CV
-    _benchmark_search_space = {"n_neighbors": [1, 3, 5, 7, 9, 15, 21], "weights": ["uniform", "distance"]}
+    _parameter_constraints = {
+        "n_neighbors": KNeighborsClassifier._parameter_constraints["n_neighbors"],
+        "weights": [StrOptions({"uniform", "distance"})],
+        "scale": ["boolean"],
+    }
 
     def __init__(self, features="hog", n_neighbors=5, weights="distance", scale=False):
         self.features = features
         self.n_neighbors = n_neighbors
         self.weights = weights
         self.scale = scale
+
+    def __benchmark_tags__(self):
+        tags = super().__benchmark_tags__()
+        # searched by `run --tune` (estimators.tuning), as the art study chose k by CV
+        tags.search_space = {"n_neighbors": [1, 3, 5, 7, 9, 15, 21], "weights": ["uniform", "distance"]}
+        return tags
 
     def _make_head(self):
         return _knn_pipeline(self.scale, self.n_neighbors, self.weights)
@@ -34,7 +46,12 @@ class TunedKNNClassifier(FeatureClassifier):
     `best_n_neighbors_`.
     """
 
-    _benchmark_capabilities = {"seed": "random_state"}  # see estimators.capabilities
+    _parameter_constraints = {
+        "weights": [StrOptions({"uniform", "distance"})],
+        "scale": ["boolean"],
+        "cv": [Interval(Integral, 2, None, closed="left")],
+        "random_state": ["random_state"],
+    }
 
     def __init__(
         self,
@@ -51,6 +68,11 @@ class TunedKNNClassifier(FeatureClassifier):
         self.scale = scale
         self.cv = cv
         self.random_state = random_state
+
+    def __benchmark_tags__(self):
+        tags = super().__benchmark_tags__()
+        tags.parameters.seed = "random_state"
+        return tags
 
     def _make_head(self):
         return GridSearchCV(

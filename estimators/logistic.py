@@ -15,12 +15,20 @@ class LogisticRegressionClassifier(FeatureClassifier):
     `C` is the inverse L2 regularisation strength; the scaler is fitted on the training fold.
     """
 
-    _benchmark_search_space = {"C": loguniform(1e-3, 10)}  # searched by `run --tune`
+    _parameter_constraints = {
+        "C": LogisticRegression._parameter_constraints["C"],
+        "max_iter": LogisticRegression._parameter_constraints["max_iter"],
+    }
 
     def __init__(self, features="hog+color-moments+color-hist", C=0.1, max_iter=500):
         self.features = features
         self.C = C
         self.max_iter = max_iter
+
+    def __benchmark_tags__(self):
+        tags = super().__benchmark_tags__()
+        tags.search_space = {"C": loguniform(1e-3, 10)}  # searched by `run --tune`
+        return tags
 
     def fit_features(self, features, y, image_shape):
         super().fit_features(features, y, image_shape)

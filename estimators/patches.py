@@ -215,11 +215,7 @@ class PatchKMeansClassifier(FeatureClassifier):
     C = 0.001, 0.003, 0.01, 0.03 was 0.624, 0.640, 0.657, 0.663 with 400.
     """
 
-    _benchmark_capabilities = {"seed": "random_state"}  # see estimators.capabilities
-    # A small tuning space for random search (scikit-learn's ParameterSampler format): the
-    # regularisation matters most (4K features), then the dictionary size.
-    _benchmark_search_space = {"C": loguniform(1e-3, 1e-1), "n_centroids": [200, 400, 800]}
-    # the values --set / an experiment file may give (estimators.settings): "auto" or a count
+    # the values --set / an experiment file may give (checked before any cell): "auto" or a count
     _parameter_constraints = {
         "n_centroids": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "n_patches": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
@@ -238,6 +234,14 @@ class PatchKMeansClassifier(FeatureClassifier):
         self.max_iter = max_iter
         self.random_state = random_state
         self.n_jobs = n_jobs
+
+    def __benchmark_tags__(self):
+        tags = super().__benchmark_tags__()
+        tags.parameters.seed = "random_state"
+        # A small tuning space for random search (scikit-learn's ParameterSampler format): the
+        # regularisation matters most (4K features), then the dictionary size.
+        tags.search_space = {"C": loguniform(1e-3, 1e-1), "n_centroids": [200, 400, 800]}
+        return tags
 
     def feature_extractor(self):
         return RawPixels()

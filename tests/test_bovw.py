@@ -10,6 +10,7 @@ from benchmark.data.protocols import Split
 from benchmark.execution.cells import CellTask, run_cell
 from estimators import create_estimator
 from estimators.bovw import BagOfVisualWords, VisualWords
+from estimators.tags import benchmark_tags
 from features import DenseHOG, make_features
 
 
@@ -149,7 +150,7 @@ def test_features_must_start_with_dense_descriptors():
 
 
 def test_search_space_names_constructor_parameters():
-    space = BagOfVisualWords._benchmark_search_space
+    space = benchmark_tags(BagOfVisualWords()).search_space
     assert set(space) <= set(BagOfVisualWords().get_params())
     for params in ParameterSampler(space, n_iter=5, random_state=0):
         assert create_estimator("bovw-svm", **params).get_params()["n_words"] == params["n_words"]

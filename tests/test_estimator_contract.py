@@ -13,6 +13,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from estimators import KerasCNN, create_estimator, list_estimators
 from estimators.cnn import CNNClassifier
 from estimators.patches import PatchKMeansClassifier
+from estimators.tags import benchmark_tags
 from features import HOG, DenseHOG
 
 # scikit-learn's checks feed tabular data X of shape (n, d); our estimators read it as n images
@@ -61,7 +62,7 @@ PATCHES_REASON = "tabular X read as 1-pixel-high images leaves single-pixel patc
 def tiny_cnn(name):
     """The CNN `name` with tiny training settings (only the parameters it has are set)."""
     estimator = create_estimator(name)
-    tiny = {"epochs": 1, "batch_size": 32, "input_size": max(8, estimator.min_input_size)}
+    tiny = {"epochs": 1, "batch_size": 32, "input_size": max(8, benchmark_tags(estimator).min_input_size)}
     return estimator.set_params(**{k: v for k, v in tiny.items() if k in estimator.get_params()})
 
 

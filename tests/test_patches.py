@@ -10,6 +10,7 @@ from benchmark.execution.cells import CellTask, run_cell
 from estimators import create_estimator
 from estimators import patches
 from estimators.patches import PatchEncoder, PatchKMeansClassifier
+from estimators.tags import benchmark_tags
 from features import RawPixels
 
 
@@ -148,7 +149,7 @@ def test_same_random_state_same_model_and_threads_do_not_change_it(monkeypatch):
 
 def test_the_search_space_names_parameters_the_estimator_has():
     estimator = create_estimator("patches-kmeans")
-    space = PatchKMeansClassifier._benchmark_search_space
+    space = benchmark_tags(PatchKMeansClassifier()).search_space
     for params in ParameterSampler(space, 5, random_state=0):
         assert set(params) <= set(estimator.get_params())
         estimator.set_params(**params)

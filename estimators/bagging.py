@@ -9,7 +9,7 @@ from .base import FeatureClassifier
 from .registry import register
 
 
-class BaggedTreesClassifier(FeatureClassifier):
+class BaggedTreesImageClassifier(FeatureClassifier):
     """`BaggingClassifier` over `DecisionTreeClassifier(max_depth, max_features=split_features)`.
 
     Each of `n_estimators` trees sees a bootstrap sample of `max_samples` of the training
@@ -71,11 +71,11 @@ class BaggedTreesClassifier(FeatureClassifier):
 
 
 @register(
-    "bagged-trees-art-moments",
+    "bagged-trees-color-moments",
     description="21 bagged trees (depth 7, 30% samples, 70% features) on colour moments, as in the art study",
 )
-def bagged_trees_art_moments():
-    return BaggedTreesClassifier(
+def bagged_trees_color_moments():
+    return BaggedTreesImageClassifier(
         features="color-moments",
         n_estimators=21,
         max_depth=7,
@@ -85,6 +85,6 @@ def bagged_trees_art_moments():
     )
 
 
-@register("bagged-trees-hog-color", description="100 bagged full-depth trees (sqrt features per split) on HOG, colour and LBP features")
-def bagged_trees_hog_color():
-    return BaggedTreesClassifier()
+@register("bagged-trees-hog-color-lbp", description="100 bagged full-depth trees (sqrt features per split) on HOG, colour and LBP features")
+def bagged_trees_hog_color_lbp():
+    return BaggedTreesImageClassifier()

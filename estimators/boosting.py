@@ -104,7 +104,7 @@ class GradientBoostingImageClassifier(FeatureClassifier):
         return self
 
 
-@register("gboost-hog-color",
+@register("gboost-hog-color-lbp",
           description="histogram gradient boosting (early-stopped on the training fold) on HOG, colour and LBP features")
-def gboost_hog_color():
+def gboost_hog_color_lbp():
     return GradientBoostingImageClassifier()

@@ -149,12 +149,12 @@ class VisualWords(TransformerMixin, BaseEstimator):
 
 
 @register(
-    "bovw-svm",
+    "svm-bovw",
     description="bag of visual words on dense SIFT-like HOG descriptors (codebook per training "
     "fold, 2-level spatial pyramid) and a chi-squared linear SVM, after the TrashNet authors' "
     "SVM-on-SIFT baseline",
 )
-class BagOfVisualWords(FeatureClassifier):
+class BagOfVisualWordsImageClassifier(FeatureClassifier):
     """Bag of visual words with a spatial pyramid and a chi-squared-kernel linear SVM.
 
     `features` must start with "dense-hog" (the dense descriptors); further features joined
@@ -250,8 +250,8 @@ class BagOfVisualWords(FeatureClassifier):
 
 
 @register(
-    "bovw-color-svm",
-    description="bovw-svm with global colour histograms beside the visual words (shape and colour)",
+    "svm-bovw-color-hist",
+    description="svm-bovw with global colour histograms beside the visual words (shape and colour)",
 )
-def bovw_color_svm():
-    return BagOfVisualWords(features="dense-hog+color-hist")
+def svm_bovw_color_hist():
+    return BagOfVisualWordsImageClassifier(features="dense-hog+color-hist")

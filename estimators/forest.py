@@ -50,7 +50,7 @@ class RandomForestImageClassifier(FeatureClassifier):
         )
 
 
-@register("random-forest-hog-color",
+@register("random-forest-hog-color-lbp",
           description="random forest (300 trees) on HOG, colour and LBP features")
-def random_forest_hog_color():
+def random_forest_hog_color_lbp():
     return RandomForestImageClassifier()

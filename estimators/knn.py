@@ -12,7 +12,7 @@ from .base import FeatureClassifier
 from .registry import register
 
 
-class KNNClassifier(FeatureClassifier):
+class KNNImageClassifier(FeatureClassifier):
     """k-nearest neighbours, on standardised features when `scale` is true."""
 
     _parameter_constraints = {
@@ -37,7 +37,7 @@ class KNNClassifier(FeatureClassifier):
         return _knn_pipeline(self.scale, self.n_neighbors, self.weights)
 
 
-class TunedKNNClassifier(FeatureClassifier):
+class TunedKNNImageClassifier(FeatureClassifier):
     """k-nearest neighbours whose k is chosen by a grid search inside the training data.
 
     The search is a stratified `cv`-fold cross-validation (macro-F1) over `n_neighbors_grid`
@@ -95,12 +95,12 @@ def _knn_pipeline(scale, n_neighbors, weights):
 
 @register("knn-pixels", description="5-nearest neighbours on raw pixels")
 def knn_pixels():
-    return KNNClassifier(features="pixels", n_neighbors=5)
+    return KNNImageClassifier(features="pixels", n_neighbors=5)
 
 @register("knn-hog", description="5-nearest neighbours on HOG features")
 def knn_hog():
-    return KNNClassifier(features="hog", n_neighbors=5)
+    return KNNImageClassifier(features="hog", n_neighbors=5)
 
 @register("knn-hog-tuned", description="k-nearest neighbours on HOG, k chosen by 3-fold CV inside the training fold")
 def knn_hog_tuned():
-    return TunedKNNClassifier(features="hog")
+    return TunedKNNImageClassifier(features="hog")

@@ -9,7 +9,7 @@ from .base import FeatureClassifier
 from .registry import register
 
 
-class LogisticRegressionClassifier(FeatureClassifier):
+class LogisticRegressionImageClassifier(FeatureClassifier):
     """Multinomial logistic regression on standardised features.
 
     `C` is the inverse L2 regularisation strength; the scaler is fitted on the training fold.
@@ -41,9 +41,9 @@ class LogisticRegressionClassifier(FeatureClassifier):
 
 @register("logreg-pixels", description="logistic regression on raw pixels (the garbage study's baseline)")
 def logreg_pixels():
-    return LogisticRegressionClassifier(features="pixels", C=0.01)
+    return LogisticRegressionImageClassifier(features="pixels", C=0.01)
 
 
 @register("logreg-hog-color", description="logistic regression on HOG, colour moments and colour histograms")
 def logreg_hog_color():
-    return LogisticRegressionClassifier(features="hog+color-moments+color-hist", C=0.1)
+    return LogisticRegressionImageClassifier(features="hog+color-moments+color-hist", C=0.1)

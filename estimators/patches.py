@@ -43,7 +43,7 @@ from .registry import register
 # square root (Coates et al.: 10 on the 0..255 scale; our pixels are on 0..1). It keeps nearly
 # flat patches (sky, background) from being blown up into noise.
 NORM_EPSILON = 10 / 255**2
-# n_centroids="auto" / n_patches="auto" (see PatchKMeansClassifier.dictionary_size)
+# n_centroids="auto" / n_patches="auto" (see PatchKMeansImageClassifier.dictionary_size)
 AUTO_CENTROIDS = (100, 1600)
 AUTO_IMAGES_PER_CENTROID = 6
 PATCHES_PER_CENTROID = 125
@@ -110,7 +110,7 @@ class PatchEncoder(TransformerMixin, BaseEstimator):
 
         # Centroids start at random patches, as in the paper: k-means++ seeding cost 3-4x the
         # whole dictionary fit and gave no better CIFAR-10 validation accuracy (0.654 vs 0.662,
-        # 400 centroids, C=0.01; see PatchKMeansClassifier).
+        # 400 centroids, C=0.01; see PatchKMeansImageClassifier).
         self.n_centroids_ = int(min(self.n_centroids, len(whitened)))
         self.kmeans_ = MiniBatchKMeans(
             n_clusters=self.n_centroids_, init="random", batch_size=self.kmeans_batch_size,
@@ -201,7 +201,7 @@ def _halves(side):
     return [slice(0, side // 2), slice(side // 2, None)] if side >= 2 else [slice(None)]
 
 
-class PatchKMeansClassifier(FeatureClassifier):
+class PatchKMeansImageClassifier(FeatureClassifier):
     """Coates & Ng's learned patch features (`PatchEncoder`), standardised, then multinomial
     logistic regression with inverse L2 strength `C`.
 
@@ -286,10 +286,10 @@ class PatchKMeansClassifier(FeatureClassifier):
 
 
 @register(
-    "patches-kmeans",
+    "logreg-kmeans-patches",
     description="Coates & Ng's learned patch features (6x6 patches, ZCA, k-means dictionary of one "
     "centroid per 6 training images up to the paper's 1,600, triangle code, quadrant sum-pooling) "
     "+ logistic regression",
 )
-def patches_kmeans():
-    return PatchKMeansClassifier()
+def logreg_kmeans_patches():
+    return PatchKMeansImageClassifier()

@@ -15,7 +15,7 @@ from .base import FeatureClassifier
 from .registry import register
 
 
-class SVMClassifier(FeatureClassifier):
+class SVMImageClassifier(FeatureClassifier):
     """`SVC(kernel, C, gamma)` on standardised features, with calibrated probabilities.
 
     `predict_proba` comes from `CalibratedClassifierCV(SVC(...), ensemble=False)`, scikit-learn's
@@ -81,4 +81,4 @@ class SVMClassifier(FeatureClassifier):
     description="RBF SVM on HOG, colour moments and colour histograms (Dalal & Triggs' pipeline with a kernel)",
 )
 def svm_hog_color():
-    return SVMClassifier()
+    return SVMImageClassifier()

@@ -12,7 +12,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from estimators import KerasCNN, create_estimator, list_estimators
 from estimators.cnn import CNNClassifier
-from estimators.patches import PatchKMeansClassifier
+from estimators.patches import PatchKMeansImageClassifier
 from estimators.tags import benchmark_tags
 from features import HOG, DenseHOG
 
@@ -94,7 +94,7 @@ def expected_failed_checks(estimator):
         return {name: CNN_REASON for name in CNN_CANNOT_PASS}
     if uses(estimator, DenseHOG):
         return {name: DENSE_REASON for name in DENSE_CANNOT_PASS}
-    if isinstance(estimator, PatchKMeansClassifier):
+    if isinstance(estimator, PatchKMeansImageClassifier):
         return {"check_classifiers_train": PATCHES_REASON}
     if not uses_hog(estimator):
         return {}

@@ -68,12 +68,12 @@ def test_a_variant_is_the_registered_estimator_with_its_parameters():
 
 @pytest.mark.parametrize("name, message", [
     ("knn-pixels[n_neighbours=1]", "no parameter 'n_neighbours'; did you mean n_neighbors"),
-    ("knn-pixels[n_neighbors='three']", "The 'n_neighbors' parameter of KNNClassifier must be an int"),
-    ("knn-pixels[n_neighbors=2.5]", "The 'n_neighbors' parameter of KNNClassifier must be an int"),
+    ("knn-pixels[n_neighbors='three']", "The 'n_neighbors' parameter of KNNImageClassifier must be an int"),
+    ("knn-pixels[n_neighbors=2.5]", "The 'n_neighbors' parameter of KNNImageClassifier must be an int"),
     # ranges, for every estimator (these have no constraint of their own in scikit-learn's head)
     ("knn-pixels[n_neighbors=0]", "must be an int in the range [1, inf) or None. Got 0 instead"),
-    ("svm-hog-color[C=-1]", "The 'C' parameter of SVMClassifier must be a float in the range (0.0, inf]"),
-    ("logreg-pixels[max_iter=-5]", "'max_iter' parameter of LogisticRegressionClassifier"),
+    ("svm-hog-color[C=-1]", "The 'C' parameter of SVMImageClassifier must be a float in the range (0.0, inf]"),
+    ("logreg-pixels[max_iter=-5]", "'max_iter' parameter of LogisticRegressionImageClassifier"),
     # the features: refused before any cell, as --set of the same value is (not a traceback)
     ("knn-pixels[features='nope']", "knn-pixels[features='nope']: unknown feature 'nope'; choose from"),
     ("cnn-fast[epochs=0]", "epochs"),
@@ -167,7 +167,7 @@ def test_an_experiment_file_runs_is_stored_and_resumes(tmp_path, capsys, monkeyp
     ("datasets = ['faces']\nfold = 3\n", "unknown key 'fold'; did you mean 'folds'?"),
     ("datasets = ['faces']\nfolds = 'three'\n", "folds must be an integer"),
     ("datasets = ['faces'\n", "not valid TOML"),
-    ("datasets = ['faces']\n[estimators.knn-pixels]\nn_neighbors = 'x'\n", "'n_neighbors' parameter of KNNClassifier must be an int"),
+    ("datasets = ['faces']\n[estimators.knn-pixels]\nn_neighbors = 'x'\n", "'n_neighbors' parameter of KNNImageClassifier must be an int"),
     ("datasets = ['faces']\n[estimators.knn-pixels]\nradius = 2\n", "no parameter 'radius'"),
 ])
 def test_a_bad_experiment_file_is_a_one_line_error(tmp_path, capsys, text, message):

@@ -11,11 +11,11 @@ from benchmark.data import load_dataset
 from benchmark.execution.runner import RunConfig, run
 from benchmark.reporting.report import write_report
 from estimators import create_estimator, list_estimators
-from estimators.knn import KNNClassifier
+from estimators.knn import KNNImageClassifier
 from estimators.tuning import TuningBudget, search_space, tune
 
 
-class NearestOnly(KNNClassifier):
+class NearestOnly(KNNImageClassifier):
     """kNN whose default k (15, uniform votes) is wrong on `prototype_images`; only k=1 is right."""
 
     def __init__(self, features="pixels", n_neighbors=15, weights="uniform", scale=False):
@@ -27,7 +27,7 @@ class NearestOnly(KNNClassifier):
         return tags
 
 
-class Misspelled(KNNClassifier):
+class Misspelled(KNNImageClassifier):
     def __benchmark_tags__(self):
         tags = super().__benchmark_tags__()
         tags.search_space = {"n_neighbours": [1, 3]}

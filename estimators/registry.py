@@ -162,12 +162,13 @@ def _load_all():
             loaded = ep.load()
             if callable(loaded) and ep.name not in _REGISTRY:
                 register(ep.name)(loaded)
-        _guarded(load, f"estimator plug-in {ep.name!r} ({ep.value})")
+        where = _file_of(ep.module) if ep.module else ep.value
+        _guarded(load, where, f"{where} (entry point {ep.name!r} = {ep.value})")
 
 
-def _guarded(load, where):
-    """Run `load` (an import); if it raises, take out what it registered and warn once, naming
-    `where` and the error. True when it loaded."""
+def _guarded(load, where, label=None):
+    """Run `load` (an import of the file `where`); if it raises, take out what it registered and
+    warn once, naming `label` (default `where`) and the error. True when it loaded."""
     before = set(_REGISTRY)
     try:
         load()
@@ -176,7 +177,7 @@ def _guarded(load, where):
         for name in set(_REGISTRY) - before:  # no half-registered module
             del _REGISTRY[name]
         filename, lineno = _error_location(exc, where)
-        message = (f"{where} could not be loaded, so its estimators are left out: "
+        message = (f"{label or where} could not be loaded, so its estimators are left out: "
                    f"{type(exc).__name__}: {_first_line(exc)}")
         warnings.warn_explicit(message, PluginWarning, filename, lineno)
         return False
@@ -196,7 +197,7 @@ def _error_location(exc, where):
 def _file_of(module_name):
     try:
         spec = importlib.util.find_spec(module_name)
-    except (ImportError, ValueError):
+    except Exception:  # a parent package that fails to import: its import names the error
         spec = None
     return spec.origin if spec is not None and spec.origin else module_name
 
@@ -264,11 +265,11 @@ def _load_module(name):
     if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", name):
         raise ValueError(f"plug-in {name!r} is neither a .py file nor a module name (package.module)")
     try:
-        found = importlib.util.find_spec(name)
-    except (ImportError, ValueError) as exc:
+        found, why = importlib.util.find_spec(name), "no such module"
+    except ModuleNotFoundError as exc:  # its package is missing
         found, why = None, _first_line(exc)
-    else:
-        why = "no such module"
+    except Exception:  # its package exists but fails to import: warned below, as any broken plug-in
+        found, why = True, None
     if found is None:
         raise ValueError(f"plug-in module {name!r} cannot be imported here ({why}); install its "
                          "package, add its folder to PYTHONPATH, or give the file's path")
@@ -277,7 +278,8 @@ def _load_module(name):
         module = importlib.import_module(name)
         _pickle_by_value(module)
 
-    _guarded(load, found.origin or name)
+    where = _file_of(name)
+    _guarded(load, where, f"{where} (plug-in module {name!r})" if where != name else f"plug-in module {name!r}")
 
 
 def _pickle_by_value(module):

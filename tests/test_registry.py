@@ -240,3 +240,14 @@ def test_a_broken_in_tree_module_is_one_warning_and_list_still_works(tmp_path):
     assert warned == [f"{tmp_path / 'zz_broken.py'}:4: PluginWarning: {tmp_path / 'zz_broken.py'} could not "
                       "be loaded, so its estimators are left out: NameError: name 'undefined_name' is not "
                       "defined"], done.stderr
+
+
+def test_a_broken_plugin_module_is_one_warning_naming_its_file(tmp_path, fresh_registry, monkeypatch):
+    (tmp_path / "broken_plugin_module.py").write_text("import not_a_real_dependency_anywhere\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.warns(registry.PluginWarning) as caught:
+        assert registry.load_plugins(["broken_plugin_module"]) == []
+    assert [str(w.message) for w in caught] == [
+        f"{tmp_path / 'broken_plugin_module.py'} (plug-in module 'broken_plugin_module') could not be loaded, "
+        "so its estimators are left out: ModuleNotFoundError: No module named 'not_a_real_dependency_anywhere'"]
+    sys.modules.pop("broken_plugin_module", None)

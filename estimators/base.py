@@ -38,7 +38,10 @@ class FeatureClassifier(BenchmarkTagsMixin, ClassifierMixin, BaseEstimator):
     result is identical to `fit` / `predict` on the images themselves.
 
     Its tags (estimators.tags) are the family "classical" and nothing declared; subclasses add
-    their seed parameter and search space in `__benchmark_tags__`.
+    their seed parameter and search space in `__benchmark_tags__`, and the valid values of their
+    parameters in scikit-learn's `_parameter_constraints` (scikit-learn's own constraints where a
+    parameter is passed on to its model), which are checked before any cell runs
+    (estimators.settings.check_parameters), so `n_neighbors=0` is one line, not a failed run.
     """
 
     def feature_extractor(self):

@@ -21,6 +21,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_validat
 import estimators.registry as registry
 from estimators import create_estimator, list_estimators, register
 from estimators.cnn import CNNClassifier, inner_split
+from estimators.tags import benchmark_tags
 
 CNN_NAMES = list_estimators(family="cnn")
 REPO = Path(__file__).resolve().parents[1]
@@ -272,7 +273,6 @@ LAZY = """
 import runpy, sys
 import estimators, benchmark.cli
 from estimators import create_estimator, list_estimators
-from estimators.tags import benchmark_tags
 from sklearn.base import clone
 list_estimators()
 for name in list_estimators(family="cnn"):

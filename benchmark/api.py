@@ -136,7 +136,7 @@ def build_config(datasets=None, estimators=None, *, all_datasets=False, file_set
         load_plugins(resolved["plugins"])
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    chosen = resolve_estimators(values["estimators"])
+    chosen = resolve_estimators(values["estimators"], notes=notes)
     kept = {name: params for name, params in (file_settings or {}).items() if name in chosen}
     params = estimator_settings(values["assignments"] or [], chosen, {**kept, **(values["settings"] or {})})
     has_cnn = any(estimator_family(e) == "cnn" for e in chosen)
@@ -221,8 +221,9 @@ def _check_sizes_for_tuning(train_sizes, tune):
 def _check_tuning(chosen, params):
     """Notes on what --tune leaves untuned; UsageError when a declared search space is wrong
     (checked here, once, rather than failing every cell) or nothing can be tuned."""
-    from estimators import create_estimator
     from estimators.tuning import search_space
+
+    from benchmark.execution.variants import create_estimator
 
     tunable, untuned = [], []
     for name in chosen:

@@ -65,6 +65,7 @@ def load(name, folds, cifar_per_class):
 def template(name, dataset, factor, split, labels):
     """The registered estimator as the runner makes it, with `factor` x its default budget."""
     from estimators import create_estimator
+    from estimators.tags import benchmark_tags
     from estimators.cnn import inner_split
 
     estimator = create_estimator(name, random_state=split.seed, n_threads=1)
@@ -73,7 +74,7 @@ def template(name, dataset, factor, split, labels):
     if factor != 1:
         y = np.unique(labels[split.train], return_inverse=True)[1]
         n_inner = len(inner_split(y, estimator.validation_fraction, split.seed)[0])
-        plan = estimator.step_budget.plan(n_inner, estimator.batch_size, estimator.epochs)
+        plan = benchmark_tags(estimator).step_budget.plan(n_inner, estimator.batch_size, estimator.epochs)
         estimator.set_params(batch_size=plan.batch_size, epochs=factor * plan.epochs)
     return estimator
 

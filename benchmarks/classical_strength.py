@@ -7,7 +7,7 @@ Claims checked (issue 16)
       logreg-hog-color 0.528).
     * TrashNet, 5-fold stratified cross-validation (the runner's own splits, seed 0): the
       best classical estimator reaches >= 0.78 accuracy (the TrashNet paper's SVM on SIFT:
-      63%; before: bagged-trees-hog-color 0.713).
+      63%; before: bagged-trees-hog-color-lbp 0.713).
     * `--full`: every classical estimator on full CIFAR-10 (50,000 training images), with its
       accuracy and fit time, where the fit takes at most --full-limit seconds (30 minutes).
 

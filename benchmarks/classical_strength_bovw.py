@@ -17,7 +17,7 @@ How it is measured
       deviation of the fold accuracies. CIFAR-10: a stratified sample of 1,000 images per
       class of the official training split (seed 0), scored on the full official test split
       (10,000 images).
-    * Each configuration is `BagOfVisualWords` with the parameters in its row (random_state
+    * Each configuration is `BagOfVisualWordsImageClassifier` with the parameters in its row (random_state
       0): dense HOG-block descriptors (`DenseHOG`; cell pixels x cells per block, 8
       orientations), a codebook of `n_words` visual words learned on each training fold only,
       a 2-level spatial pyramid with soft assignment, optionally colour histograms, and a
@@ -50,7 +50,7 @@ from sklearn.pipeline import FeatureUnion  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
 from benchmark.data.image_folder import load_image_folder  # noqa: E402
-from estimators.bovw import BagOfVisualWords  # noqa: E402
+from estimators.bovw import BagOfVisualWordsImageClassifier  # noqa: E402
 from features import ColorHistogram, DenseHOG  # noqa: E402
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -67,8 +67,8 @@ def features(cell, block, color):
 
 # (dataset, image size, cell pixels, cells per block, colour, n_words, C)
 CONFIGS = [
-    ("trashnet", 64, 4, 4, False, 256, 0.3),  # bovw-svm's defaults
-    ("trashnet", 64, 4, 4, True, 256, 0.3),  # bovw-color-svm's defaults
+    ("trashnet", 64, 4, 4, False, 256, 0.3),  # svm-bovw's defaults
+    ("trashnet", 64, 4, 4, True, 256, 0.3),  # svm-bovw-color-hist's defaults
     ("trashnet", 64, 4, 4, True, 1024, 0.3),
     ("trashnet", 128, 8, 4, True, 1024, 0.3),
     ("cifar10", 32, 4, 4, False, 256, 0.3),
@@ -100,7 +100,7 @@ def splits(name, dataset, quick):
 
 def measure(config, dataset, quick):
     name, size, cell, block, color, n_words, C = config
-    estimator = BagOfVisualWords(features=features(cell, block, color), n_words=n_words, C=C)
+    estimator = BagOfVisualWordsImageClassifier(features=features(cell, block, color), n_words=n_words, C=C)
     folds = splits(name, dataset, quick)
     # Descriptors of the images some fold uses (CIFAR-10: 20,000 of its 60,000 images).
     used = np.unique(np.concatenate([np.r_[train, test] for train, test in folds]))

@@ -94,7 +94,7 @@ def forward_flops(model):
 
 
 def measure(spec, x_train, y_train, x_test, y_test, seed=0, every_tta_level=True):
-    from estimators.registry import create_estimator
+    from benchmark.execution.variants import create_estimator
 
     estimator = create_estimator(spec, random_state=seed)
     start = time.perf_counter()
@@ -166,7 +166,7 @@ def main(argv=None):
     if args.data is None and not (DATA / "train").is_dir():
         print(f"CIFAR-10 not found at {DATA}/{{train,test}} and no --data: nothing measured.")
         return 0
-    from estimators.registry import create_estimator
+    from benchmark.execution.variants import create_estimator
 
     for spec in variants:  # a bad variant fails here, before an hour of training
         try:

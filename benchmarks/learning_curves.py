@@ -13,7 +13,7 @@ What runs
     fits 4 of them per cell (3-fold calibration + the final one), which at 5,000 images per
     class alone would take longer than the 90 minutes. CIFAR-10 runs 2 holdout repeats (each
     size's sample drawn again, and each estimator's seed): 3 would not fit in 90 minutes on 2
-    cores (the 5,000-per-class cells dominate: cnn-fast and patches-kmeans take 10-20 minutes
+    cores (the 5,000-per-class cells dominate: cnn-fast and logreg-kmeans-patches take 10-20 minutes
     each there on 1 thread).
 
 How it is measured
@@ -40,12 +40,12 @@ import argparse  # noqa: E402
 import time  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-ESTIMATORS = "logreg-hog-color,gboost-hog-color,svm-hog-color,patches-kmeans,cnn-fast"
+ESTIMATORS = "logreg-hog-color,gboost-hog-color-lbp,svm-hog-color,logreg-kmeans-patches,cnn-fast"
 # dataset -> (name for `run`, protocol and its options, sizes, estimators, time target in
 # seconds or None)
 DATASETS = {
     "cifar10": (f"folder:{SHARED / 'cifar10'}", ["--protocol", "holdout", "--repeats", "3"],
-                "10,30,100,300,1000,max", "logreg-hog-color,gboost-hog-color,patches-kmeans,cnn-fast",
+                "10,30,100,300,1000,max", "logreg-hog-color,gboost-hog-color-lbp,logreg-kmeans-patches,cnn-fast",
                 90 * 60),
     "trashnet": (f"folder:{SHARED / 'trashnet'}", ["--protocol", "cv"], "10,30,100,max", ESTIMATORS, None),
     "digits": ("digits", ["--protocol", "cv"], "3,10,30,max", ESTIMATORS, None),

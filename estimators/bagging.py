@@ -1,5 +1,7 @@
 """Bagged decision trees on handcrafted features."""
 
+from numbers import Integral
+
 from sklearn.ensemble import BaggingClassifier
 from sklearn.tree import DecisionTreeClassifier
 
@@ -7,7 +9,7 @@ from .base import FeatureClassifier
 from .registry import register
 
 
-class BaggedTreesClassifier(FeatureClassifier):
+class BaggedTreesImageClassifier(FeatureClassifier):
     """`BaggingClassifier` over `DecisionTreeClassifier(max_depth, max_features=split_features)`.
 
     Each of `n_estimators` trees sees a bootstrap sample of `max_samples` of the training
@@ -17,11 +19,14 @@ class BaggedTreesClassifier(FeatureClassifier):
     `n_jobs` trains trees in parallel and does not change the result.
     """
 
-    _benchmark_capabilities = {"seed": "random_state"}  # see estimators.capabilities
-    _benchmark_search_space = {  # searched by `run --tune`, as the art study tuned tree depth
-        "max_depth": [None, 5, 7, 10, 15, 25],
-        "max_samples": [0.3, 0.6, 1.0],
-        "max_features": [0.3, 0.7, 1.0],
+    _parameter_constraints = {
+        "n_estimators": BaggingClassifier._parameter_constraints["n_estimators"],
+        "max_depth": DecisionTreeClassifier._parameter_constraints["max_depth"],
+        "max_samples": BaggingClassifier._parameter_constraints["max_samples"],
+        "max_features": BaggingClassifier._parameter_constraints["max_features"],
+        "split_features": DecisionTreeClassifier._parameter_constraints["max_features"],
+        "random_state": ["random_state"],
+        "n_jobs": [Integral, None],
     }
 
     def __init__(
@@ -44,6 +49,16 @@ class BaggedTreesClassifier(FeatureClassifier):
         self.random_state = random_state
         self.n_jobs = n_jobs
 
+    def __benchmark_tags__(self):
+        tags = super().__benchmark_tags__()
+        tags.parameters.seed = "random_state"
+        tags.search_space = {  # searched by `run --tune`, as the art study tuned tree depth
+            "max_depth": [None, 5, 7, 10, 15, 25],
+            "max_samples": [0.3, 0.6, 1.0],
+            "max_features": [0.3, 0.7, 1.0],
+        }
+        return tags
+
     def _make_head(self):
         return BaggingClassifier(
             DecisionTreeClassifier(max_depth=self.max_depth, max_features=self.split_features),
@@ -56,11 +71,11 @@ class BaggedTreesClassifier(FeatureClassifier):
 
 
 @register(
-    "bagged-trees-art-moments",
+    "bagged-trees-color-moments",
     description="21 bagged trees (depth 7, 30% samples, 70% features) on colour moments, as in the art study",
 )
-def bagged_trees_art_moments():
-    return BaggedTreesClassifier(
+def bagged_trees_color_moments():
+    return BaggedTreesImageClassifier(
         features="color-moments",
         n_estimators=21,
         max_depth=7,
@@ -70,6 +85,6 @@ def bagged_trees_art_moments():
     )
 
 
-@register("bagged-trees-hog-color", description="100 bagged full-depth trees (sqrt features per split) on HOG, colour and LBP features")
-def bagged_trees_hog_color():
-    return BaggedTreesClassifier()
+@register("bagged-trees-hog-color-lbp", description="100 bagged full-depth trees (sqrt features per split) on HOG, colour and LBP features")
+def bagged_trees_hog_color_lbp():
+    return BaggedTreesImageClassifier()

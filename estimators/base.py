@@ -7,6 +7,8 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from features import as_image_batch, make_features
 
+from .tags import BenchmarkTagsMixin
+
 
 def check_images_and_labels(X, y):
     """Validated (images, labels) for `fit`; one-line ValueErrors say what is wrong."""
@@ -22,7 +24,7 @@ def check_images_and_labels(X, y):
     return X, y
 
 
-class FeatureClassifier(ClassifierMixin, BaseEstimator):
+class FeatureClassifier(BenchmarkTagsMixin, ClassifierMixin, BaseEstimator):
     """A classifier on images made of a stateless feature extractor and a learned head.
 
     Subclasses store their hyper-parameters in `__init__` (one of them, `features`, names the
@@ -34,6 +36,12 @@ class FeatureClassifier(ClassifierMixin, BaseEstimator):
     Because the extractor is deterministic per image, the runner may compute a dataset's
     features once and call `fit_features` / `predict_features` on rows of that matrix; the
     result is identical to `fit` / `predict` on the images themselves.
+
+    Its tags (estimators.tags) are the family "classical" and nothing declared; subclasses add
+    their seed parameter and search space in `__benchmark_tags__`, and the valid values of their
+    parameters in scikit-learn's `_parameter_constraints` (scikit-learn's own constraints where a
+    parameter is passed on to its model), which are checked before any cell runs
+    (estimators.settings.check_parameters), so `n_neighbors=0` is one line, not a failed run.
     """
 
     def feature_extractor(self):

@@ -9,6 +9,8 @@ kernel classifies the histograms. The codebook is learned (MiniBatchKMeans) insi
 so on the training fold only: the test fold's descriptors are never clustered.
 """
 
+from numbers import Integral
+
 import numpy as np
 from scipy import stats
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -18,6 +20,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.kernel_approximation import AdditiveChi2Sampler
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from features.dense import DenseHOG
@@ -146,12 +149,12 @@ class VisualWords(TransformerMixin, BaseEstimator):
 
 
 @register(
-    "bovw-svm",
+    "svm-bovw",
     description="bag of visual words on dense SIFT-like HOG descriptors (codebook per training "
     "fold, 2-level spatial pyramid) and a chi-squared linear SVM, after the TrashNet authors' "
     "SVM-on-SIFT baseline",
 )
-class BagOfVisualWords(FeatureClassifier):
+class BagOfVisualWordsImageClassifier(FeatureClassifier):
     """Bag of visual words with a spatial pyramid and a chi-squared-kernel linear SVM.
 
     `features` must start with "dense-hog" (the dense descriptors); further features joined
@@ -165,12 +168,14 @@ class BagOfVisualWords(FeatureClassifier):
     deprecated. `random_state` seeds the descriptor sample and the clustering.
     """
 
-    _benchmark_capabilities = {"seed": "random_state"}  # see estimators.capabilities
-    # Tuning space in scikit-learn's ParameterSampler format: the vocabulary size and the
-    # SVM's penalty are the two settings BoVW accuracy depends on most.
-    _benchmark_search_space = {
-        "n_words": [128, 256, 512, 1024],
-        "C": stats.loguniform(0.01, 10),
+    _parameter_constraints = {
+        "n_words": [Interval(Integral, 1, None, closed="left")],
+        "pyramid_levels": [Interval(Integral, 1, None, closed="left")],
+        "soft_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "max_descriptors": [Interval(Integral, 1, None, closed="left")],
+        "C": LinearSVC._parameter_constraints["C"],
+        "calibration_folds": [Interval(Integral, 2, None, closed="left")],
+        "random_state": ["random_state"],
     }
 
     def __init__(self, features="dense-hog", n_words=256, pyramid_levels=2, soft_neighbors=3,
@@ -183,6 +188,25 @@ class BagOfVisualWords(FeatureClassifier):
         self.C = C
         self.calibration_folds = calibration_folds
         self.random_state = random_state
+
+    def __benchmark_tags__(self):
+        tags = super().__benchmark_tags__()
+        tags.parameters.seed = "random_state"
+        # Tuning space in scikit-learn's ParameterSampler format: the vocabulary size and the
+        # SVM's penalty are the two settings BoVW accuracy depends on most.
+        tags.search_space = {"n_words": [128, 256, 512, 1024], "C": stats.loguniform(0.01, 10)}
+        return tags
+
+    def feature_extractor(self):
+        """The extractor of `features`, which must start with the dense descriptors: checked
+        here, so a wrong `features` is refused before any cell (as an unknown name is)."""
+        extractor = super().feature_extractor()
+        first = extractor.transformer_list[0][1] if isinstance(extractor, FeatureUnion) else extractor
+        if not isinstance(first, DenseHOG):
+            raise ValueError(
+                f"features must start with dense local descriptors ('dense-hog'); got {self.features!r}"
+            )
+        return extractor
 
     def descriptor_extractor(self):
         """The DenseHOG that gives the first columns of the features."""
@@ -226,8 +250,8 @@ class BagOfVisualWords(FeatureClassifier):
 
 
 @register(
-    "bovw-color-svm",
-    description="bovw-svm with global colour histograms beside the visual words (shape and colour)",
+    "svm-bovw-color-hist",
+    description="svm-bovw with global colour histograms beside the visual words (shape and colour)",
 )
-def bovw_color_svm():
-    return BagOfVisualWords(features="dense-hog+color-hist")
+def svm_bovw_color_hist():
+    return BagOfVisualWordsImageClassifier(features="dense-hog+color-hist")

@@ -1,10 +1,13 @@
 """What the benchmark may set on an estimator: declared by the estimator, never guessed.
 
-An estimator class states which of its parameters play a part the runner knows about, in a
-class attribute mapping each capability to the parameter's name:
+An estimator states which of its parameters play a part the runner knows about in its tags
+(estimators.tags), by whatever name:
 
-    class MyCNN(ClassifierMixin, BaseEstimator):
-        _benchmark_capabilities = {"seed": "random_state", "threads": "n_threads"}
+    class MyCNN(KerasCNN):
+        def __benchmark_tags__(self):
+            tags = super().__benchmark_tags__()
+            tags.parameters.mirror_augmentation = "flip"
+            return tags
 
 Capabilities (`CAPABILITIES`), and what the runner does with each:
 
@@ -16,36 +19,31 @@ Capabilities (`CAPABILITIES`), and what the runner does with each:
   (`digits`, MNIST).
 
 A parameter that is not declared is never touched, whatever its name: a plug-in whose `flip`
-means something else keeps it. Subclasses inherit the declaration and may extend it:
-``_benchmark_capabilities = {**Base._benchmark_capabilities, "mirror_augmentation": "flip"}``.
-
-Whether an estimator is heavy (scheduled first) is not a capability: it follows the family
-it is registered under (``register(..., family="cnn")``).
+means something else keeps it. Whether an estimator is heavy (scheduled first) is not a
+capability: it follows its family (tags.family, "cnn" for every CNNClassifier).
 """
 
-CAPABILITIES = ("seed", "threads", "mirror_augmentation")
+from dataclasses import fields
+
+from .tags import ParameterTags, benchmark_tags
+
+CAPABILITIES = tuple(f.name for f in fields(ParameterTags))
 
 
 def capabilities(estimator):
-    """{capability: parameter name} declared by `estimator` (a copy; {} when none).
+    """{capability: parameter name} declared by `estimator` ({} when none).
 
-    Raises ValueError for an unknown capability or a declared parameter the estimator does
-    not have (`get_params(deep=False)`), so a typo in a declaration fails loudly rather than
-    silently leaving the parameter alone.
+    Raises ValueError for a declared parameter the estimator does not have
+    (`get_params(deep=False)`), so a typo in a declaration fails loudly rather than silently
+    leaving the parameter alone (registration checks the same, once).
     """
-    declared = dict(getattr(type(estimator), "_benchmark_capabilities", None) or {})
-    unknown = sorted(set(declared) - set(CAPABILITIES))
-    if unknown:
-        raise ValueError(
-            f"{type(estimator).__name__} declares unknown benchmark capabilities {unknown}; "
-            f"known: {list(CAPABILITIES)}"
-        )
+    declared = benchmark_tags(estimator).parameters.as_dict()
     params = estimator.get_params(deep=False)
     missing = {cap: name for cap, name in declared.items() if name not in params}
     if missing:
         raise ValueError(
-            f"{type(estimator).__name__} declares benchmark capabilities {missing} but has no "
-            f"such parameters; its parameters: {sorted(params)}"
+            f"{type(estimator).__name__} declares the parameters {missing} but has no such "
+            f"parameters; its parameters: {sorted(params)}"
         )
     return declared
 

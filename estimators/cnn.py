@@ -43,6 +43,7 @@ from .base import check_images_and_labels
 from .budget import StepBudget, check_positive_int
 from .convergence import check_convergence
 from .keras_backend import gpu_available
+from .tags import BenchmarkTagsMixin, benchmark_tags
 
 DEFAULT_MAX_INPUT = 32  # the per-dataset default input size never exceeds this (CPU budget)
 PREDICT_BATCH = 128
@@ -110,7 +111,7 @@ def predict_fixed_batches(model, images, batch=PREDICT_BATCH):
     return np.asarray(model.predict(images, batch_size=batch, verbose=0))[:n]
 
 
-class CNNClassifier(ClassifierMixin, BaseEstimator):
+class CNNClassifier(BenchmarkTagsMixin, ClassifierMixin, BaseEstimator):
     """Base of the Keras CNN estimators. Subclasses define the network and its training.
 
     To add a CNN, start from `estimators.keras_cnn.KerasCNN`: it holds the common
@@ -121,25 +122,19 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     `_build(keras, input_shape, n_classes, train_images)` returning a compiled model (the
     schedule's length is `self.budget_.steps`), and may override `_callbacks(keras,
     has_validation)`, `_predict_proba_batch(model, images)` and `_training_images(images)`.
-    `min_input_size` is the smallest input the architecture accepts; `default_min_input` the
-    smallest default input size (`input_size=None`) it resizes small images up to.
+    Their tags (`__benchmark_tags__`, estimators.tags) say the rest: the family "cnn", the seed
+    and threads parameters, the search space, `min_input_size` (the smallest input the
+    architecture accepts), `default_min_input` (the smallest default input size, for
+    `input_size=None`, it resizes small images up to) and the `step_budget`.
 
-    Budget: `epochs=None` / `batch_size=None` follow the training-set size by the class's
+    Budget: `epochs=None` / `batch_size=None` follow the training-set size by the tags'
     `step_budget` (see `estimators.budget`); the plan used is `budget_`. After training,
     `convergence_` holds the convergence check of `estimators.convergence` (is the training
     loss still falling at the end? did the net learn beyond chance?).
     """
 
-    # what the runner may set (see estimators.capabilities); a recipe with a mirror
-    # augmentation switch adds "mirror_augmentation"
-    _benchmark_capabilities = {"seed": "random_state", "threads": "n_threads"}
-    # searched by `run --tune` (estimators.tuning): the learning rate, around Adam's usual 1e-3.
-    # Each candidate is a full training per inner fold, so a tuned CNN cell costs about
-    # budget x inner folds CNN fits: the price of giving both families the same search.
-    _benchmark_search_space = {"learning_rate": loguniform(3e-4, 3e-3)}
-
-    # The common hyper-parameters' valid values, checked by scikit-learn's _validate_params
-    # when they are set without code (estimators.settings) - before any cell runs - and by fit
+    # The common hyper-parameters' valid values, checked by scikit-learn's
+    # validate_parameter_constraints before any cell runs (estimators.settings) and by fit
     _parameter_constraints = {
         "input_size": [Interval(Integral, 1, None, closed="left"), None],
         "epochs": [Interval(Integral, 1, None, closed="left"), None],
@@ -150,13 +145,24 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
     }
 
-    # How `epochs=None` / `batch_size=None` follow the training-set size: each recipe states
-    # its own; this generic one serves a user's subclass that does not.
-    step_budget = StepBudget(batch_size=64, epochs=30, min_steps=1000, max_epochs=100)
-
-    min_input_size = 8
-    # the per-dataset default input size is at least this (and at most DEFAULT_MAX_INPUT)
-    default_min_input = 16
+    def __benchmark_tags__(self):
+        tags = super().__benchmark_tags__()
+        tags.family = "cnn"
+        # what the runner may set (see estimators.capabilities); a recipe with a mirror
+        # augmentation switch adds tags.parameters.mirror_augmentation
+        tags.parameters.seed = "random_state"
+        tags.parameters.threads = "n_threads"
+        # searched by `run --tune` (estimators.tuning): the learning rate, around Adam's usual 1e-3.
+        # Each candidate is a full training per inner fold, so a tuned CNN cell costs about
+        # budget x inner folds CNN fits: the price of giving both families the same search.
+        tags.search_space = {"learning_rate": loguniform(3e-4, 3e-3)}
+        # How `epochs=None` / `batch_size=None` follow the training-set size: each recipe states
+        # its own; this generic one serves a user's subclass that does not.
+        tags.step_budget = StepBudget(batch_size=64, epochs=30, min_steps=1000, max_epochs=100)
+        tags.min_input_size = 8
+        # the per-dataset default input size is at least this (and at most DEFAULT_MAX_INPUT)
+        tags.default_min_input = 16
+        return tags
 
     # -- hooks -------------------------------------------------------------------------------
     def _build(self, keras, input_shape, n_classes, train_images):
@@ -175,21 +181,22 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     # -- sizes -------------------------------------------------------------------------------
     def input_size_for(self, image_shape):
         """The square input side used for images of shape (h, w, ...)."""
+        tags = benchmark_tags(self)
+        smallest = tags.min_input_size
         if self.input_size is None:
             side = max(image_shape[0], image_shape[1])
-            return int(min(max(side, self.min_input_size, self.default_min_input), DEFAULT_MAX_INPUT))
+            return int(min(max(side, smallest, tags.default_min_input), DEFAULT_MAX_INPUT))
         size = int(self.input_size)
-        if size < self.min_input_size:
+        if size < smallest:
             raise ValueError(
                 f"input_size={self.input_size} is too small for {type(self).__name__}: its "
-                f"{self._n_pools()} pooling steps need at least {self.min_input_size}x"
-                f"{self.min_input_size} pixels; use input_size >= {self.min_input_size} "
-                "(smaller images are resized up)"
+                f"{self._n_pools()} pooling steps need at least {smallest}x{smallest} pixels; "
+                f"use input_size >= {smallest} (smaller images are resized up)"
             )
         return size
 
     def _n_pools(self):
-        return int(round(math.log2(self.min_input_size)))
+        return int(round(math.log2(benchmark_tags(self).min_input_size)))
 
     # -- scikit-learn API --------------------------------------------------------------------
     def fit(self, X, y):
@@ -212,7 +219,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
         train, val = inner_split(y_index, self.validation_fraction, self.seed_)
         self.n_train_, self.n_validation_ = len(train), len(val)
-        self.budget_ = self.step_budget.plan(len(train), self.batch_size, self.epochs)
+        self.budget_ = benchmark_tags(self).step_budget.plan(len(train), self.batch_size, self.epochs)
         has_validation = len(val) > 0
         n_classes = len(self.classes_)
         targets = np.eye(n_classes, dtype=np.float32)[y_index]

@@ -365,17 +365,20 @@ class FastCNN(CNNClassifier):
     * XLA: not available (see above). steps_per_execution 1: 4 was not measurably faster.
     """
 
-    _benchmark_capabilities = {**CNNClassifier._benchmark_capabilities, "mirror_augmentation": "flip"}
-    # the one-cycle SGD peak (default 0.75) and the label smoothing (see estimators.tuning)
-    _benchmark_search_space = {"learning_rate": loguniform(0.25, 2.0), "label_smoothing": [0.0, 0.1, 0.2]}
     _parameter_constraints = {
         **CNNClassifier._parameter_constraints,
         "tta": ["boolean", Interval(Integral, 0, 2, closed="both")],
         "bias_lr_scale": [Interval(Real, 0, None, closed="neither")],
         "flip": ["boolean", StrOptions({"alternate"})],
     }
-    min_input_size = 8
-    step_budget = StepBudget(batch_size=512, epochs=10, min_steps=400, max_epochs=100, min_batch=64)
+    def __benchmark_tags__(self):
+        tags = super().__benchmark_tags__()
+        tags.parameters.mirror_augmentation = "flip"
+        # the one-cycle SGD peak (default 0.75) and the label smoothing (see estimators.tuning)
+        tags.search_space = {"learning_rate": loguniform(0.25, 2.0), "label_smoothing": [0.0, 0.1, 0.2]}
+        tags.min_input_size = 8
+        tags.step_budget = StepBudget(batch_size=512, epochs=10, min_steps=400, max_epochs=100, min_batch=64)
+        return tags
 
     def __init__(
         self,
@@ -621,7 +624,10 @@ class AirbenchCNN(FastCNN):
     at the end of every epoch.
     """
 
-    step_budget = StepBudget(batch_size=512, epochs=14, min_steps=400, max_epochs=100, min_batch=64)
+    def __benchmark_tags__(self):
+        tags = super().__benchmark_tags__()
+        tags.step_budget = StepBudget(batch_size=512, epochs=14, min_steps=400, max_epochs=100, min_batch=64)
+        return tags
 
     def __init__(
         self,

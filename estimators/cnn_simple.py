@@ -8,7 +8,6 @@ from .registry import register
 @register(
     "cnn-simple",
     description="small CNN of the butterfly/garbage studies: 4 conv+pool blocks (16-32-64-32), dense 64-32, Adam with cosine decay",
-    family="cnn",
 )
 class SimpleCNN(CNNClassifier):
     """Four blocks of 3x3 convolution + ReLU + 2x2 max-pooling (16, 32, 64, 32 filters), then
@@ -43,9 +42,12 @@ class SimpleCNN(CNNClassifier):
     CIFAR-10 (2,813 steps an epoch).
     """
 
-    min_input_size = 16
-    default_min_input = 32
-    step_budget = StepBudget(batch_size=16, epochs=30, min_steps=1200, max_epochs=120)
+    def __benchmark_tags__(self):
+        tags = super().__benchmark_tags__()
+        tags.min_input_size = 16
+        tags.default_min_input = 32
+        tags.step_budget = StepBudget(batch_size=16, epochs=30, min_steps=1200, max_epochs=120)
+        return tags
 
     def __init__(
         self,

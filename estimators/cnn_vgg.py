@@ -5,6 +5,7 @@ import math
 from .budget import StepBudget, check_positive_int
 from .cnn import CNNClassifier
 from .registry import register
+from .tags import benchmark_tags
 
 
 PATIENCE_SHARES = (0.1, 0.2)  # learning-rate and stopping patience, as shares of the planned epochs
@@ -14,7 +15,6 @@ WATCH_AFTER = 0.5  # neither callback acts before this share of the budget's min
 @register(
     "cnn-vgg",
     description="VGG-style CNN of the CIFAR studies: 3x2 conv+BN (32-64-128), dropout, L2, augmentation, early stopping",
-    family="cnn",
 )
 class VGGCNN(CNNClassifier):
     """Three blocks of two 3x3 convolutions (32, 64, 128 filters; ReLU, each followed by batch
@@ -70,9 +70,12 @@ class VGGCNN(CNNClassifier):
     144 inner-validation images, early stopping fires on noise after 12-25 epochs.
     """
 
-    _benchmark_capabilities = {**CNNClassifier._benchmark_capabilities, "mirror_augmentation": "flip"}
-    min_input_size = 8
-    step_budget = StepBudget(batch_size=64, epochs=30, min_steps=500, max_epochs=30)
+    def __benchmark_tags__(self):
+        tags = super().__benchmark_tags__()
+        tags.parameters.mirror_augmentation = "flip"
+        tags.min_input_size = 8
+        tags.step_budget = StepBudget(batch_size=64, epochs=30, min_steps=500, max_epochs=30)
+        return tags
 
     def __init__(
         self,
@@ -154,7 +157,7 @@ class VGGCNN(CNNClassifier):
         lr_share, stop_share = PATIENCE_SHARES
         lr = check_positive_int("lr_patience", self.lr_patience) or max(3, round(lr_share * plan.epochs))
         stop = check_positive_int("stop_patience", self.stop_patience) or max(6, round(stop_share * plan.epochs))
-        start = math.ceil(WATCH_AFTER * self.step_budget.min_steps / plan.steps_per_epoch)
+        start = math.ceil(WATCH_AFTER * benchmark_tags(self).step_budget.min_steps / plan.steps_per_epoch)
         return lr, stop, start
 
     def _callbacks(self, keras, has_validation):

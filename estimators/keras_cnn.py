@@ -7,7 +7,7 @@ thread budget, the training budget, the loss, the default optimizer, the converg
 pickling (all from `estimators.cnn.CNNClassifier`). A subclass writes `build`, and may
 override `optimizer`:
 
-    @register("tiny-cnn", family="cnn")
+    @register("tiny-cnn")  # family "cnn": a KerasCNN is one
     class TinyCNN(KerasCNN):
         def build(self, keras, input_shape, n_classes):
             layers = keras.layers
@@ -44,8 +44,8 @@ class KerasCNN(CNNClassifier):
     batch of images (floats on 0..1, shape `input_shape`) to `n_classes` logits - the base adds
     the scaling in front and a float32 softmax after it. `optimizer(keras)` returns the
     optimizer (the schedule's length is `self.budget_.steps`). `CNNClassifier`'s hooks
-    (`_callbacks`, `_predict_proba_batch`) and class attributes (`step_budget`,
-    `min_input_size`, `default_min_input`) are available too.
+    (`_callbacks`, `_predict_proba_batch`) and tags (`__benchmark_tags__`, estimators.tags:
+    `step_budget`, `min_input_size`, `default_min_input`, search space) are available too.
     """
 
     def __init__(

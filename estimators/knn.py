@@ -1,19 +1,25 @@
 """k-nearest neighbours on handcrafted features, with k fixed or tuned inside the training fold."""
 
+from numbers import Integral
+
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from .base import FeatureClassifier
 from .registry import register
 
 
-class KNNClassifier(FeatureClassifier):
+class KNNImageClassifier(FeatureClassifier):
     """k-nearest neighbours, on standardised features when `scale` is true."""
 
-    # searched by `run --tune` (estimators.tuning), as the art study chose k by CV
-    _benchmark_search_space = {"n_neighbors": [1, 3, 5, 7, 9, 15, 21], "weights": ["uniform", "distance"]}
+    _parameter_constraints = {
+        "n_neighbors": KNeighborsClassifier._parameter_constraints["n_neighbors"],
+        "weights": [StrOptions({"uniform", "distance"})],
+        "scale": ["boolean"],
+    }
 
     def __init__(self, features="hog", n_neighbors=5, weights="distance", scale=False):
         self.features = features
@@ -21,11 +27,17 @@ class KNNClassifier(FeatureClassifier):
         self.weights = weights
         self.scale = scale
 
+    def __benchmark_tags__(self):
+        tags = super().__benchmark_tags__()
+        # searched by `run --tune` (estimators.tuning), as the art study chose k by CV
+        tags.search_space = {"n_neighbors": [1, 3, 5, 7, 9, 15, 21], "weights": ["uniform", "distance"]}
+        return tags
+
     def _make_head(self):
         return _knn_pipeline(self.scale, self.n_neighbors, self.weights)
 
 
-class TunedKNNClassifier(FeatureClassifier):
+class TunedKNNImageClassifier(FeatureClassifier):
     """k-nearest neighbours whose k is chosen by a grid search inside the training data.
 
     The search is a stratified `cv`-fold cross-validation (macro-F1) over `n_neighbors_grid`
@@ -34,7 +46,12 @@ class TunedKNNClassifier(FeatureClassifier):
     `best_n_neighbors_`.
     """
 
-    _benchmark_capabilities = {"seed": "random_state"}  # see estimators.capabilities
+    _parameter_constraints = {
+        "weights": [StrOptions({"uniform", "distance"})],
+        "scale": ["boolean"],
+        "cv": [Interval(Integral, 2, None, closed="left")],
+        "random_state": ["random_state"],
+    }
 
     def __init__(
         self,
@@ -51,6 +68,11 @@ class TunedKNNClassifier(FeatureClassifier):
         self.scale = scale
         self.cv = cv
         self.random_state = random_state
+
+    def __benchmark_tags__(self):
+        tags = super().__benchmark_tags__()
+        tags.parameters.seed = "random_state"
+        return tags
 
     def _make_head(self):
         return GridSearchCV(
@@ -73,12 +95,12 @@ def _knn_pipeline(scale, n_neighbors, weights):
 
 @register("knn-pixels", description="5-nearest neighbours on raw pixels")
 def knn_pixels():
-    return KNNClassifier(features="pixels", n_neighbors=5)
+    return KNNImageClassifier(features="pixels", n_neighbors=5)
 
 @register("knn-hog", description="5-nearest neighbours on HOG features")
 def knn_hog():
-    return KNNClassifier(features="hog", n_neighbors=5)
+    return KNNImageClassifier(features="hog", n_neighbors=5)
 
 @register("knn-hog-tuned", description="k-nearest neighbours on HOG, k chosen by 3-fold CV inside the training fold")
 def knn_hog_tuned():
-    return TunedKNNClassifier(features="hog")
+    return TunedKNNImageClassifier(features="hog")

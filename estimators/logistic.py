@@ -9,18 +9,26 @@ from .base import FeatureClassifier
 from .registry import register
 
 
-class LogisticRegressionClassifier(FeatureClassifier):
+class LogisticRegressionImageClassifier(FeatureClassifier):
     """Multinomial logistic regression on standardised features.
 
     `C` is the inverse L2 regularisation strength; the scaler is fitted on the training fold.
     """
 
-    _benchmark_search_space = {"C": loguniform(1e-3, 10)}  # searched by `run --tune`
+    _parameter_constraints = {
+        "C": LogisticRegression._parameter_constraints["C"],
+        "max_iter": LogisticRegression._parameter_constraints["max_iter"],
+    }
 
     def __init__(self, features="hog+color-moments+color-hist", C=0.1, max_iter=500):
         self.features = features
         self.C = C
         self.max_iter = max_iter
+
+    def __benchmark_tags__(self):
+        tags = super().__benchmark_tags__()
+        tags.search_space = {"C": loguniform(1e-3, 10)}  # searched by `run --tune`
+        return tags
 
     def fit_features(self, features, y, image_shape):
         super().fit_features(features, y, image_shape)
@@ -33,9 +41,9 @@ class LogisticRegressionClassifier(FeatureClassifier):
 
 @register("logreg-pixels", description="logistic regression on raw pixels (the garbage study's baseline)")
 def logreg_pixels():
-    return LogisticRegressionClassifier(features="pixels", C=0.01)
+    return LogisticRegressionImageClassifier(features="pixels", C=0.01)
 
 
 @register("logreg-hog-color", description="logistic regression on HOG, colour moments and colour histograms")
 def logreg_hog_color():
-    return LogisticRegressionClassifier(features="hog+color-moments+color-hist", C=0.1)
+    return LogisticRegressionImageClassifier(features="hog+color-moments+color-hist", C=0.1)

@@ -43,7 +43,7 @@ from .registry import register
 # square root (Coates et al.: 10 on the 0..255 scale; our pixels are on 0..1). It keeps nearly
 # flat patches (sky, background) from being blown up into noise.
 NORM_EPSILON = 10 / 255**2
-# n_centroids="auto" / n_patches="auto" (see PatchKMeansClassifier.dictionary_size)
+# n_centroids="auto" / n_patches="auto" (see PatchKMeansImageClassifier.dictionary_size)
 AUTO_CENTROIDS = (100, 1600)
 AUTO_IMAGES_PER_CENTROID = 6
 PATCHES_PER_CENTROID = 125
@@ -110,7 +110,7 @@ class PatchEncoder(TransformerMixin, BaseEstimator):
 
         # Centroids start at random patches, as in the paper: k-means++ seeding cost 3-4x the
         # whole dictionary fit and gave no better CIFAR-10 validation accuracy (0.654 vs 0.662,
-        # 400 centroids, C=0.01; see PatchKMeansClassifier).
+        # 400 centroids, C=0.01; see PatchKMeansImageClassifier).
         self.n_centroids_ = int(min(self.n_centroids, len(whitened)))
         self.kmeans_ = MiniBatchKMeans(
             n_clusters=self.n_centroids_, init="random", batch_size=self.kmeans_batch_size,
@@ -201,7 +201,7 @@ def _halves(side):
     return [slice(0, side // 2), slice(side // 2, None)] if side >= 2 else [slice(None)]
 
 
-class PatchKMeansClassifier(FeatureClassifier):
+class PatchKMeansImageClassifier(FeatureClassifier):
     """Coates & Ng's learned patch features (`PatchEncoder`), standardised, then multinomial
     logistic regression with inverse L2 strength `C`.
 
@@ -215,11 +215,7 @@ class PatchKMeansClassifier(FeatureClassifier):
     C = 0.001, 0.003, 0.01, 0.03 was 0.624, 0.640, 0.657, 0.663 with 400.
     """
 
-    _benchmark_capabilities = {"seed": "random_state"}  # see estimators.capabilities
-    # A small tuning space for random search (scikit-learn's ParameterSampler format): the
-    # regularisation matters most (4K features), then the dictionary size.
-    _benchmark_search_space = {"C": loguniform(1e-3, 1e-1), "n_centroids": [200, 400, 800]}
-    # the values --set / an experiment file may give (estimators.settings): "auto" or a count
+    # the values --set / an experiment file may give (checked before any cell): "auto" or a count
     _parameter_constraints = {
         "n_centroids": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "n_patches": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
@@ -238,6 +234,14 @@ class PatchKMeansClassifier(FeatureClassifier):
         self.max_iter = max_iter
         self.random_state = random_state
         self.n_jobs = n_jobs
+
+    def __benchmark_tags__(self):
+        tags = super().__benchmark_tags__()
+        tags.parameters.seed = "random_state"
+        # A small tuning space for random search (scikit-learn's ParameterSampler format): the
+        # regularisation matters most (4K features), then the dictionary size.
+        tags.search_space = {"C": loguniform(1e-3, 1e-1), "n_centroids": [200, 400, 800]}
+        return tags
 
     def feature_extractor(self):
         return RawPixels()
@@ -282,10 +286,10 @@ class PatchKMeansClassifier(FeatureClassifier):
 
 
 @register(
-    "patches-kmeans",
+    "logreg-kmeans-patches",
     description="Coates & Ng's learned patch features (6x6 patches, ZCA, k-means dictionary of one "
     "centroid per 6 training images up to the paper's 1,600, triangle code, quadrant sum-pooling) "
     "+ logistic regression",
 )
-def patches_kmeans():
-    return PatchKMeansClassifier()
+def logreg_kmeans_patches():
+    return PatchKMeansImageClassifier()

@@ -1,18 +1,21 @@
 """RBF support-vector machine on HOG and colour features (Dalal and Triggs 2005's classifier,
 with a kernel), the field's strongest classical pipeline on small images."""
 
+from numbers import Integral, Real
+
 import numpy as np
 from scipy.stats import loguniform
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from .base import FeatureClassifier
 from .registry import register
 
 
-class SVMClassifier(FeatureClassifier):
+class SVMImageClassifier(FeatureClassifier):
     """`SVC(kernel, C, gamma)` on standardised features, with calibrated probabilities.
 
     `predict_proba` comes from `CalibratedClassifierCV(SVC(...), ensemble=False)`, scikit-learn's
@@ -22,11 +25,14 @@ class SVMClassifier(FeatureClassifier):
     included, is fitted on the training fold only.
     """
 
-    _benchmark_capabilities = {"seed": "random_state"}  # see estimators.capabilities
-    # The search `run --tune` draws from (see estimators.tuning): the two parameters that
-    # decide an RBF SVM (Hsu, Chang and Lin's practical guide searches exactly these).
-    # gamma is relative to "scale" (1 / (n_features * variance)), so the range fits any features.
-    _benchmark_search_space = {"C": loguniform(0.3, 100), "gamma_scale": loguniform(0.1, 10)}
+    _parameter_constraints = {
+        "C": SVC._parameter_constraints["C"],
+        "gamma_scale": [Interval(Real, 0, None, closed="neither")],
+        "kernel": SVC._parameter_constraints["kernel"],
+        "calibration": [StrOptions({"sigmoid", "temperature"})],
+        "calibration_cv": [Interval(Integral, 2, None, closed="left")],
+        "random_state": ["random_state"],
+    }
 
     def __init__(
         self,
@@ -45,6 +51,15 @@ class SVMClassifier(FeatureClassifier):
         self.calibration = calibration
         self.calibration_cv = calibration_cv
         self.random_state = random_state
+
+    def __benchmark_tags__(self):
+        tags = super().__benchmark_tags__()
+        tags.parameters.seed = "random_state"
+        # The search `run --tune` draws from (see estimators.tuning): the two parameters that
+        # decide an RBF SVM (Hsu, Chang and Lin's practical guide searches exactly these).
+        # gamma is relative to "scale" (1 / (n_features * variance)), so the range fits any features.
+        tags.search_space = {"C": loguniform(0.3, 100), "gamma_scale": loguniform(0.1, 10)}
+        return tags
 
     def fit_features(self, features, y, image_shape):
         # gamma="scale" is 1 / (n_features * X.var()); on standardised features X.var() is 1
@@ -66,4 +81,4 @@ class SVMClassifier(FeatureClassifier):
     description="RBF SVM on HOG, colour moments and colour histograms (Dalal & Triggs' pipeline with a kernel)",
 )
 def svm_hog_color():
-    return SVMClassifier()
+    return SVMImageClassifier()

@@ -1,11 +1,15 @@
 """The same tuning budget for every estimator: declared search spaces, searched inside the
 training fold.
 
-An estimator class declares the parameters worth tuning and where to look, in the format of
-scikit-learn's `ParameterSampler` (a list of values, or a scipy.stats distribution):
+An estimator declares the parameters worth tuning and where to look in its tags
+(estimators.tags), in the format of scikit-learn's `ParameterSampler` (a list of values, or a
+scipy.stats distribution):
 
     class MySVM(FeatureClassifier):
-        _benchmark_search_space = {"C": loguniform(0.3, 100), "kernel": ["rbf", "linear"]}
+        def __benchmark_tags__(self):
+            tags = super().__benchmark_tags__()
+            tags.search_space = {"C": loguniform(0.3, 100), "kernel": ["rbf", "linear"]}
+            return tags
 
 `tune` then draws candidates at random from that space (the estimator's own defaults are always
 the first candidate, so a search can only pick something its inner cross-validation prefers),
@@ -29,6 +33,8 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.metrics import f1_score
 from sklearn.model_selection import ParameterSampler, StratifiedKFold
+
+from .tags import benchmark_tags, search_space_problems
 
 UNITS = ("configurations", "seconds")
 
@@ -82,24 +88,11 @@ def search_space(estimator):
     estimator does not have or gives neither a non-empty list nor a distribution, so a typo
     fails when the run starts rather than in every cell.
     """
-    declared = getattr(type(estimator), "_benchmark_search_space", None) or {}
-    if not isinstance(declared, dict):
-        raise ValueError(f"{type(estimator).__name__}._benchmark_search_space must be a dict of "
-                         f"parameter: values; got {type(declared).__name__}")
-    params = estimator.get_params(deep=True)
-    unknown = sorted(set(declared) - set(params))
-    if unknown:
-        raise ValueError(
-            f"{type(estimator).__name__} declares a search space over {', '.join(map(repr, unknown))}, "
-            f"which it does not have; its parameters: {', '.join(sorted(params))}"
-        )
-    for name, values in declared.items():
-        if hasattr(values, "rvs"):
-            continue
-        if isinstance(values, str) or not hasattr(values, "__len__") or len(values) == 0:
-            raise ValueError(f"{type(estimator).__name__}'s search space for {name!r} must be a "
-                             f"non-empty list of values or a scipy.stats distribution; got {values!r}")
-    return dict(declared)
+    space = benchmark_tags(estimator).search_space
+    problems = search_space_problems(estimator, space)
+    if problems:
+        raise ValueError(problems[0])
+    return dict(space)
 
 
 def plain(value):

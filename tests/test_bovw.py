@@ -9,7 +9,8 @@ from sklearn.model_selection import ParameterSampler
 from benchmark.data.protocols import Split
 from benchmark.execution.cells import CellTask, run_cell
 from estimators import create_estimator
-from estimators.bovw import BagOfVisualWords, VisualWords
+from estimators.bovw import BagOfVisualWordsImageClassifier, VisualWords
+from estimators.tags import benchmark_tags
 from features import DenseHOG, make_features
 
 
@@ -89,9 +90,9 @@ def test_codebook_sees_only_the_training_fold(monkeypatch):
         return original_fit(self, X, *args, **kwargs)
 
     monkeypatch.setattr(MiniBatchKMeans, "fit", spy_fit)
-    estimator = create_estimator("bovw-svm")
+    estimator = create_estimator("svm-bovw")
     features = estimator.feature_extractor().transform(images)
-    task = CellTask("stripes", "bovw-svm", 0, "key", estimator, Split(train, test, 0),
+    task = CellTask("stripes", "svm-bovw", 0, "key", estimator, Split(train, test, 0),
                     images.shape[1:], (0.0, "computed"), threads=1)
     cell = run_cell(task, features, labels)
     assert cell.status == "ok", cell.error
@@ -117,7 +118,7 @@ def digits():
 
 def test_accuracy_on_digits_is_above_a_floor(digits):
     images, labels = digits
-    estimator = create_estimator("bovw-svm").fit(images[:1000], labels[:1000])
+    estimator = create_estimator("svm-bovw").fit(images[:1000], labels[:1000])
     accuracy = np.mean(estimator.predict(images[1000:]) == labels[1000:])
     assert accuracy >= 0.9  # measured 0.957; ten classes, so chance is 0.1
     proba = estimator.predict_proba(images[1000:])
@@ -127,17 +128,17 @@ def test_accuracy_on_digits_is_above_a_floor(digits):
 def test_same_random_state_same_predictions(digits):
     images, labels = digits
     images, labels, test = images[:300], labels[:300], images[300:500]
-    first = create_estimator("bovw-svm", random_state=3).fit(images, labels)
-    second = create_estimator("bovw-svm", random_state=3).fit(images, labels)
+    first = create_estimator("svm-bovw", random_state=3).fit(images, labels)
+    second = create_estimator("svm-bovw", random_state=3).fit(images, labels)
     np.testing.assert_array_equal(first.predict_proba(test), second.predict_proba(test))
-    other = create_estimator("bovw-svm", random_state=4).fit(images, labels)
+    other = create_estimator("svm-bovw", random_state=4).fit(images, labels)
     assert not np.array_equal(first.head_["words"].words_, other.head_["words"].words_)
 
 
 def test_colour_histograms_are_appended_to_the_words(rng):
     images = rng.integers(0, 256, (30, 32, 32, 3), dtype=np.uint8)
     labels = np.array(["a", "b", "c"] * 10)
-    estimator = create_estimator("bovw-color-svm", n_words=16).fit(images, labels)
+    estimator = create_estimator("svm-bovw-color-hist", n_words=16).fit(images, labels)
     encoded = estimator.head_[:-2].transform(estimator.feature_extractor().transform(images))
     assert encoded.shape == (30, 16 * 5 + 3 * 16)
     np.testing.assert_allclose(encoded[:, 16 * 5:].reshape(30, 3, 16).sum(axis=2), 1, rtol=1e-5)
@@ -145,14 +146,14 @@ def test_colour_histograms_are_appended_to_the_words(rng):
 
 def test_features_must_start_with_dense_descriptors():
     with pytest.raises(ValueError, match="must start with dense local descriptors"):
-        BagOfVisualWords(features="hog").fit(np.zeros((4, 16, 16, 1), np.uint8), [0, 1, 0, 1])
+        BagOfVisualWordsImageClassifier(features="hog").fit(np.zeros((4, 16, 16, 1), np.uint8), [0, 1, 0, 1])
 
 
 def test_search_space_names_constructor_parameters():
-    space = BagOfVisualWords._benchmark_search_space
-    assert set(space) <= set(BagOfVisualWords().get_params())
+    space = benchmark_tags(BagOfVisualWordsImageClassifier()).search_space
+    assert set(space) <= set(BagOfVisualWordsImageClassifier().get_params())
     for params in ParameterSampler(space, n_iter=5, random_state=0):
-        assert create_estimator("bovw-svm", **params).get_params()["n_words"] == params["n_words"]
+        assert create_estimator("svm-bovw", **params).get_params()["n_words"] == params["n_words"]
 
 
 def test_auto_cells_grow_with_large_images_and_keep_4_pixels_up_to_64():

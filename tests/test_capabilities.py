@@ -1,4 +1,6 @@
-"""Declared capabilities (estimators.capabilities): the runner sets only what an estimator declares."""
+"""Declared capabilities (estimators.capabilities, from estimators.tags): the runner sets only
+what an estimator declares, by whatever name. Facts about the built-in estimators are in
+test_builtin_estimators.py."""
 
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ import estimators.registry as registry
 from benchmark.execution.runner import RunConfig, run
 from estimators import create_estimator, list_estimators, register
 from estimators.capabilities import CAPABILITIES, capabilities, capability_parameter
-from estimators.cnn import CNNClassifier
+from estimators.tags import BenchmarkTags, ParameterTags
 
 
 class FlipSigns(ClassifierMixin, BaseEstimator):
@@ -42,8 +44,29 @@ class FlipSigns(ClassifierMixin, BaseEstimator):
 class DeclaredFlip(FlipSigns):
     """The same estimator, declaring its parameters' parts."""
 
-    _benchmark_capabilities = {"seed": "random_state", "threads": "n_threads",
-                               "mirror_augmentation": "flip"}
+    def __benchmark_tags__(self):
+        return BenchmarkTags(parameters=ParameterTags(seed="random_state", threads="n_threads",
+                                                      mirror_augmentation="flip"))
+
+
+class OtherNames(ClassifierMixin, BaseEstimator):
+    """A plug-in whose seed and threads parameters have names of its own."""
+
+    def __init__(self, seed=None, workers=None):
+        self.seed = seed
+        self.workers = workers
+
+    def __benchmark_tags__(self):
+        return BenchmarkTags(parameters=ParameterTags(seed="seed", threads="workers"))
+
+
+class CNNFamily(DeclaredFlip):
+    """A plug-in of family "cnn" (heavy) although it is no CNNClassifier."""
+
+    def __benchmark_tags__(self):
+        tags = super().__benchmark_tags__()
+        tags.family = "cnn"
+        return tags
 
 
 @pytest.fixture
@@ -101,52 +124,71 @@ def test_each_holdout_repeat_gives_its_own_seed_to_the_declared_parameter(tmp_pa
 
 def test_heavy_cells_follow_the_family_not_a_parameter_name(tmp_path, plugins):
     # a classical estimator with an `n_threads` parameter is not heavy; a "cnn" family entry
-    # without one is, and its cells run first although it is listed last
+    # is, and its cells run first although it is listed last
     register("threaded-classical")(FlipSigns)
-    register("cnn-family", family="cnn")(lambda: DeclaredFlip(n_threads=1))
+    register("cnn-family")(lambda: CNNFamily(n_threads=1))
     run(RunConfig(["faces"], ["threaded-classical", "cnn-family"], folds=2, seed=0), tmp_path)
-    assert [cls for cls, _ in plugins] == ["DeclaredFlip", "DeclaredFlip", "FlipSigns", "FlipSigns"]
+    assert [cls for cls, _ in plugins] == ["CNNFamily", "CNNFamily", "FlipSigns", "FlipSigns"]
 
 
-def test_a_mistyped_declaration_fails_its_cells_with_a_clear_reason(tmp_path, plugins):
+def test_a_mistyped_declaration_is_refused_when_registered(plugins):
     class Mistyped(FlipSigns):
-        _benchmark_capabilities = {"seed": "randomstate"}
+        def __benchmark_tags__(self):
+            return BenchmarkTags(parameters=ParameterTags(seed="randomstate"))
 
-    register("mistyped")(Mistyped)
-    result = run(RunConfig(["faces"], ["mistyped", "flip-signs"], folds=2), tmp_path)
-    failed = result.failed_cells
-    assert [c.estimator for c in failed] == ["mistyped", "mistyped"]
-    assert "declares benchmark capabilities {'seed': 'randomstate'}" in failed[0].error
+    with pytest.raises(ValueError, match=r"estimator 'mistyped': Mistyped declares the parameters "
+                                         r"\{'seed': 'randomstate'\} but has no such parameters"):
+        register("mistyped")(Mistyped)
+    assert "mistyped" not in list_estimators()
+
+
+def test_a_declaration_the_tags_replaced_is_refused_not_ignored(plugins):
+    class OldStyle(FlipSigns):
+        _benchmark_capabilities = {"seed": "random_state"}
+
+    with pytest.raises(ValueError, match="OldStyle declares _benchmark_capabilities, which "
+                                         "__benchmark_tags__ replaced"):
+        register("old-style")(OldStyle)
 
 
 def test_capabilities_reads_and_checks_the_declaration():
+    assert CAPABILITIES == ("seed", "threads", "mirror_augmentation")
     assert capabilities(FlipSigns()) == {}
-    assert capabilities(DeclaredFlip()) == DeclaredFlip._benchmark_capabilities
+    assert capabilities(DeclaredFlip()) == {"seed": "random_state", "threads": "n_threads",
+                                            "mirror_augmentation": "flip"}
+    assert capabilities(OtherNames()) == {"seed": "seed", "threads": "workers"}
     assert capability_parameter(DeclaredFlip(), "mirror_augmentation") == "flip"
     assert capability_parameter(FlipSigns(), "seed") is None
-
-    class Unknown(FlipSigns):
-        _benchmark_capabilities = {"colour": "flip"}
-
-    with pytest.raises(ValueError, match=r"unknown benchmark capabilities \['colour'\]"):
-        capabilities(Unknown())
     with pytest.raises(ValueError, match="unknown benchmark capability 'speed'"):
         capability_parameter(FlipSigns(), "speed")
 
 
-def test_built_in_estimators_declare_what_they_have():
+def test_any_parameter_name_gets_the_seed_and_threads(tmp_path, plugins):
+    fits = []
+
+    class Recording(OtherNames):
+        def fit(self, X, y):
+            fits.append(self.get_params())
+            self.classes_ = np.unique(y)
+            return self
+
+        def predict(self, X):
+            return np.full(len(X), self.classes_[0])
+
+    register("other-names")(Recording)
+    result = run(RunConfig(["faces"], ["other-names"], folds=2, seed=3, threads_per_cell=1), tmp_path)
+    assert not result.failed_cells
+    assert fits == [{"seed": 3, "workers": 1}] * 2  # k-fold: every split has the run's seed
+
+
+def test_every_registered_estimator_keeps_the_contract():
+    """What the contract says, for every entry, plug-ins included: the declared parameters
+    exist (whatever their names) and the family is known."""
+    from estimators.registry import estimator_spec
+    from estimators.tags import FAMILIES, benchmark_tags, declaration_problems
+
     for name in list_estimators():
         estimator = create_estimator(name)
-        declared = capabilities(estimator)  # valid for every entry: no error
-        assert set(declared) <= set(CAPABILITIES)
-        params = estimator.get_params(deep=False)
-        # every built-in seed, thread count and mirror switch is declared
-        assert ("seed" in declared) == ("random_state" in params), name
-        assert ("threads" in declared) == ("n_threads" in params), name
-        assert ("mirror_augmentation" in declared) == ("flip" in params), name
-        if isinstance(estimator, CNNClassifier):
-            assert declared["seed"] == "random_state" and declared["threads"] == "n_threads"
-    assert capability_parameter(create_estimator("cnn-fast"), "mirror_augmentation") == "flip"
-    assert capability_parameter(create_estimator("cnn-vgg"), "mirror_augmentation") == "flip"
-    assert capability_parameter(create_estimator("cnn-simple"), "mirror_augmentation") is None
-    assert capability_parameter(create_estimator("bagged-trees-hog-color"), "seed") == "random_state"
+        assert declaration_problems(estimator) == [], name
+        assert set(capabilities(estimator)) <= set(CAPABILITIES)
+        assert estimator_spec(name).family == benchmark_tags(estimator).family in FAMILIES

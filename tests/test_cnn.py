@@ -21,13 +21,14 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_validat
 import estimators.registry as registry
 from estimators import create_estimator, list_estimators, register
 from estimators.cnn import CNNClassifier, inner_split
+from estimators.tags import benchmark_tags
 
 CNN_NAMES = list_estimators(family="cnn")
 REPO = Path(__file__).resolve().parents[1]
 
 
 def min_size(estimator):
-    return int(getattr(estimator, "min_input_size", 8))
+    return int(benchmark_tags(estimator).min_input_size or 8)
 
 
 def tiny(name, **overrides):
@@ -233,7 +234,7 @@ def runner_run(tmp_path_factory):
     params = tiny("cnn-simple", input_size=16, epochs=2, validation_fraction=0.25).get_params()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-        register("spy-cnn", family="cnn")(lambda: spy(**params))
+        register("spy-cnn")(lambda: spy(**params))
         dataset = f"folder:{root / 'data'}"
         result = run(RunConfig([dataset], ["spy-cnn"], folds=2, seed=0), root / "run")
     return result, dataset, spy.fitted_on

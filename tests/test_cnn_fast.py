@@ -10,6 +10,7 @@ import pytest
 from estimators.cnn import keras_for, predict_fixed_batches
 from estimators.cnn_fast import AirbenchCNN, FastCNN, _keras_objects, whitening_kernel
 from estimators.registry import create_estimator
+from estimators.tags import benchmark_tags
 
 
 def patches_of(images):
@@ -201,11 +202,11 @@ def test_cnn_airbench_is_cnn_fast_at_airbench_width_and_length():
     assert airbench.widths == (64, 256, 256) and fast.widths == (64, 128, 128)
     differing = {k for k, v in airbench.get_params().items() if fast.get_params()[k] != v}
     assert differing == {"widths"}
-    plan = airbench.step_budget.plan(49000, None, None)
+    plan = benchmark_tags(airbench).step_budget.plan(49000, None, None)
     assert (plan.batch_size, plan.epochs) == (512, 14)
     assert create_estimator("cnn-fast").set_params(tta=2).tta == 2
     with pytest.raises(ValueError, match="tta"):
-        create_estimator("cnn-fast[tta=3]")
+        create_estimator("cnn-fast", tta=3)
 
 
 def test_cnn_airbench_is_opt_in():

@@ -12,7 +12,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from estimators import KerasCNN, create_estimator, list_estimators
 from estimators.cnn import CNNClassifier
-from estimators.patches import PatchKMeansClassifier
+from estimators.patches import PatchKMeansImageClassifier
+from estimators.tags import benchmark_tags
 from features import HOG, DenseHOG
 
 # scikit-learn's checks feed tabular data X of shape (n, d); our estimators read it as n images
@@ -61,7 +62,7 @@ PATCHES_REASON = "tabular X read as 1-pixel-high images leaves single-pixel patc
 def tiny_cnn(name):
     """The CNN `name` with tiny training settings (only the parameters it has are set)."""
     estimator = create_estimator(name)
-    tiny = {"epochs": 1, "batch_size": 32, "input_size": max(8, estimator.min_input_size)}
+    tiny = {"epochs": 1, "batch_size": 32, "input_size": max(8, benchmark_tags(estimator).min_input_size)}
     return estimator.set_params(**{k: v for k, v in tiny.items() if k in estimator.get_params()})
 
 
@@ -93,7 +94,7 @@ def expected_failed_checks(estimator):
         return {name: CNN_REASON for name in CNN_CANNOT_PASS}
     if uses(estimator, DenseHOG):
         return {name: DENSE_REASON for name in DENSE_CANNOT_PASS}
-    if isinstance(estimator, PatchKMeansClassifier):
+    if isinstance(estimator, PatchKMeansImageClassifier):
         return {"check_classifiers_train": PATCHES_REASON}
     if not uses_hog(estimator):
         return {}

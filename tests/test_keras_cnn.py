@@ -53,8 +53,14 @@ def test_the_readme_cnn_runs_in_a_benchmark_and_beats_chance(readme_module, tmp_
 
     assert "tiny-cnn" in list_estimators(family="cnn")
     # fewer epochs than the default budget's 100 on faces, to keep the test short
-    monkeypatch.setattr(readme_module.TinyCNN, "step_budget",
-                        StepBudget(batch_size=16, epochs=25, min_steps=0, max_epochs=25))
+    declared = readme_module.TinyCNN.__benchmark_tags__
+
+    def short(self):
+        tags = declared(self)
+        tags.step_budget = StepBudget(batch_size=16, epochs=25, min_steps=0, max_epochs=25)
+        return tags
+
+    monkeypatch.setattr(readme_module.TinyCNN, "__benchmark_tags__", short)
     out = tmp_path / "run"
     code = main(["run", "--datasets", "faces", "--estimators", "tiny-cnn,knn-pixels", "--folds", "2",
                  "--out", str(out), "--quiet", "--no-cache", "--jobs", "1"])

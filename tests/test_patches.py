@@ -9,7 +9,8 @@ from benchmark.data.protocols import Split
 from benchmark.execution.cells import CellTask, run_cell
 from estimators import create_estimator
 from estimators import patches
-from estimators.patches import PatchEncoder, PatchKMeansClassifier
+from estimators.patches import PatchEncoder, PatchKMeansImageClassifier
+from estimators.tags import benchmark_tags
 from features import RawPixels
 
 
@@ -59,8 +60,8 @@ def test_dictionary_and_whitening_learn_from_training_images_only(monkeypatch):
 
     features = RawPixels().transform(images)  # what the feature cache holds
     split = Split(np.flatnonzero(~is_test), np.flatnonzero(is_test), 0)
-    template = create_estimator("patches-kmeans", n_centroids=8, n_patches=500)
-    task = CellTask("striped", "patches-kmeans", 0, "key", template, split, images.shape[1:],
+    template = create_estimator("logreg-kmeans-patches", n_centroids=8, n_patches=500)
+    task = CellTask("striped", "logreg-kmeans-patches", 0, "key", template, split, images.shape[1:],
                     (0.0, "memory"), threads=1)
     cell = run_cell(task, features, labels)
 
@@ -123,7 +124,7 @@ def test_accuracy_on_the_digits():
     X = (digits.images[..., np.newaxis] * (255 / 16)).astype(np.uint8)
     X_train, X_test, y_train, y_test = train_test_split(X, digits.target, test_size=0.25,
                                                         stratify=digits.target, random_state=0)
-    estimator = create_estimator("patches-kmeans", n_centroids=100).fit(X_train, y_train)
+    estimator = create_estimator("logreg-kmeans-patches", n_centroids=100).fit(X_train, y_train)
     assert estimator.head_["patches"].patch_shape_ == (4, 4)  # capped at half the 8-pixel side
     assert estimator.n_iter_[0] >= 1
     assert np.mean(estimator.predict(X_test) == y_test) >= 0.97
@@ -132,7 +133,7 @@ def test_accuracy_on_the_digits():
 def test_same_random_state_same_model_and_threads_do_not_change_it(monkeypatch):
     rng = np.random.default_rng(3)
     X, y = striped_images(40, rng, 0, 255)
-    fit = lambda seed, **kw: create_estimator("patches-kmeans", n_centroids=12, n_patches=800,  # noqa: E731
+    fit = lambda seed, **kw: create_estimator("logreg-kmeans-patches", n_centroids=12, n_patches=800,  # noqa: E731
                                               random_state=seed, **kw).fit(X[:30], y[:30])
     first, second, other = fit(0), fit(0), fit(1)
     np.testing.assert_array_equal(first.head_["patches"].centroids_, second.head_["patches"].centroids_)
@@ -147,8 +148,8 @@ def test_same_random_state_same_model_and_threads_do_not_change_it(monkeypatch):
 
 
 def test_the_search_space_names_parameters_the_estimator_has():
-    estimator = create_estimator("patches-kmeans")
-    space = PatchKMeansClassifier._benchmark_search_space
+    estimator = create_estimator("logreg-kmeans-patches")
+    space = benchmark_tags(PatchKMeansImageClassifier()).search_space
     for params in ParameterSampler(space, 5, random_state=0):
         assert set(params) <= set(estimator.get_params())
         estimator.set_params(**params)
@@ -157,6 +158,6 @@ def test_the_search_space_names_parameters_the_estimator_has():
 def test_predict_refuses_images_of_another_size():
     rng = np.random.default_rng(4)
     X, y = striped_images(20, rng, 0, 255)
-    estimator = create_estimator("patches-kmeans", n_centroids=4).fit(X, y)
+    estimator = create_estimator("logreg-kmeans-patches", n_centroids=4).fit(X, y)
     with pytest.raises(ValueError, match="resize"):
         estimator.predict(X[:, :8, :8])

@@ -68,12 +68,12 @@ def test_holdout_refuses_test_classes_missing_from_training():
 def test_runner_holdout_repeats(tmp_path, monkeypatch):
     toy = split_dataset()
     monkeypatch.setattr("benchmark.execution.preparation.load_dataset", lambda name, **kw: toy)
-    config = RunConfig(["toy"], ["knn-pixels", "bagged-trees-art-moments"], protocol="holdout",
+    config = RunConfig(["toy"], ["knn-pixels", "bagged-trees-color-moments"], protocol="holdout",
                        repeats=2, max_per_class=25)
     result = run(config, tmp_path)
     assert [(c.estimator, c.fold, c.n_train, c.n_test) for c in result.cells] == [
         ("knn-pixels", 0, 75, 30), ("knn-pixels", 1, 75, 30),
-        ("bagged-trees-art-moments", 0, 75, 30), ("bagged-trees-art-moments", 1, 75, 30),
+        ("bagged-trees-color-moments", 0, 75, 30), ("bagged-trees-color-moments", 1, 75, 30),
     ]
     assert result.datasets["toy"]["sampling"]["protocol"] == "holdout"
     # the images used are the test set and the union of the repeats' training samples

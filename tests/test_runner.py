@@ -13,7 +13,7 @@ from benchmark.execution.cells import CellTask, run_cell
 from benchmark.execution.store import RunStore
 from benchmark.execution.runner import RunConfig, run
 from estimators import FeatureClassifier, create_estimator, register
-from estimators.knn import KNNClassifier
+from estimators.knn import KNNImageClassifier
 from features.base import ImageFeatures, thread_budget
 from features.cache import FeatureCache
 
@@ -29,7 +29,7 @@ def test_knn_on_digits_scores_above_095(tmp_path):
 
 
 def test_runner_scores_equal_a_plain_cross_validate_loop(tmp_path):
-    names = ["logreg-hog-color", "knn-hog", "bagged-trees-art-moments"]
+    names = ["logreg-hog-color", "knn-hog", "bagged-trees-color-moments"]
     result = run(RunConfig(["faces"], names, folds=4, seed=3, n_jobs=2), tmp_path)
     d = load_dataset("faces")
     splits = cv_splits(d.labels, 4, 3)
@@ -56,7 +56,7 @@ def test_every_estimator_sees_the_same_splits_and_cells_are_written(tmp_path):
 
 def test_same_seed_same_scores_other_seed_other_splits(tmp_path):
     def scores(seed, sub):
-        cells = run(RunConfig(["textures"], ["bagged-trees-art-moments"], folds=3, seed=seed),
+        cells = run(RunConfig(["textures"], ["bagged-trees-color-moments"], folds=3, seed=seed),
                     tmp_path / sub).cells
         return [c.scores["f1_macro"] for c in cells], [c.test_index for c in cells]
 
@@ -165,7 +165,7 @@ def test_feature_extraction_inside_a_cell_keeps_to_the_cells_threads(rng):
     images = rng.integers(0, 256, (1200, 4, 4, 1), dtype=np.uint8)  # 3 chunks of CHUNK images
     labels = np.array(["a", "b"] * 600)
     split = Split(np.arange(1100), np.arange(1100, 1200), 0)
-    task = CellTask("d", "knn", 0, "key", KNNClassifier(features=_ThreadRecorder(), n_neighbors=1),
+    task = CellTask("d", "knn", 0, "key", KNNImageClassifier(features=_ThreadRecorder(), n_neighbors=1),
                     split, None, (None, "in-fit"), threads=1)
     _ThreadRecorder.threads_seen = []
     cell = run_cell(task, images, labels)

@@ -21,7 +21,7 @@ from benchmark.execution.runner import RunConfig, run
 from benchmark.execution.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
-CLASSICAL = ["knn-pixels", "logreg-hog-color", "bagged-trees-art-moments"]
+CLASSICAL = ["knn-pixels", "logreg-hog-color", "bagged-trees-color-moments"]
 
 
 def outcome(result):
@@ -96,7 +96,7 @@ def test_an_unreachable_scheduler_is_a_clear_error_within_bounded_time(tmp_path,
 
 def run_command(out):
     return [sys.executable, "-m", "benchmark", "run", "--datasets", "faces,textures,shapes", "--estimators",
-            "logreg-pixels,knn-hog,bagged-trees-art-moments", "--folds", "3", "--jobs", "1",
+            "logreg-pixels,knn-hog,bagged-trees-color-moments", "--folds", "3", "--jobs", "1",
             "--no-cache", "--quiet", "--out", str(out)]
 
 

@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 
 from benchmark.cli import main
-from estimators import create_estimator
-from estimators.settings import parse_set, parse_variant
+from benchmark.errors import UsageError
+from benchmark.execution.selection import estimator_settings, resolve_estimators
+from benchmark.execution.variants import canonical_name, create_estimator, parse_set, parse_variant
 
 RUN = ["run", "--datasets", "faces", "--folds", "3", "--quiet", "--no-cache", "--jobs", "1"]
 
@@ -23,6 +24,40 @@ def test_variants_and_assignments_parse_to_python_values():
             parse_variant(bad)
     with pytest.raises(ValueError, match="ESTIMATOR.PARAM=VALUE"):
         parse_set("epochs=20")
+    with pytest.raises(ValueError, match="n_neighbors is given twice, as 3 and 5; keep one"):
+        parse_variant("knn-hog[n_neighbors=3,n_neighbors=5]")
+    assert parse_variant("knn-hog[n_neighbors=3,n_neighbors=3]") == ("knn-hog", {"n_neighbors": 3})
+
+
+def test_variant_names_are_canonical():
+    assert canonical_name("logreg-pixels[C=1e-3]") == "logreg-pixels[C=0.001]"
+    assert canonical_name("knn-pixels[n_neighbors=1]") == "knn-pixels[n_neighbors=1]"
+    assert canonical_name("knn-pixels[features=hog]") == "knn-pixels[features='hog']"
+    assert canonical_name("knn-pixels") == "knn-pixels"
+    assert parse_set("logreg-pixels[C=1e-3].max_iter=9") == ("logreg-pixels[C=0.001]", "max_iter", 9)
+
+
+def test_the_same_parameters_spelled_twice_run_once_with_a_note():
+    notes = []
+    chosen = resolve_estimators("logreg-pixels[C=1e-3],logreg-pixels[C=0.001],knn-pixels[n_neighbors=5],"
+                                "knn-pixels", notes)
+    # knn-pixels[n_neighbors=5] restates the default: the plain name, whose cells keep their keys, stays
+    assert chosen == ["logreg-pixels[C=0.001]", "knn-pixels"]
+    assert notes == [
+        "logreg-pixels[C=1e-3] and logreg-pixels[C=0.001] are the same estimator, logreg-pixels[C=0.001]: "
+        "it runs once",
+        "knn-pixels[n_neighbors=5] has the same parameters as knn-pixels: they run once, as knn-pixels"]
+    assert resolve_estimators(["knn-pixels", "knn-hog"]) == ["knn-pixels", "knn-hog"]  # not merged
+
+
+def test_contradictory_settings_are_refused_and_repeated_ones_kept():
+    with pytest.raises(UsageError, match=r"--set knn-hog.n_neighbors=3 and --set knn-hog.n_neighbors=5 "
+                                         r"give knn-hog.n_neighbors two values; keep one"):
+        estimator_settings(["knn-hog.n_neighbors=3", "knn-hog.n_neighbors=5"], ["knn-hog"])
+    assert estimator_settings(["knn-hog.n_neighbors=3", "knn-hog.n_neighbors=3"], ["knn-hog"]) == {
+        "knn-hog": {"n_neighbors": 3}}
+    assert estimator_settings(["logreg-pixels[C=1e-3].max_iter=9"], ["logreg-pixels[C=0.001]"]) == {
+        "logreg-pixels[C=0.001]": {"max_iter": 9}}
 
 
 def test_a_variant_is_the_registered_estimator_with_its_parameters():
@@ -33,8 +68,14 @@ def test_a_variant_is_the_registered_estimator_with_its_parameters():
 
 @pytest.mark.parametrize("name, message", [
     ("knn-pixels[n_neighbours=1]", "no parameter 'n_neighbours'; did you mean n_neighbors"),
-    ("knn-pixels[n_neighbors='three']", "n_neighbors must be an integer"),
-    ("knn-pixels[n_neighbors=2.5]", "n_neighbors must be an integer"),
+    ("knn-pixels[n_neighbors='three']", "The 'n_neighbors' parameter of KNNImageClassifier must be an int"),
+    ("knn-pixels[n_neighbors=2.5]", "The 'n_neighbors' parameter of KNNImageClassifier must be an int"),
+    # ranges, for every estimator (these have no constraint of their own in scikit-learn's head)
+    ("knn-pixels[n_neighbors=0]", "must be an int in the range [1, inf) or None. Got 0 instead"),
+    ("svm-hog-color[C=-1]", "The 'C' parameter of SVMImageClassifier must be a float in the range (0.0, inf]"),
+    ("logreg-pixels[max_iter=-5]", "'max_iter' parameter of LogisticRegressionImageClassifier"),
+    # the features: refused before any cell, as --set of the same value is (not a traceback)
+    ("knn-pixels[features='nope']", "knn-pixels[features='nope']: unknown feature 'nope'; choose from"),
     ("cnn-fast[epochs=0]", "epochs"),
     ("cnn-fast[validation_fraction=1.5]", "validation_fraction"),
 ])
@@ -76,6 +117,8 @@ def test_set_changes_the_estimator_keeps_its_name_and_is_recorded(tmp_path):
     ("knn-pixels.k=3", "has no parameter 'k'"),
     ("knn-pixels.n_neighbors", "ESTIMATOR.PARAM=VALUE"),
     ("knn-hog-tuned.random_state=3", "set it with --seed"),
+    ("knn-pixels.features='nope'", "knn-pixels: unknown feature 'nope'; choose from"),
+    ("knn-pixels.n_neighbors=0", "Got 0 instead"),
 ])
 def test_bad_settings_are_one_line_usage_errors(tmp_path, capsys, setting, message):
     out = tmp_path / "run"
@@ -124,7 +167,7 @@ def test_an_experiment_file_runs_is_stored_and_resumes(tmp_path, capsys, monkeyp
     ("datasets = ['faces']\nfold = 3\n", "unknown key 'fold'; did you mean 'folds'?"),
     ("datasets = ['faces']\nfolds = 'three'\n", "folds must be an integer"),
     ("datasets = ['faces'\n", "not valid TOML"),
-    ("datasets = ['faces']\n[estimators.knn-pixels]\nn_neighbors = 'x'\n", "n_neighbors must be an integer"),
+    ("datasets = ['faces']\n[estimators.knn-pixels]\nn_neighbors = 'x'\n", "'n_neighbors' parameter of KNNImageClassifier must be an int"),
     ("datasets = ['faces']\n[estimators.knn-pixels]\nradius = 2\n", "no parameter 'radius'"),
 ])
 def test_a_bad_experiment_file_is_a_one_line_error(tmp_path, capsys, text, message):

@@ -14,6 +14,7 @@ from estimators import create_estimator, list_estimators, register
 from estimators.budget import StepBudget
 from estimators.cnn_fast import FastCNN
 from estimators.convergence import check_convergence
+from estimators.tags import benchmark_tags
 
 CNN_NAMES = list_estimators(family="cnn")
 
@@ -32,7 +33,7 @@ def rule(budget, n):
 @pytest.mark.parametrize("name", CNN_NAMES)
 @pytest.mark.parametrize("n", [300, 3_000, 50_000])
 def test_each_cnn_budget_follows_the_documented_rule(name, n):
-    budget = type(create_estimator(name)).step_budget
+    budget = benchmark_tags(create_estimator(name)).step_budget
     plan = budget.plan(n)
     assert (plan.batch_size, plan.epochs, plan.steps) == rule(budget, n)
     assert plan.steps_per_epoch == math.ceil(n / plan.batch_size)
@@ -42,7 +43,7 @@ def test_each_cnn_budget_follows_the_documented_rule(name, n):
 def test_cnn_fast_budget_figures():
     """The figures the README and the docstring quote: CIFAR-10 trains exactly as the recipe
     says (batch 512 x 10 epochs); small sets get smaller batches (not below 64) and more epochs."""
-    budget = FastCNN.step_budget
+    budget = benchmark_tags(FastCNN()).step_budget
     figures = lambda plan: (plan.batch_size, plan.epochs, plan.steps_per_epoch, plan.steps)  # noqa: E731
     assert figures(budget.plan(49_000)) == (512, 10, 96, 960)
     assert figures(budget.plan(3_000)) == (128, 17, 24, 408)
@@ -177,7 +178,7 @@ def test_default_budget_trains_a_small_set_with_small_batches_and_enough_steps()
     # over all 40 images
     assert plan.batch_size == 40 and plan.steps_per_epoch == 1
     # 400 steps would take 400 epochs: the rule caps them at max_epochs
-    assert (plan.epochs, plan.steps) == (FastCNN.step_budget.max_epochs, FastCNN.step_budget.max_epochs)
+    assert (plan.epochs, plan.steps) == (benchmark_tags(FastCNN()).step_budget.max_epochs, benchmark_tags(FastCNN()).step_budget.max_epochs)
     assert plan.epochs == len(estimator.history_["loss"])
     assert np.mean(estimator.predict(X) == y) == 1.0
 
@@ -204,7 +205,7 @@ def test_odd_training_sets_do_not_crash_and_the_check_says_what_happened():
 @pytest.fixture
 def extra_estimators(fresh_registry):
 
-    @register("cnn-one-epoch", family="cnn")
+    @register("cnn-one-epoch")
     def one_epoch():
         return FastCNN(epochs=1, input_size=8)
 
@@ -276,13 +277,13 @@ def test_cnn_vgg_patience_is_a_share_of_the_planned_epochs_and_waits_for_half_th
     from estimators.cnn_vgg import VGGCNN
 
     vgg = VGGCNN()
-    vgg.budget_ = VGGCNN.step_budget.plan(45_000)  # CIFAR-10: the studies' 3 and 6 epochs
+    vgg.budget_ = benchmark_tags(VGGCNN()).step_budget.plan(45_000)  # CIFAR-10: the studies' 3 and 6 epochs
     assert (vgg.budget_.batch_size, vgg.budget_.epochs) == (64, 30)
     assert vgg.watch_plan() == (3, 6, 1)
-    vgg.budget_ = VGGCNN.step_budget.plan(576)  # shapes: 18 steps an epoch, the recipe's 30 epochs
+    vgg.budget_ = benchmark_tags(VGGCNN()).step_budget.plan(576)  # shapes: 18 steps an epoch, the recipe's 30 epochs
     assert (vgg.budget_.batch_size, vgg.budget_.epochs, vgg.budget_.steps) == (32, 30, 540)
     assert vgg.watch_plan() == (3, 6, 14)
-    vgg.budget_ = VGGCNN.step_budget.plan(144)  # faces: 9 steps an epoch, capped at 30 epochs
+    vgg.budget_ = benchmark_tags(VGGCNN()).step_budget.plan(144)  # faces: 9 steps an epoch, capped at 30 epochs
     assert (vgg.budget_.batch_size, vgg.budget_.epochs, vgg.budget_.steps) == (16, 30, 270)
     assert vgg.watch_plan() == (3, 6, 28)
     vgg.set_params(lr_patience=2, stop_patience=4)

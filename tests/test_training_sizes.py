@@ -165,7 +165,7 @@ def test_boosting_fits_at_the_smallest_sizes_and_says_when_it_cannot_early_stop(
     digits = load_dataset("digits")
     for per_class, stopping, reason in ((3, False, "too few training images (30)"), (10, True, None)):
         rows = np.concatenate([np.flatnonzero(digits.labels == c)[:per_class] for c in digits.classes])
-        model = create_estimator("gboost-hog-color").fit(digits.images[rows], digits.labels[rows])
+        model = create_estimator("gboost-hog-color-lbp").fit(digits.images[rows], digits.labels[rows])
         assert model._validation[0] is stopping
         assert model.score(digits.images[rows], digits.labels[rows]) > 0.9
         reasons = model.convergence_["reasons"]

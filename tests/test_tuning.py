@@ -11,21 +11,27 @@ from benchmark.data import load_dataset
 from benchmark.execution.runner import RunConfig, run
 from benchmark.reporting.report import write_report
 from estimators import create_estimator, list_estimators
-from estimators.knn import KNNClassifier
+from estimators.knn import KNNImageClassifier
 from estimators.tuning import TuningBudget, search_space, tune
 
 
-class NearestOnly(KNNClassifier):
+class NearestOnly(KNNImageClassifier):
     """kNN whose default k (15, uniform votes) is wrong on `prototype_images`; only k=1 is right."""
-
-    _benchmark_search_space = {"n_neighbors": [1, 7, 15]}
 
     def __init__(self, features="pixels", n_neighbors=15, weights="uniform", scale=False):
         super().__init__(features, n_neighbors, weights, scale)
 
+    def __benchmark_tags__(self):
+        tags = super().__benchmark_tags__()
+        tags.search_space = {"n_neighbors": [1, 7, 15]}
+        return tags
 
-class Misspelled(KNNClassifier):
-    _benchmark_search_space = {"n_neighbours": [1, 3]}
+
+class Misspelled(KNNImageClassifier):
+    def __benchmark_tags__(self):
+        tags = super().__benchmark_tags__()
+        tags.search_space = {"n_neighbours": [1, 3]}
+        return tags
 
 
 def prototype_images(copies=4, prototypes=40, seed=0):
@@ -111,14 +117,11 @@ def test_bad_tuning_options_are_one_line_usage_errors(args, message, capsys):
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-def test_a_space_naming_a_missing_parameter_fails_when_the_run_starts(fresh_registry, tmp_path, capsys):
-    fresh_registry.register("misspelled")(Misspelled)
-    code = main(["run", "--datasets", "faces", "--estimators", "misspelled", "--tune",
-                 "--out", str(tmp_path / "run")])
-    err = capsys.readouterr().err
-    assert code == 2 and "cannot tune misspelled: Misspelled declares a search space over " \
-        "'n_neighbours', which it does not have" in err
-    assert not (tmp_path / "run" / "cells").exists()  # refused before any cell
+def test_a_space_naming_a_missing_parameter_is_refused_when_registered(fresh_registry):
+    with pytest.raises(ValueError, match="estimator 'misspelled': Misspelled declares a search space over "
+                                         "'n_neighbours', which it does not have"):
+        fresh_registry.register("misspelled")(Misspelled)
+    assert "misspelled" not in fresh_registry.list_estimators()
 
 
 def test_tuned_cells_store_the_choice_and_the_report_shows_it(fresh_registry, tmp_path, capsys):

@@ -42,6 +42,7 @@ def _list():
     from tabulate import tabulate
 
     from estimators import estimator_spec, list_estimators
+    from estimators.registry import RENAMED
 
     from benchmark.data import list_datasets, named_datasets
 
@@ -49,6 +50,8 @@ def _list():
     print("Estimators (--tune searches the parameters under 'tuned')")
     print(tabulate([[s.name, s.family, _tuned(s), s.description] for s in specs],
                    ["name", "family", "tuned", "description"]))
+    # old names are refused with their new one; listed here so a script's name can be updated
+    print("\nRenamed: " + ", ".join(f"{old} -> {new}" for old, new in sorted(RENAMED.items())))
     print("\nDatasets (`python -m benchmark datasets` says which are on this machine)")
     rows = list_datasets() + [(s.name, s.description) for s in named_datasets().values()]
     rows.append(("folder:PATH", "any folder laid out as PATH/<class>/<images> or PATH/{train,test}/<class>/<images>"))

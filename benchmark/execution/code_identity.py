@@ -16,8 +16,10 @@ compute it the same way:
   a tuned cell;
 * every module those import, directly or not, that belongs to this project (`estimators`,
   `features`) or to the package of one of the classes above (a plug-in: a file in
-  `estimators/`, a module of an installed package, a test or a script); imports inside
-  functions count. `from package import name` counts the module that defines `name`.
+  `estimators/`, a file or module given to `estimators.load_plugins` - a file is imported as
+  `benchmark_plugin_<stem>` and listed by its file name -, a module of an installed package,
+  a test or a script); imports inside functions count. `from package import name` counts the
+  module that defines `name`.
 
 Whole files are hashed, not one class's source, so an edit to a module-level helper or constant
 (a `_make_head`'s `max_depth`) changes the identity. A class defined where there is no file (a

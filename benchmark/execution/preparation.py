@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from estimators import FeatureClassifier, create_estimator
+from estimators import FeatureClassifier
 from features.cache import FeatureCache, is_cacheable
 
 from benchmark.errors import failure_line
@@ -18,6 +18,7 @@ from benchmark.data import DatasetError, default_max_per_class, load_dataset
 from benchmark.data.groups import NEAR_DUPLICATES
 from benchmark.data.near_duplicates import describe as describe_near_duplicates
 from benchmark.data.protocols import MAX_SIZE, Split, nested_training_samples, plan_splits
+from benchmark.execution.variants import create_estimator
 
 
 def prepare_datasets(config, backend, run_dir=None):

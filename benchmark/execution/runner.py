@@ -15,7 +15,7 @@ import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from estimators import FeatureClassifier, create_estimator, estimator_spec
+from estimators import FeatureClassifier, estimator_spec
 from estimators.capabilities import capabilities
 from estimators.tuning import TuningBudget, search_space
 from features.cache import FeatureCache, is_cacheable
@@ -27,6 +27,7 @@ from benchmark.execution.backends import LocalBackend
 from benchmark.errors import UsageError, failure_line
 from benchmark.execution.cells import Cell, CellTask, cell_key
 from benchmark.execution.code_identity import estimator_identity
+from benchmark.execution.variants import create_estimator
 from benchmark.execution.recompute import count_reasons, recompute_reasons
 from benchmark.execution.order import plan_order
 from benchmark.execution.provenance import run_metadata

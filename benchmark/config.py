@@ -345,7 +345,7 @@ def from_text(option, text):
     if option.kind == "names":
         return [part.strip() for part in text.split(",") if part.strip()] or text
     if option.kind == "estimators":
-        from estimators.settings import split_top_level  # variants hold commas: cnn-fast[a=1,b=2]
+        from benchmark.execution.variants import split_top_level  # variants hold commas: cnn-fast[a=1,b=2]
 
         return [part.strip() for part in split_top_level(text) if part.strip()] or text
     return text

@@ -29,7 +29,7 @@ from benchmark.errors import UsageError
 class BenchmarkResults:
     """A finished run: its cells and what the report computes from them."""
 
-    cells: list  # benchmark.execution.cells.Cell, one per (dataset, estimator, fold)
+    cells: list  # benchmark.execution.cell_record.Cell, one per (dataset, estimator, fold)
     meta: dict  # what run.json holds: configuration, plan, datasets, versions, machine
     scores: object  # pandas DataFrame, one row per (dataset, estimator, fold)
     summary: object  # pandas DataFrame, one row per (dataset, estimator)

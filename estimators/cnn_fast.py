@@ -1,4 +1,4 @@
-"""`cnn-fast` and `cnn-airbench`: this project's fast CPU recipe, tuned for test accuracy per CPU-second.
+"""`cnn-fast` and `cnn-airbench`: this project's fast CPU recipe, tuned for accuracy per CPU-second.
 
 The airbench / hlb-CIFAR10 recipe (Keller Jordan's airbench and tysam-code's hlb-CIFAR10, fast
 CIFAR-10 training scripts for one GPU), narrowed and shortened for a 2-core CPU: whitening
@@ -15,6 +15,7 @@ The custom Keras objects live in `estimators._keras_layers`, imported only insid
 unpickling, so importing this module stays free of TensorFlow.
 """
 
+import dataclasses
 import warnings
 from numbers import Integral, Real
 
@@ -339,7 +340,7 @@ class AirbenchCNN(FastCNN):
     (`estimators.budget`), so it is a class attribute that `clone` keeps, where `epochs=14`
     would fix the length on every set. Registered, with airbench's widths, as `cnn-airbench`."""
 
-    step_budget = StepBudget(batch_size=512, epochs=14, min_steps=400, max_epochs=100, min_batch=64)
+    step_budget = dataclasses.replace(FastCNN.step_budget, epochs=14)
 
 
 AIRBENCH_WIDTHS = (64, 256, 256)

@@ -23,6 +23,18 @@ How it is measured
       the median ratio of fit seconds, how many default folds the convergence check flagged,
       and PASS (within 1 point), FLAGGED (more than 1 point, and flagged) or FAIL.
 
+Measured: cnn-fast's budget rule (moved here from `FastCNN`'s docstring)
+    Before the rule, on `shapes` (627 training images) the recipe's numbers gave 20 steps and
+    0.839 over 5 folds in `run --all` (0.850 on fold 0; batch 64 x 10 epochs 0.981, batch 64 x
+    40 epochs 0.994, fits of 17 and 74 s). The floor of 64: at the recipe's learning rate,
+    batches of 16 diverge part way on small sets - `digits` at 30 images per class (300, 5
+    folds, `benchmarks/learning_curves.py`'s samples): batch 16 macro-F1 0.018 / 0.983 / 0.018 /
+    0.367 / 0.019 (three folds collapsed to one class), learning rate 0.2 at batch 16 still
+    0.377-0.981, batch 64 0.994 / 0.992 / 0.983 / 0.992 / 0.975; at 3 and 10 per class batch 64
+    also beat 16 (0.801 vs 0.723, 0.951 vs 0.943). The likely cause (not isolated further):
+    batch norm over 16 images of 1x1 maps (8x8 inputs) is too noisy for the recipe's rate. Each
+    fit's convergence check flags such a divergence ("lost ground", `estimators.convergence`).
+
 Run from the repository root: `python benchmarks/budget_sufficiency.py` (about 40 minutes on
 2 cores for the embedded datasets; `--datasets shapes --estimators cnn-fast --folds 5` for
 part of it). Always exits 0: this is a measurement, not a test.

@@ -5,7 +5,7 @@ Claims checked (issue 19, targets on 2 cores)
       ../shared/datasets/cifar10 (a JPEG copy of CIFAR-10) with a fit of at most 20 minutes
       (moonshot: 94% within 15 minutes). The issue estimated the JPEG copy at about a point
       below the original binaries; measured, it costs airbench94's own script about 3.4
-      points (90.56% on this copy against 94.01% published; see `AirbenchCNN`'s docstring), so
+      points (90.56% on this copy against 94.01% published; see Measured below), so
       this claim asks for more than airbench94's recipe gives on this data.
     * `cnn-fast` at its defaults reaches >= 88.0% with a fit no longer than cnn-fast as it was
       before issue 19 (`BEFORE`: the same class with the switches issue 19 added turned off,
@@ -34,6 +34,53 @@ How it is measured
     Results are printed as a table and one PASS/FAIL line per claim, and each row is appended
     to `--out` (JSON lines) as soon as it is known. Single runs (one seed): a CIFAR-10 fit's
     accuracy varies by about 0.1-0.2 points between seeds.
+
+Measured: cnn-airbench (moved here from `AirbenchCNN`'s docstring)
+    cnn-airbench is cnn-fast's recipe (`FastCNN`) at widths (64, 256, 256) and 14 epochs; its
+    switches let each of airbench94's further elements be tried; each is on here only where a
+    measurement showed it pays. Measured with this script on full CIFAR-10 (the JPEG copy in
+    ../shared, 50,000 training images; one seed each, so differences below about 0.3 points
+    are noise):
+
+    * On 2 cores (TensorFlow, bfloat16, 10,000 test images), 14 epochs: 89.64% in a 1,078 s
+      fit without lookahead and the 64x batch-norm bias rate, 90.57% in 1,073 s with both (77 s
+      an epoch, 453 GFLOP/s; still improving at the end). 14 epochs is what fits in 20 minutes
+      with a margin for a busier machine (an epoch varies by up to 1.5x). cnn-fast's figures for
+      each element, one at a time, are in `cnn_fast_ablation.py`'s docstring.
+    * On a GPU (H100, Keras on JAX, 10 epochs, 5,000 test images), before issue 19's
+      weight-decay fix (1.3e-5, 680x too weak; see `cnn_fast_ablation.py`): airbench's
+      further elements all on (lookahead, 64x learning rate for batch norm's shift, an
+      activation after the whitening conv, dirac initialisation) 89.2%; each switched off in turn: `lookahead`
+      89.5%, `bias_lr_scale=1` 89.2%, `whiten_activation` 89.3%, `dirac` 88.7%. With weights
+      growing unchecked, lookahead and the bias rate bought nothing; with the weight decay
+      right they pay (above), so they are on. Whitening standardised channels: 89.0% with,
+      89.2% without. GELU: +0.3 (89.3%) but 3x ReLU's fit time on this CPU (TensorFlow's
+      bfloat16 erf). 16 epochs: 90.0% (ReLU), 90.1% (GELU).
+    * Test-time augmentation over six views (`tta=2`: the image, its mirror, and both moved by
+      one pixel up-left and down-right): +0.1 to +0.2 over the mirror alone, at three times the
+      prediction time.
+
+    airbench94 reports 94.0% on the original CIFAR-10 in about 10 epochs. On the JPEG copy
+    here, airbench94 itself does not get near that, so the gap is the data, not this port:
+    airbench94's own script (`airbench94.py` of KellerJordan/cifar10-airbench, commit 01a2367)
+    run on the same JPEG copy on a 2-core CPU, with only the device and the precision changed
+    (PyTorch 2.13 on the CPU, bfloat16 autocast where it uses float16; batch 1024, 9.9 epochs,
+    GELU and the rest as published), reached 90.56% with its six-view TTA (89.41% without) in a
+    953 s fit (one seed, 2026-11-27, AMD EPYC). This port reached 90.57% after 14 epochs
+    (1,073 s on the AMX CPU; 1,488 s on that AMD CPU, 1.6x airbench94's fit there). So
+    the JPEG copy (quality 75, colour subsampled) costs airbench's recipe about 3.4 points, not
+    the point issue 19 estimated, and >= 93% on this data needs a
+    stronger recipe than airbench94's (more work per image), not a more faithful port.
+
+    What this port still does differently from airbench94, each small or measured: ReLU for
+    GELU (GELU +0.3 on the GPU, 3x the fit time on the AMX CPU), bfloat16 for float16 with
+    float32 batch norm (cnn-fast all in float32 on full CIFAR-10 reached 88.30%, against
+    88.43% in bfloat16 - one seed each, on an AMD and an Intel CPU), batch 512 for 1024 (the
+    same fit time on 2 cores), 14 epochs for 9.9 (what fit 20 minutes on the AMX CPU), a schedule
+    ending at 0 rather than 0.07 of the peak, batch-norm epsilon 1e-5 for 1e-12, a fixed
+    whitening bias for one trained for 3 epochs, and lookahead from the first step (with a
+    decay near 0 early on) for lookahead from epoch 3 with its average copied into the model
+    at the end of every epoch.
 
 Run from the repository root: `python benchmarks/cnn_airbench.py` (about 40 minutes on 2
 cores); `--variant cnn-airbench --train-limit 5000 --test-limit 2000` for a quick check.

@@ -114,7 +114,7 @@ def cmdline(pid):
 
 def cells_of(out):
     """{relative cell path: scores} of every valid cell, and the invalid ones."""
-    from benchmark.execution.cells import read_cell
+    from benchmark.execution.cell_record import read_cell
 
     good, bad = {}, []
     for path in sorted(out.glob("cells/*/*/fold-*.json")):
@@ -365,7 +365,7 @@ def resume(problems, out, tmp, env):
 
 
 def dying_cell_case(how, jobs, tmp, env, reference):
-    from benchmark.execution.cells import read_cell
+    from benchmark.execution.cell_record import read_cell
 
     out = tmp / f"die-{how}-jobs{jobs}" / "run"
     problems = new_problems()

@@ -84,7 +84,8 @@ def main():
 def synthetic_cell(dataset, estimator, fold, classes, n_images, n_test, rng, strength=2.0,
                    temperature=1.0, cnn=False):
     """A finished Cell of `n_test` test rows with probabilities, as run_cell leaves it."""
-    from benchmark.execution.cells import Cell, diagnose_fit
+    from benchmark.execution.cell_output import diagnose_fit
+    from benchmark.execution.cell_record import Cell
     from benchmark.execution.metrics import score_predictions
 
     k = len(classes)

@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import brier_score_loss, log_loss, top_k_accuracy_score
 
 from benchmark import run_benchmark
-from benchmark.execution.cells import Cell, read_cell
+from benchmark.execution.cell_record import Cell, read_cell
 from benchmark.execution.store import RunStore
 from benchmark.reporting.calibration import N_BINS, probabilistic_scores, reliability_bins
 from benchmark.reporting.leaderboard import render

@@ -6,11 +6,21 @@ import warnings
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 
 from estimators.cnn import keras_for, predict_fixed_batches
-from estimators.cnn_fast import AirbenchCNN, FastCNN, _keras_objects, whitening_kernel
+from estimators.cnn_fast import AirbenchCNN, FastCNN, whitening_kernel
 from estimators.registry import create_estimator
 from estimators.tags import benchmark_tags
+
+
+@pytest.fixture
+def layers():
+    """estimators._keras_layers, imported as the recipe does: after Keras is loaded (1 thread)."""
+    keras_for(1)
+    from estimators import _keras_layers
+
+    return _keras_layers
 
 
 def patches_of(images):
@@ -53,9 +63,9 @@ def test_standardised_whitening_keeps_more_of_the_small_components():
     assert np.all(spread[True] <= 1.0 + 1e-6) and np.all(spread[False] <= 1.0 + 1e-6)
 
 
-def test_partial_dirac_passes_the_first_channels_through():
+def test_partial_dirac_passes_the_first_channels_through(layers):
     keras = keras_for(1)
-    init = _keras_objects(keras)["PartialDirac"](seed=3)
+    init = layers.PartialDirac(seed=3)
     kernel = keras.ops.convert_to_numpy(init((3, 3, 4, 6)))
     identity = np.zeros((3, 3, 4, 4))
     identity[1, 1, np.arange(4), np.arange(4)] = 1
@@ -66,11 +76,11 @@ def test_partial_dirac_passes_the_first_channels_through():
     assert wide_in[1, 1, 0, 0] == 1 and wide_in[1, 1, 1, 1] == 1 and np.abs(wide_in).sum() == 2
 
 
-def test_scaled_bias_learns_scale_squared_faster():
+def test_scaled_bias_learns_scale_squared_faster(layers):
     """One SGD step on loss = sum(output): a ScaledBias(8) moves the output by 64x what a plain
     bias moves it (airbench's 64x learning rate for batch norm's shift)."""
     keras = keras_for(1)
-    layer = _keras_objects(keras)["ScaledBias"](8.0)
+    layer = layers.ScaledBias(8.0)
     x = np.ones((5, 3), np.float32)
     layer.build(x.shape)
     optimizer = keras.optimizers.SGD(0.01)
@@ -90,9 +100,9 @@ def two_classes(n=160, size=12, seed=0):
     return X.astype(np.uint8), y
 
 
-def test_lookahead_leaves_the_slow_weights_in_the_model_and_changes_the_fit(monkeypatch):
+def test_lookahead_leaves_the_slow_weights_in_the_model_and_changes_the_fit(monkeypatch, layers):
     keras = keras_for(1)
-    Lookahead = _keras_objects(keras)["Lookahead"]
+    Lookahead = layers.Lookahead
     seen = []
     original = Lookahead.on_train_end if hasattr(Lookahead, "on_train_end") else None
 
@@ -115,15 +125,14 @@ def test_lookahead_leaves_the_slow_weights_in_the_model_and_changes_the_fit(monk
     assert not np.allclose(with_lookahead.predict_proba(X), without.predict_proba(X))
 
 
-def test_alternating_flip_mirrors_every_image_in_every_other_epoch(monkeypatch):
+def test_alternating_flip_mirrors_every_image_in_every_other_epoch(monkeypatch, layers):
     """flip="alternate" (airbench): the training images come with a random half mirrored, and the
     augmentation layer mirrors all of them in odd epochs and none in even ones."""
     keras = keras_for(1)
-    objects = _keras_objects(keras)
     X, y = two_classes(n=64)
     X = X.copy()
     X[:, :, :6] //= 2  # left half darker: a mirror is visible
-    layer = objects["BatchFlipTranslate"](flip=True, translate=0, seed=1, alternate=True)
+    layer = layers.BatchFlipTranslate(flip=True, translate=0, seed=1, alternate=True)
     images = X.astype(np.float32)
     out = {}
     for parity in (0, 1):
@@ -142,13 +151,13 @@ def test_alternating_flip_mirrors_every_image_in_every_other_epoch(monkeypatch):
     assert np.all(mirrored | np.all(given == X, axis=(1, 2, 3))) and 20 < mirrored.sum() < 44
 
     parities = []
-    original = objects["AlternateFlip"].on_epoch_begin
+    original = layers.AlternateFlip.on_epoch_begin
 
     def spy(self, epoch, logs=None):
         original(self, epoch, logs)
         parities.append(int(keras.ops.convert_to_numpy(self.model.get_layer("flip_translate").mirror_all)))
 
-    monkeypatch.setattr(objects["AlternateFlip"], "on_epoch_begin", spy)
+    monkeypatch.setattr(layers.AlternateFlip, "on_epoch_begin", spy)
     assert np.mean(estimator.fit(X, y).predict(X) == y) == 1.0
     assert parities == [0, 1, 0, 1]
 
@@ -204,6 +213,13 @@ def test_cnn_airbench_is_cnn_fast_at_airbench_width_and_length():
     assert differing == {"widths"}
     plan = benchmark_tags(airbench).step_budget.plan(49000, None, None)
     assert (plan.batch_size, plan.epochs) == (512, 14)
+    # a variant, not a copy: the parameters are FastCNN's own, and only the budget (the
+    # recipe's 14 epochs, which the rule still stretches on small sets) is declared again
+    assert "__init__" not in vars(AirbenchCNN)
+    assert "step_budget" in vars(AirbenchCNN)
+    assert (airbench.step_budget.plan(300).batch_size, airbench.step_budget.plan(300).epochs) == (64, 80)
+    copy = clone(airbench)
+    assert type(copy) is AirbenchCNN and copy.widths == (64, 256, 256)
     assert create_estimator("cnn-fast").set_params(tta=2).tta == 2
     with pytest.raises(ValueError, match="tta"):
         create_estimator("cnn-fast", tta=3)

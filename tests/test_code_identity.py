@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator
 
 import benchmark.execution.code_identity as code_identity
 from benchmark.cli import main
-from benchmark.execution.cells import read_cell
+from benchmark.execution.cell_record import read_cell
 from benchmark.execution.recompute import NO_IDENTITY
 from benchmark.execution.runner import RunConfig, run
 from benchmark.execution.store import RunStore

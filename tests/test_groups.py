@@ -12,7 +12,7 @@ from benchmark.data import Dataset, DatasetError, load_dataset
 from benchmark.data.groups import Grouping, assign_groups, check_grouping, read_groups_file
 from benchmark.data.protocols import Split, plan_splits
 from benchmark.errors import UsageError
-from benchmark.execution.cells import cell_key
+from benchmark.execution.cell_record import cell_key
 from benchmark.reporting.leaderboard import describe_sampling
 from conftest import write_image
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from benchmark.cli import main
-from benchmark.execution.cells import cell_key
+from benchmark.execution.cell_record import cell_key
 from benchmark.data.protocols import Split
 from estimators.keras_backend import BACKENDS, backend_facts, check_backend
 

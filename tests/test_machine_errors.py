@@ -13,7 +13,7 @@ import pytest
 
 import features.cache
 from benchmark.cli import main
-from benchmark.execution.cells import read_cell
+from benchmark.execution.cell_record import read_cell
 from benchmark.execution.store import RunStore
 
 RUN = ["run", "--datasets", "digits", "--estimators", "knn-pixels,logreg-pixels", "--folds", "2",

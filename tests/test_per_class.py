@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import precision_recall_fscore_support
 
-from benchmark.execution.cells import Cell
+from benchmark.execution.cell_record import Cell
 from benchmark.execution.metrics import score_predictions
 from benchmark.execution.store import RunStore
 from benchmark.reporting.report import write_report

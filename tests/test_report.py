@@ -12,7 +12,7 @@ from scipy import stats as scipy_stats
 
 from benchmark.cli import main
 from benchmark.reporting.report import write_report
-from benchmark.execution.cells import Cell
+from benchmark.execution.cell_record import Cell
 from benchmark.execution.store import RunStore
 
 ESTIMATORS = "knn-pixels,logreg-pixels,knn-hog"

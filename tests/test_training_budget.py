@@ -294,7 +294,7 @@ def test_cnn_vgg_patience_is_a_share_of_the_planned_epochs_and_waits_for_half_th
 
 def test_cells_without_diagnostics_are_not_reported_as_checked(tmp_path):
     """A run stored by an older version has no diagnostics: the report must not claim they passed."""
-    from benchmark.execution.cells import Cell
+    from benchmark.execution.cell_record import Cell
     from benchmark.execution.store import RunStore
     from benchmark.reporting.report import write_report
 

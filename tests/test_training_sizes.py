@@ -176,7 +176,7 @@ def flagged_run(run_dir, flag):
     """The Analysis of a stored learning-curve run of cnn-fast and logreg-pixels at sizes 5 and 50 (3 folds),
     where cnn-fast loses at 5 and wins at 50; `flag(estimator, size, fold)`: whether that
     cell's training failed its checks."""
-    from benchmark.execution.cells import Cell
+    from benchmark.execution.cell_record import Cell
     from benchmark.execution.metrics import score_predictions
     from benchmark.execution.store import RunStore
     from benchmark.reporting.analysis import analyse

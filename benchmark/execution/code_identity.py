@@ -1,7 +1,7 @@
 """The code a cell's result depends on, besides its data and parameters: its "code identity".
 
 An identity is a plain dict, stored in each cell's JSON and hashed into its key
-(benchmark.execution.cells.cell_key), so a stored cell is reused only by code that would
+(benchmark.execution.cell_record.cell_key), so a stored cell is reused only by code that would
 compute it the same way:
 
     {"modules": {"estimators/knn.py": "<sha256 of the file, 16 hex>", ...},

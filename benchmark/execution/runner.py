@@ -4,7 +4,7 @@ The runner prints nothing: it returns a `RunResult` and reports progress through
 and the command line decides what to show. Each finished (dataset, estimator, fold) cell is
 written to `<run dir>/cells/` the moment it finishes, atomically, so a crash or a kill loses at
 most the cells that were running. Running again into the same directory reuses every stored
-cell whose key (benchmark.execution.cells.cell_key) still matches and computes the rest: missing cells,
+cell whose key (benchmark.execution.cell_record.cell_key) still matches and computes the rest: missing cells,
 failed ones, and ones whose data, parameters, split, seed, thread count, estimator code or
 library versions changed (benchmark.execution.code_identity). Stored cells that no longer match
 are moved to `replaced/`, never mixed into the new results; the RunResult (and run.json, the
@@ -25,7 +25,8 @@ from benchmark.config import RunConfig, key_options
 from benchmark.execution import preparation
 from benchmark.execution.backends import LocalBackend
 from benchmark.errors import UsageError, failure_line
-from benchmark.execution.cells import Cell, CellTask, cell_key
+from benchmark.execution.cell_record import Cell, cell_key
+from benchmark.execution.cells import CellTask
 from benchmark.execution.code_identity import estimator_identity
 from benchmark.execution.variants import create_estimator
 from benchmark.execution.recompute import count_reasons, recompute_reasons

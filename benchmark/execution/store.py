@@ -33,7 +33,7 @@ import numpy as np
 from features.cache import atomic_write
 
 from benchmark.errors import UsageError
-from benchmark.execution.cells import cell_record, probability_problem, read_cell, slug
+from benchmark.execution.cell_record import cell_record, probability_problem, read_cell, slug
 
 RUN_FILE = "run.json"
 LOG_FILE = "run.log"
@@ -280,7 +280,7 @@ class RunStore:
     def load_probabilities(self, cell):
         """The probabilities of a stored cell as float64 (rows: its test rows, columns: its
         `proba_classes`), None when it has none; ValueError or OSError, with the reason, when
-        the file is missing or holds something else (see cells.probability_problem). Read
+        the file is missing or holds something else (see cell_record.probability_problem). Read
         only when asked: reading the cells themselves never opens these files."""
         if cell.proba_file is None:
             return None

@@ -51,7 +51,7 @@ class BenchmarkResults:
     `analysis` is the benchmark.reporting.analysis.Analysis all of them come from.
     """
 
-    cells: list  # benchmark.execution.cells.Cell, one per (dataset, estimator, fold)
+    cells: list  # benchmark.execution.cell_record.Cell, one per (dataset, estimator, fold)
     meta: dict  # what run.json holds: configuration, plan, datasets, versions, machine
     analysis: object  # benchmark.reporting.analysis.Analysis
     path: Path = None  # the run directory, when one was written (`out`, or save())

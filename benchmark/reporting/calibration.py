@@ -207,7 +207,7 @@ def reliability_curves(summary, calibration, dataset):
 def reliability_jobs(summary, calibration, at):
     """The report's plot jobs (dataset, "reliability", plots function, args), one per dataset
     with probabilities; `at(file name)` is where each is written (None: returned as a figure)."""
-    from benchmark.execution.cells import slug
+    from benchmark.execution.cell_record import slug
 
     jobs = []
     if calibration is None or not len(summary):

@@ -62,7 +62,7 @@ DIAGNOSIS_COLUMNS = ["undertrained", "train_accuracy", "epochs", "batch_size", "
 
 
 def _diagnosis_columns(cell):
-    """A cell's training diagnostics (benchmark.execution.cells.diagnose_fit) as scores.csv columns."""
+    """A cell's training diagnostics (benchmark.execution.cell_output.diagnose_fit) as scores.csv columns."""
     d = cell.diagnostics if isinstance(cell.diagnostics, dict) else {}
     training = d.get("training") if isinstance(d.get("training"), dict) else {}
     return {

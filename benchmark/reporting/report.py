@@ -29,7 +29,7 @@ from benchmark.reporting.markdown import MARK
 from benchmark.reporting.markdown import escape_markdown as esc
 from benchmark.reporting.markdown import link_path, table
 from benchmark.reporting.results import load_run
-from benchmark.execution.cells import slug
+from benchmark.execution.cell_record import slug
 from benchmark.execution.recompute import recomputed_text
 from benchmark.execution.store import RunStore
 from benchmark.reporting.stats import ALPHA, MIN_FOLDS

@@ -37,7 +37,7 @@ class StoredRun:
         """Cells the plan in run.json has but no readable file holds, as failed-like Cells
         with status "missing" (never written: not run yet, or the run was interrupted) or
         "unreadable" (a corrupt file), so tables count them and no average hides them."""
-        from benchmark.execution.cells import Cell
+        from benchmark.execution.cell_record import Cell
 
         have = {(c.dataset, c.estimator, c.fold) for c in self.cells}
         corrupt = dict(self.unreadable)
@@ -59,7 +59,7 @@ class StoredRun:
 
         Those the cell holds in memory (a notebook run's), else its file in the run directory
         (RunStore.load_probabilities), read now; (None, None) for a cell that has none."""
-        from benchmark.execution.cells import probability_problem
+        from benchmark.execution.cell_record import probability_problem
 
         if cell.status != "ok" or cell.proba_classes is None:
             return None, None
@@ -90,7 +90,7 @@ def resolve_run_dir(run, results_root="results"):
 
 def load_run(run_dir):
     """Read run.json and every cell; corrupt files are listed in `unreadable`, never fatal."""
-    from benchmark.execution.cells import read_cell
+    from benchmark.execution.cell_record import read_cell
 
     store = RunStore(run_dir)
     run_dir = store.path

@@ -216,8 +216,9 @@ def test_cnn_airbench_is_cnn_fast_at_airbench_width_and_length():
     # a variant, not a copy: the parameters are FastCNN's own, and only the budget (the
     # recipe's 14 epochs, which the rule still stretches on small sets) is declared again
     assert "__init__" not in vars(AirbenchCNN)
-    assert "step_budget" in vars(AirbenchCNN)
-    assert (airbench.step_budget.plan(300).batch_size, airbench.step_budget.plan(300).epochs) == (64, 80)
+    assert "__benchmark_tags__" in vars(AirbenchCNN)
+    small = benchmark_tags(airbench).step_budget.plan(300)
+    assert (small.batch_size, small.epochs) == (64, 80)
     copy = clone(airbench)
     assert type(copy) is AirbenchCNN and copy.widths == (64, 256, 256)
     assert create_estimator("cnn-fast").set_params(tta=2).tta == 2

@@ -306,6 +306,15 @@ def _defining_module(base, attribute):
     if submodule in sys.modules:
         return submodule
     try:
+        spec = importlib.util.find_spec(base)  # imports base's parent packages only
+    except (ImportError, ValueError, AttributeError):
+        return base
+    if spec is None or spec.submodule_search_locations is None:
+        # a plain module: `attribute` is defined there or imported into it, and its own
+        # imports are followed in turn, so it is the dependency; it is not imported here (a
+        # Keras layers module would load TensorFlow into the parent process)
+        return base
+    try:
         module = importlib.import_module(base)
     except Exception:  # not importable here: its file (if any) is still hashed
         return base

@@ -3,6 +3,8 @@ edited, or by other library versions, is recomputed on a rerun, and the run says
 
 import importlib
 import json
+import os
+import subprocess
 import sys
 
 import numpy as np
@@ -195,6 +197,23 @@ def test_the_identity_holds_the_estimators_modules_and_its_libraries_only():
     assert set(tuned["modules"]) - set(knn["modules"]) == {"estimators/tuning.py"}
     # the same code gives the same identity
     assert code_identity.estimator_identity(create_estimator("knn-hog")) == knn
+
+
+def test_identifying_every_estimator_imports_no_keras_in_the_parent_process():
+    """The CNN recipes import their Keras layers module inside `fit`; the identity names it
+    (its file is hashed) without importing it, which would load TensorFlow - and its start-up
+    log on the terminal - into the process that only schedules the cells."""
+    script = (
+        "import sys\n"
+        "from benchmark.execution.code_identity import estimator_identity\n"
+        "from estimators import create_estimator, list_estimators\n"
+        "ids = {n: estimator_identity(create_estimator(n), keras_backend='tensorflow') for n in list_estimators()}\n"
+        "assert 'estimators/_keras_layers.py' in ids['cnn-fast']['modules'], sorted(ids['cnn-fast']['modules'])\n"
+        "print(sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 def test_an_edited_feature_extractor_is_not_served_from_the_feature_cache(tmp_path, plugin_dir, rng):

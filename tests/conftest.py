@@ -1,6 +1,42 @@
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+# The pages whose code blocks the tests run: a user copies them, so each must work as written.
+DOCUMENTATION = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def code_blocks(language):
+    """(page, code) of every ```language block of the README and docs/, in page order."""
+    return [(page.relative_to(ROOT).as_posix(), code)
+            for page in DOCUMENTATION
+            for code in re.findall(rf"^```{language}\n(.*?)^```", page.read_text(), re.S | re.M)]
+
+
+@pytest.fixture
+def documentation():
+    """`code_blocks`, for tests that find their example in the README or in docs/."""
+    return code_blocks
+
+
+def pytest_addoption(parser):
+    parser.addoption("--full", action="store_true",
+                     help="also run the tests marked slow (CI and the README's test command do)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without --full (and without a -m of one's own), leave out the tests marked slow: the
+    default run is the fast subset for development, CI runs them all."""
+    if config.getoption("--full") or config.getoption("markexpr"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from estimators import KerasCNN, create_estimator, list_estimators
 from estimators.cnn import CNNClassifier
+from estimators.logistic import LogisticRegressionClassifier
 from estimators.patches import PatchKMeansClassifier
 from features import HOG, DenseHOG
 
@@ -19,12 +20,22 @@ from features import HOG, DenseHOG
 # of 1 x d pixels. HOG's default cells (a quarter of the shorter side, 2x2 cells a block) do
 # not fit in one pixel row, so the estimators whose features include HOG run the checks with
 # their own head and features, but a HOG of 1x1-pixel cells in 1-cell blocks: a real HOG (the
-# same class and code, only its cell size differs) that these images fit. Every check runs.
-# One cannot pass: check_classifiers_train fits blobs of 2 features, 1x2 images whose HOG is
-# all zeros (HOG's gradient is zero on the image border, and such an image is all border).
-HOG_REASON = ("the check's blobs of 2 features are 1x2 images, all border, whose HOG is all zeros; "
-              "the fit tests below train every estimator on real images")
-HOG_CANNOT_PASS = ["check_classifiers_train"]
+# same class and code, only its cell size differs) that these images fit. Every check runs,
+# and all but one pass: check_classifiers_train fits 3 blobs of 2 features, 1x2 images, whose
+# HOG is all zeros (HOG's gradient is zero on the border, and a 2-pixel image is all border).
+# An estimator on HOG alone then has nothing to learn from, and the colour statistics of two
+# values beside it do not give the logistic head the check's 0.83 accuracy (the RBF SVM and
+# the trees, on the same features, reach it).
+HOG_REASON = ("the check's blobs of 2 features are 1x2 images, all border, whose HOG is all zeros, "
+              "and the rest is too little for this head; the fit tests below train on real images")
+
+
+def hog_cannot_pass(estimator):
+    extractor = estimator.feature_extractor()
+    hog_alone = isinstance(extractor, HOG)
+    return ["check_classifiers_train"] if hog_alone or isinstance(estimator, LogisticRegressionClassifier) else []
+
+
 ONE_PIXEL_CELLS = {"pixels_per_cell": (1, 1), "cells_per_block": (1, 1)}
 
 
@@ -100,7 +111,7 @@ def expected_failed_checks(estimator):
         return {"check_classifiers_train": PATCHES_REASON}
     if not uses_hog(estimator):
         return {}
-    return {name: HOG_REASON for name in HOG_CANNOT_PASS}
+    return {name: HOG_REASON for name in hog_cannot_pass(estimator)}
 
 
 def for_the_checks(name):

@@ -23,6 +23,26 @@ def documentation():
     return code_blocks
 
 
+# The slow tests (over about 2 s each on a 2-core machine, by `--durations`): they train CNNs,
+# run whole benchmarks or start processes. Mark a new one with @pytest.mark.slow; these,
+# written before the marker, are marked here by file or by test name (parameters aside).
+SLOW_FILES = {"test_cnn.py", "test_cnn_fast.py", "test_keras_backends.py", "test_keras_cnn.py",
+              "test_scale.py", "test_worker_memory.py"}
+SLOW_TESTS = {
+    # scikit-learn's whole check suite: about 50 fits per estimator, CNNs included
+    "tests/test_estimator_contract.py::test_sklearn_estimator_checks",
+    "tests/test_estimator_contract.py::test_sklearn_estimator_checks_on_cnns",
+    "tests/test_bovw.py::test_same_random_state_same_predictions",
+    "tests/test_bovw.py::test_accuracy_on_digits_is_above_a_floor",
+    "tests/test_api.py::test_the_api_gives_the_command_lines_scores_and_saves_the_same_run",
+    "tests/test_api.py::test_a_script_runs_cells_on_all_cores_with_n_jobs_minus_one_under_the_main_guard",
+    "tests/test_catalog.py::test_run_all_runs_the_available_named_datasets_and_lists_the_missing",
+    "tests/test_calibration.py::test_a_damaged_probability_file_gives_n_a_and_a_problem",
+    "tests/test_calibration.py::test_replaced_cells_take_their_probabilities_with_them",
+    "tests/test_cli.py::test_output_piped_into_head_is_no_traceback",
+}
+
+
 def pytest_addoption(parser):
     parser.addoption("--full", action="store_true",
                      help="also run the tests marked slow (CI and the README's test command do)")
@@ -31,6 +51,9 @@ def pytest_addoption(parser):
 def pytest_collection_modifyitems(config, items):
     """Without --full (and without a -m of one's own), leave out the tests marked slow: the
     default run is the fast subset for development, CI runs them all."""
+    for item in items:
+        if item.path.name in SLOW_FILES or item.nodeid.split("[")[0] in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
     if config.getoption("--full") or config.getoption("markexpr"):
         return
     slow = [item for item in items if item.get_closest_marker("slow")]

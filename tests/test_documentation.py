@@ -91,3 +91,27 @@ def test_every_estimator_the_readme_names_exists():
     named = set(re.findall(r"^\| `([a-z0-9-]+)`(?:, `([a-z0-9-]+)`)?", table, re.M))
     names = {name for pair in named for name in pair if name}
     assert len(names) >= 15 and names <= set(list_estimators())
+
+
+def test_the_default_run_leaves_the_slow_tests_to_full(tmp_path):
+    """The development section's promise: `pytest` leaves out the slow tests, `--full` runs
+    every test, `-m slow` only the slow ones (with this conftest.py, in a project of its own)."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "conftest.py").write_text((ROOT / "tests" / "conftest.py").read_text())
+    (tmp_path / "tests" / "test_two.py").write_text(
+        "import pytest\n\ndef test_fast():\n    pass\n\n@pytest.mark.slow\ndef test_slow():\n    pass\n")
+    (tmp_path / "setup.cfg").write_text((ROOT / "setup.cfg").read_text())
+
+    def outcome(*options):
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+                               "-rA", *options], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+        return sorted(re.findall(r"^PASSED tests/test_two.py::(\w+)", done.stdout, re.M)), done.returncode
+
+    assert outcome() == (["test_fast"], 0)
+    assert outcome("--full") == (["test_fast", "test_slow"], 0)
+    assert outcome("-m", "slow") == (["test_slow"], 0)

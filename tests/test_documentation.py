@@ -93,6 +93,7 @@ def test_every_estimator_the_readme_names_exists():
     assert len(names) >= 15 and names <= set(list_estimators())
 
 
+@pytest.mark.slow  # three pytest processes
 def test_the_default_run_leaves_the_slow_tests_to_full(tmp_path):
     """The development section's promise: `pytest` leaves out the slow tests, `--full` runs
     every test, `-m slow` only the slow ones (with this conftest.py, in a project of its own)."""
@@ -115,3 +116,13 @@ def test_the_default_run_leaves_the_slow_tests_to_full(tmp_path):
     assert outcome() == (["test_fast"], 0)
     assert outcome("--full") == (["test_fast", "test_slow"], 0)
     assert outcome("-m", "slow") == (["test_slow"], 0)
+
+
+def test_every_test_conftest_marks_slow_exists():
+    # a renamed test would otherwise drop out of the list silently and slow the default run
+    import conftest
+
+    for key in conftest.SLOW_TESTS:
+        path, name = key.split("::")
+        assert re.search(rf"^def {name}\(", (ROOT / path).read_text(), re.M), f"conftest.SLOW_TESTS: no {key}"
+    assert all((ROOT / "tests" / name).exists() for name in conftest.SLOW_FILES)

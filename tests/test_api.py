@@ -70,15 +70,12 @@ def test_a_run_with_out_writes_the_run_directory_and_reuses_it(tmp_path):
     assert again.scores["f1_macro"].tolist() == first.scores["f1_macro"].tolist()
 
 
-def test_the_readme_notebook_example_runs_verbatim(tmp_path, monkeypatch, capsys):
-    import re
-    from pathlib import Path
-
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    blocks = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "run_benchmark(" in b]
-    assert len(blocks) == 1
+def test_the_documented_notebook_example_runs_verbatim(tmp_path, monkeypatch, capsys, documentation):
+    blocks = [(page, code) for page, code in documentation("python") if "run_benchmark(" in code]
+    assert len(blocks) == 1  # docs/tuning-and-settings.md's notebook example
+    (page, code), = blocks
     monkeypatch.chdir(tmp_path)
-    exec(compile(blocks[0], "README.md", "exec"), {})
+    exec(compile(code, page, "exec"), {})
     out = capsys.readouterr().out
     assert "knn-pixels" in out and "f1_macro_mean" in out
     assert (tmp_path / "results" / "from-notebook" / "report.md").exists()

@@ -83,7 +83,7 @@ def test_scikit_learns_contract_checks_pass_for_cnn_fast_on_each_other_backend(b
     cnn-fast's checks run again on JAX and PyTorch (where installed), in a process of their own."""
     env = {**os.environ, "KERAS_BACKEND": backend}
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
-                           "tests/test_estimator_contract.py", "-k", "checks_on_cnns and FastCNN"],
+                           "tests/test_estimator_contract.py", "--full", "-k", "checks_on_cnns and FastCNN"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:]
     summary = done.stdout.strip().splitlines()[-1]  # "50 passed, 4 xfailed, ..." (expected failures)

@@ -1,4 +1,4 @@
-"""The layout rule of the README's "How the code is laid out": the parts import in one direction."""
+"""The layout rule of docs/architecture.md's "How the code is laid out": the parts import in one direction."""
 
 import ast
 from pathlib import Path

@@ -185,15 +185,11 @@ def test_a_missing_experiment_file_and_resume_with_one_are_usage_errors(tmp_path
     assert "drop the experiment file" in capsys.readouterr().err
 
 
-def test_the_readme_experiment_file_is_valid(tmp_path):
-    import re
-    from pathlib import Path
-
+def test_the_documented_experiment_file_is_valid(tmp_path, documentation):
     from benchmark.cli.experiment import read_experiment
     from benchmark.execution.selection import estimator_settings
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    (block,) = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    ((page, block),) = documentation("toml")  # docs/tuning-and-settings.md's experiment file
     (tmp_path / "experiment.toml").write_text(block)
     data = read_experiment(tmp_path / "experiment.toml")
     assert data["datasets"] == ["digits", "faces"] and data["out"] == str(tmp_path / "results" / "knn-study")

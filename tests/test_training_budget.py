@@ -41,7 +41,7 @@ def test_each_cnn_budget_follows_the_documented_rule(name, n):
 
 
 def test_cnn_fast_budget_figures():
-    """The figures the README and the docstring quote: CIFAR-10 trains exactly as the recipe
+    """The figures docs/training-budgets.md and the docstring quote: CIFAR-10 trains exactly as the recipe
     says (batch 512 x 10 epochs); small sets get smaller batches (not below 64) and more epochs."""
     budget = benchmark_tags(FastCNN()).step_budget
     figures = lambda plan: (plan.batch_size, plan.epochs, plan.steps_per_epoch, plan.steps)  # noqa: E731

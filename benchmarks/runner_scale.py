@@ -106,8 +106,8 @@ def main(argv=None):
     finished = tmp / f"local_--jobs_2-{args.repeats - 1}"
     resume = [timed([sys.executable, "-m", "benchmark", "run", "--resume", str(finished), "--quiet"], env)[0]
               for _ in range(args.repeats)]
-    print(f"\nwall time of the whole command, and (in brackets) of its cells phase: from the run.log line"
-          f"\nannouncing the cells to the last finished cell")
+    print("\nwall time of the whole command, and (in brackets) of its cells phase: from the run.log line"
+          "\nannouncing the cells to the last finished cell")
     print(f"{'configuration':16s} " + " ".join(f"{f'run {i + 1} s':>15s}" for i in range(args.repeats))
           + f" {'median s':>15s}")
     medians, phase_medians = {}, {}

@@ -8,7 +8,6 @@ the `documentation` fixture of conftest.py.
 
 import re
 import shlex
-from pathlib import Path
 
 import pytest
 

@@ -260,8 +260,8 @@ def test_dedupe_drops_the_copies_before_splitting(tmp_path, photos):
                for r in rows)
     report = (out / "report.md").read_text()
     assert "--dedupe dropped 8 near-duplicate(s) of 8 cluster(s) before splitting" in report
-    assert (f"--dedupe dropped 8 of 72 images, near-duplicates of an image kept from each of 8 "
-            f"cluster(s); every dropped file: [") in report and f"]({csv_path})." in report
+    assert ("--dedupe dropped 8 of 72 images, near-duplicates of an image kept from each of 8 "
+            "cluster(s); every dropped file: [") in report and f"]({csv_path})." in report
     assert results.summary.iloc[0]["folds_ok"] == 2
     (row,) = results.near_duplicates.to_dict("records")  # the notebook's table: the CSV's rows
     assert row["dedupe_dropped_images"] == len(rows) == 8 and row["dedupe_images_before"] == 64 + 8

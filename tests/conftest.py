@@ -23,40 +23,8 @@ def documentation():
     return code_blocks
 
 
-# The slow tests (over about 2 s each on a 2-core machine, by `--durations`): they train CNNs,
-# run whole benchmarks or start processes. Mark a new one with @pytest.mark.slow; these,
-# written before the marker, are marked here by file or by test name (parameters aside).
-SLOW_FILES = {"test_cnn.py", "test_cnn_fast.py", "test_keras_backends.py", "test_keras_cnn.py",
-              "test_scale.py", "test_worker_memory.py"}
-SLOW_TESTS = {
-    # scikit-learn's whole check suite: about 50 fits per estimator, CNNs included
-    "tests/test_estimator_contract.py::test_sklearn_estimator_checks",
-    "tests/test_estimator_contract.py::test_sklearn_estimator_checks_on_cnns",
-    "tests/test_bovw.py::test_same_random_state_same_predictions",
-    "tests/test_bovw.py::test_accuracy_on_digits_is_above_a_floor",
-    "tests/test_api.py::test_the_api_gives_the_command_lines_scores_and_saves_the_same_run",
-    "tests/test_api.py::test_a_script_runs_cells_on_all_cores_with_n_jobs_minus_one_under_the_main_guard",
-    "tests/test_catalog.py::test_run_all_runs_the_available_named_datasets_and_lists_the_missing",
-    "tests/test_calibration.py::test_a_damaged_probability_file_gives_n_a_and_a_problem",
-    "tests/test_calibration.py::test_replaced_cells_take_their_probabilities_with_them",
-    "tests/test_cli.py::test_output_piped_into_head_is_no_traceback",
-    "tests/test_cli.py::test_run_end_to_end_writes_leaderboard_scores_and_metadata",
-    "tests/test_code_identity.py::test_an_edited_plugin_is_recomputed_not_served_stale",
-    "tests/test_groups.py::test_a_groups_file_listing_files_the_loader_skipped_says_so_with_the_reason",
-    "tests/test_groups.py::test_a_folder_run_with_a_regex_groups_its_folds_and_reports_it",
-    "tests/test_hostile_inputs.py::test_a_cell_with_wrong_field_types_is_reported_and_recomputed_not_a_crash",
-    "tests/test_hostile_inputs.py::test_resume_refuses_configuration_options_instead_of_ignoring_them",
-    "tests/test_hostile_inputs.py::test_a_terminated_or_killed_run_leaves_no_process_and_sigterm_is_handled_like_ctrl_c",
-    "tests/test_hostile_inputs.py::test_ctrl_c_swallowed_by_a_library_import_stops_the_run_before_any_cell",
-    "tests/test_machine_errors.py::test_a_file_size_limit_is_one_line_not_a_silent_death",
-    "tests/test_per_class.py::test_a_run_records_each_estimators_family",
-    "tests/test_quiet_terminal.py::test_a_quiet_run_with_a_cnn_leaves_stderr_empty",
-    "tests/test_report.py::test_friedman_and_nemenyi_groups_when_ranks_differ",
-    "tests/test_training_budget.py::test_undertrained_and_unconverged_fits_are_flagged_in_the_report_not_printed",
-    "tests/test_training_budget.py::test_odd_training_sets_do_not_crash_and_the_check_says_what_happened",
-    "tests/test_training_budget.py::test_default_budget_trains_a_small_set_with_small_batches_and_enough_steps",
-    "tests/test_training_sizes.py::test_boosting_fits_at_the_smallest_sizes_and_says_when_it_cannot_early_stop",
-}
+# The slow tests (over about 2 s each on a 2-core machine, by `--durations`: they train CNNs,
+# run whole benchmarks or start processes) carry @pytest.mark.slow, or `pytestmark` for a file.
 
 
 def pytest_addoption(parser):
@@ -67,9 +35,6 @@ def pytest_addoption(parser):
 def pytest_collection_modifyitems(config, items):
     """Without --full (and without a -m of one's own), leave out the tests marked slow: the
     default run is the fast subset for development, CI runs them all."""
-    for item in items:
-        if item.path.name in SLOW_FILES or item.nodeid.split("[")[0] in SLOW_TESTS:
-            item.add_marker(pytest.mark.slow)
     if config.getoption("--full") or config.getoption("markexpr"):
         return
     slow = [item for item in items if item.get_closest_marker("slow")]

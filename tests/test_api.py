@@ -37,6 +37,7 @@ def test_figures_are_matplotlib_figures_without_files(results, tmp_path, monkeyp
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_the_api_gives_the_command_lines_scores_and_saves_the_same_run(results, tmp_path):
     saved = results.save(tmp_path / "saved")
     assert (saved / "report.md").exists() and len(list(saved.glob("cells/*/*/fold-*.json"))) == 12
@@ -81,6 +82,7 @@ def test_the_documented_notebook_example_runs_verbatim(tmp_path, monkeypatch, ca
     assert (tmp_path / "results" / "from-notebook" / "report.md").exists()
 
 
+@pytest.mark.slow
 def test_a_script_runs_cells_on_all_cores_with_n_jobs_minus_one_under_the_main_guard(tmp_path):
     import os
     import subprocess

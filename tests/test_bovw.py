@@ -116,6 +116,7 @@ def digits():
     return np.rint(data.images * 255 / 16).astype(np.uint8), data.target.astype(str)
 
 
+@pytest.mark.slow
 def test_accuracy_on_digits_is_above_a_floor(digits):
     images, labels = digits
     estimator = create_estimator("svm-bovw").fit(images[:1000], labels[:1000])
@@ -125,6 +126,7 @@ def test_accuracy_on_digits_is_above_a_floor(digits):
     np.testing.assert_allclose(proba.sum(axis=1), 1, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_same_random_state_same_predictions(digits):
     images, labels = digits
     images, labels, test = images[:300], labels[:300], images[300:500]

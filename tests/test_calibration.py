@@ -125,6 +125,7 @@ def test_the_reliability_diagram_is_drawn_and_linked(digits_run):
     assert "Brier" not in terminal[2] and re.search(r"\d\.\d{3}\s+\d\.\d{3}\s+[\d.]+\s+[\d.]+", terminal[4])
 
 
+@pytest.mark.slow
 def test_replaced_cells_take_their_probabilities_with_them(digits_run):
     run = digits_run.path
     before = {p.name: p.read_bytes() for p in run.glob("cells/digits/logreg-pixels/*.npy")}
@@ -140,6 +141,7 @@ def test_replaced_cells_take_their_probabilities_with_them(digits_run):
     assert now == ["fold-0.json", "fold-0.proba.npy", "fold-1.json", "fold-1.proba.npy"]
 
 
+@pytest.mark.slow
 def test_a_damaged_probability_file_gives_n_a_and_a_problem(digits_run):
     store = RunStore(digits_run.path)
     truncated = store.proba_path("digits", "logreg-pixels", 0)

@@ -190,6 +190,7 @@ def test_datasets_command_lists_every_dataset(tmp_path, capsys):
     assert "- mnist: mnist not found: put mnist.npz or mnist/ with" in out
 
 
+@pytest.mark.slow
 def test_run_all_runs_the_available_named_datasets_and_lists_the_missing(tmp_path, capsys):
     cifar10_archive(tmp_path / "data", per_batch=40, test=40)
     out = tmp_path / "run"

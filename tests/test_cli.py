@@ -29,6 +29,7 @@ def test_list_shows_estimators_and_datasets(capsys):
     assert "textures" in out and "folder:PATH" in out
 
 
+@pytest.mark.slow
 def test_run_end_to_end_writes_leaderboard_scores_and_metadata(tmp_path, tiny_folder, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out_dir = tmp_path / "results" / "run"
@@ -141,6 +142,7 @@ def test_label_conflicts_are_listed_in_the_report(tiny_folder, tmp_path):
     assert sorted(conflicts["label_conflicts"][0]["labels"]) == ["bright", "dark"]
 
 
+@pytest.mark.slow
 def test_output_piped_into_head_is_no_traceback(tmp_path):
     # `python -m benchmark list | head -1` printed a BrokenPipeError traceback
     import subprocess

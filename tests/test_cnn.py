@@ -23,6 +23,8 @@ from estimators import create_estimator, list_estimators, register
 from estimators.cnn import CNNClassifier, inner_split
 from estimators.tags import benchmark_tags
 
+pytestmark = pytest.mark.slow  # every test here trains a CNN or starts processes
+
 CNN_NAMES = list_estimators(family="cnn")
 REPO = Path(__file__).resolve().parents[1]
 

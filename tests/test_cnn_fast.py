@@ -13,6 +13,8 @@ from estimators.cnn_fast import AirbenchCNN, FastCNN, whitening_kernel
 from estimators.registry import create_estimator
 from estimators.tags import benchmark_tags
 
+pytestmark = pytest.mark.slow  # every test here trains a CNN or starts processes
+
 
 @pytest.fixture
 def layers():

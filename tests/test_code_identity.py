@@ -92,6 +92,7 @@ def _run_cli(out, capsys):
     return code, captured.err, cells
 
 
+@pytest.mark.slow
 def test_an_edited_plugin_is_recomputed_not_served_stale(tmp_path, plugin_dir, capsys):
     plugin_dir("my_plugin", PLUGIN.format(depth=1))
     code, err, first = _run_cli(tmp_path / "run", capsys)

@@ -124,6 +124,7 @@ def for_the_checks(name):
     [for_the_checks(name) for name in list_estimators(family="classical")],
     expected_failed_checks=expected_failed_checks,
 )
+@pytest.mark.slow
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -156,6 +157,7 @@ class OneFileCNN(KerasCNN):
     + [OneFileCNN(epochs=1, batch_size=32, input_size=8)],
     expected_failed_checks=expected_failed_checks,
 )
+@pytest.mark.slow
 def test_sklearn_estimator_checks_on_cnns(estimator, check):
     check(estimator)
 

@@ -99,6 +99,7 @@ def test_a_groups_file_normalises_paths_and_lists_files_it_lacks_or_the_dataset_
         assign_groups(dataset, grouping)
 
 
+@pytest.mark.slow
 def test_a_groups_file_listing_files_the_loader_skipped_says_so_with_the_reason(styled_folder, tmp_path, capsys):
     (styled_folder / "cat" / "cat0-broken.png").write_bytes(b"")  # unreadable: skipped by the loader
     csv = tmp_path / "groups.csv"
@@ -271,6 +272,7 @@ def test_bad_grouping_options_are_one_line_usage_errors(args, message, tmp_path,
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_a_folder_run_with_a_regex_groups_its_folds_and_reports_it(styled_folder, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["run", "--datasets", f"folder:{styled_folder}", "--estimators", "knn-pixels", "--folds", "4",

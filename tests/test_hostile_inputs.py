@@ -154,6 +154,7 @@ def test_latest_is_written_only_inside_results(tmp_path, monkeypatch, capsys):
                                    "balanced_accuracy": 0.5}},
     {"fit_seconds": "slow"}, {"history": [1, 2]}, {"test_index": ["x"] * 20},
 ])
+@pytest.mark.slow
 def test_a_cell_with_wrong_field_types_is_reported_and_recomputed_not_a_crash(tmp_path, capsys, edit):
     import json
 
@@ -299,6 +300,7 @@ def test_ctrl_c_while_importing_is_one_line_not_a_traceback(tmp_path):
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("interrupted")
 
 
+@pytest.mark.slow
 def test_ctrl_c_swallowed_by_a_library_import_stops_the_run_before_any_cell(tmp_path):
     """An interrupt that a library caught while importing (on a loaded machine the test above
     once saw the run go on for minutes) ends the run once its setup is done: 130, one line."""
@@ -340,6 +342,7 @@ def test_a_worker_ignores_ctrl_c_so_only_the_run_handles_it(tmp_path):
 
 @pytest.mark.parametrize("option", [["--folds", "2"], ["--seed", "3"], ["--image-size", "16"],
                                     ["--max-per-class", "10"], ["--protocol", "cv"], ["--full"]])
+@pytest.mark.slow
 def test_resume_refuses_configuration_options_instead_of_ignoring_them(tmp_path, capsys, option):
     out = tmp_path / "run"
     assert main([*RUN, "--folds", "3", "--out", str(out)]) == 0
@@ -403,6 +406,7 @@ def test_resume_from_another_directory_finds_the_folder_and_a_missing_one_keeps_
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs Linux /proc to list the run's processes")
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGKILL"])
+@pytest.mark.slow
 def test_a_terminated_or_killed_run_leaves_no_process_and_sigterm_is_handled_like_ctrl_c(tmp_path, signame):
     import json
     import signal

@@ -20,6 +20,8 @@ from benchmark.execution.cell_record import cell_key
 from benchmark.data.protocols import Split
 from estimators.keras_backend import BACKENDS, backend_facts, check_backend
 
+pytestmark = pytest.mark.slow  # every test here trains a CNN or starts processes
+
 REPO = Path(__file__).resolve().parents[1]
 
 

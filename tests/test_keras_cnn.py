@@ -21,6 +21,8 @@ from estimators.budget import StepBudget
 from estimators.capabilities import capabilities
 from estimators.cnn import CNNClassifier
 
+pytestmark = pytest.mark.slow  # every test here trains a CNN or starts processes
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 COMMON = ["batch_size", "epochs", "input_size", "label_smoothing", "learning_rate", "n_threads",
           "random_state", "validation_fraction", "verbose"]

@@ -95,6 +95,7 @@ def test_a_full_disk_while_the_report_is_written_is_no_finished_run(tmp_path, ca
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_FSIZE and SIGXFSZ as on Linux")
+@pytest.mark.slow
 def test_a_file_size_limit_is_one_line_not_a_silent_death(tmp_path):
     import resource
 

@@ -301,6 +301,7 @@ def test_the_family_recorded_in_run_json_wins_over_the_registry(tmp_path):
     assert dict(zip(summary["estimator"], summary["family"])) == {"gone-plugin": "cnn", "logreg-pixels": "classical"}
 
 
+@pytest.mark.slow
 def test_a_run_records_each_estimators_family(tmp_path):
     from benchmark import run_benchmark
 

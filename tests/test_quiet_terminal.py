@@ -21,6 +21,7 @@ def run_subprocess(*options):
                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
 
 
+@pytest.mark.slow
 def test_a_quiet_run_with_a_cnn_leaves_stderr_empty(tmp_path, tiny_folder):
     out = tmp_path / "run"
     done = run_subprocess("--dataset", f"folder:{tiny_folder}", "--estimators", "cnn-fast,knn-pixels",

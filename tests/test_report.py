@@ -250,6 +250,7 @@ def test_all_estimators_tied(tmp_path):
     assert text.count("not sig. (p 1)") == 4 * 2  # each non-best estimator, identical on every fold
 
 
+@pytest.mark.slow
 def test_friedman_and_nemenyi_groups_when_ranks_differ(tmp_path):
     rng = np.random.default_rng(0)
     scores = {}

@@ -20,6 +20,8 @@ from benchmark.cli import main
 from benchmark.execution.runner import RunConfig, run
 from benchmark.execution.store import RunStore
 
+pytestmark = pytest.mark.slow  # every test here trains a CNN or starts processes
+
 ROOT = Path(__file__).resolve().parents[1]
 CLASSICAL = ["knn-pixels", "logreg-hog-color", "bagged-trees-color-moments"]
 

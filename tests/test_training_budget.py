@@ -170,6 +170,7 @@ def test_a_fitted_cnn_keeps_its_plan_and_convergence_check():
     assert estimator.convergence_["train_accuracy"] == pytest.approx(estimator.history_["accuracy"][-1], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_default_budget_trains_a_small_set_with_small_batches_and_enough_steps():
     X, y = separable(40, size=8)  # smaller than the recipe's batch of 512
     estimator = create_estimator("cnn-fast", input_size=8, validation_fraction=0).fit(X, y)
@@ -183,6 +184,7 @@ def test_default_budget_trains_a_small_set_with_small_batches_and_enough_steps()
     assert np.mean(estimator.predict(X) == y) == 1.0
 
 
+@pytest.mark.slow
 def test_odd_training_sets_do_not_crash_and_the_check_says_what_happened():
     rng = np.random.default_rng(0)
     # one class has a single image (it stays out of the inner validation split)
@@ -214,6 +216,7 @@ def extra_estimators(fresh_registry):
         return create_estimator("logreg-pixels").set_params(max_iter=1)
 
 
+@pytest.mark.slow
 def test_undertrained_and_unconverged_fits_are_flagged_in_the_report_not_printed(
         tmp_path, extra_estimators, capfd):
     out = tmp_path / "run"

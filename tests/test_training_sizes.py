@@ -158,6 +158,7 @@ def test_an_experiment_file_gives_the_sizes(tmp_path):
     assert main(["run", str(tmp_path / "bad.toml")]) == 2
 
 
+@pytest.mark.slow
 def test_boosting_fits_at_the_smallest_sizes_and_says_when_it_cannot_early_stop():
     from benchmark.data import load_dataset
     from estimators import create_estimator

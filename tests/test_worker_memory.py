@@ -6,9 +6,12 @@ import time
 import warnings
 
 import numpy as np
+import pytest
 from joblib import delayed
 
 from benchmark.execution.worker_pool import parallel, start_fork_server
+
+pytestmark = pytest.mark.slow  # every test here trains a CNN or starts processes
 
 _held = []  # what grow() keeps alive in a worker, as TensorFlow keeps its libraries and caches
 

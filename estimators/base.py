@@ -6,8 +6,14 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from features import as_image_batch, make_features
+from features.mirror import with_mirror
 
-from .tags import BenchmarkTagsMixin
+from .tags import BenchmarkTagsMixin, benchmark_tags
+
+# The values of a classical estimator's mirror switch (see FeatureClassifier): off; train on
+# each image and its mirror and average the test predictions of an image and its mirror; or
+# train on both and predict from the image alone.
+MIRROR_MODES = {False: "none", True: "mirror (train + test)", "train": "mirror (train only)"}
 
 
 def check_images_and_labels(X, y):
@@ -42,11 +48,40 @@ class FeatureClassifier(BenchmarkTagsMixin, ClassifierMixin, BaseEstimator):
     parameters in scikit-learn's `_parameter_constraints` (scikit-learn's own constraints where a
     parameter is passed on to its model), which are checked before any cell runs
     (estimators.settings.check_parameters), so `n_neighbors=0` is one line, not a failed run.
+
+    Mirror augmentation: a subclass with a mirror switch declares it in its tags
+    (`tags.parameters.mirror_augmentation = "mirror"`); its values are MIRROR_MODES' keys.
+    When it is on, `cell_extractor()` appends the features of each image's left-right mirror
+    (features.mirror: cached like any features), `fit_features` trains the head on each
+    training image and its mirror (twice the rows), and with `True` the test predictions of an
+    image and its mirror are averaged ("train": the image's alone). Only the training rows are
+    ever doubled; a test image is never seen in training. The runner switches it off on
+    datasets whose labels a mirror changes (digits), and the report says so. `augmentation_`
+    records what the fit did ("none" with the switch off; None without a switch), for the
+    cell's diagnostics and the report.
     """
 
     def feature_extractor(self):
         """The unfitted, stateless feature extractor this estimator uses."""
         return make_features(self.features)
+
+    def cell_extractor(self):
+        """The extractor whose output `fit_features` / `predict_features` take: the feature
+        extractor, followed by the same features of each image's mirror when the mirror
+        switch is on."""
+        extractor = self.feature_extractor()
+        return with_mirror(extractor) if self._mirror_mode() else extractor
+
+    def _mirror_mode(self):
+        name = benchmark_tags(self).parameters.mirror_augmentation
+        if name is None:
+            return False
+        mode = self.get_params(deep=False)[name]
+        if isinstance(mode, np.bool_):
+            mode = bool(mode)
+        if not (mode is True or mode is False or mode == "train"):
+            raise ValueError(f"{name} must be one of False, True or 'train'; got {mode!r}")
+        return mode
 
     def _make_head(self):
         raise NotImplementedError
@@ -54,7 +89,7 @@ class FeatureClassifier(BenchmarkTagsMixin, ClassifierMixin, BaseEstimator):
     # -- on images ---------------------------------------------------------------------------
     def fit(self, X, y):
         X, y = check_images_and_labels(X, y)
-        return self.fit_features(self.feature_extractor().transform(X), y, image_shape=X.shape[1:])
+        return self.fit_features(self.cell_extractor().transform(X), y, image_shape=X.shape[1:])
 
     def predict(self, X):
         return self.predict_features(self._features_for_prediction(X))
@@ -72,13 +107,21 @@ class FeatureClassifier(BenchmarkTagsMixin, ClassifierMixin, BaseEstimator):
                 f"{self.n_features_in_} features as input: images of shape {X.shape[1:]} instead "
                 f"of {self.image_shape_}; resize the images to match"
             )
-        return self.feature_extractor().transform(X)
+        return self.cell_extractor().transform(X)
 
     # -- on precomputed features -------------------------------------------------------------
     def fit_features(self, features, y, image_shape):
-        """Fit the head on `features` (rows of `feature_extractor().transform(images)`)."""
+        """Fit the head on `features` (rows of `cell_extractor().transform(images)`)."""
         y = column_or_1d(y, warn=True)
         check_classification_targets(y)
+        mode = self._mirror_mode()
+        # what the fit did, for an estimator with a mirror switch (None: it has none)
+        declared = benchmark_tags(self).parameters.mirror_augmentation is not None
+        self.augmentation_ = MIRROR_MODES[mode] if declared else None
+        if mode:  # each training image and its mirror: the two halves of the columns, as rows
+            half = _half(features)
+            features = np.concatenate([features[:, :half], features[:, half:]])
+            y = np.concatenate([y, y])
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
             raise ValueError(
@@ -92,8 +135,38 @@ class FeatureClassifier(BenchmarkTagsMixin, ClassifierMixin, BaseEstimator):
 
     def predict_features(self, features):
         check_is_fitted(self, "head_")
+        mode = self._mirror_mode()
+        if mode is True:  # the class of the averaged scores of the image and its mirror
+            method = "predict_proba" if hasattr(self.head_, "predict_proba") else "decision_function"
+            scores = self._averaged(features, method)
+            if scores.ndim == 1:  # a binary decision function
+                return self.classes_[(scores > 0).astype(int)]
+            return self.classes_[np.argmax(scores, axis=1)]
+        if mode == "train":
+            features = features[:, : _half(features)]
         return self.head_.predict(features)
 
     def predict_proba_features(self, features):
         check_is_fitted(self, "head_")
+        mode = self._mirror_mode()
+        if mode is True:
+            return self._averaged(features, "predict_proba")
+        if mode == "train":
+            features = features[:, : _half(features)]
         return self.head_.predict_proba(features)
+
+    def _averaged(self, features, method):
+        """The head's `method` on the images' features and on their mirrors', averaged."""
+        half = _half(features)
+        score = getattr(self.head_, method)
+        return (score(features[:, :half]) + score(features[:, half:])) / 2
+
+
+def _half(features):
+    """Where the mirrors' columns start in a `cell_extractor` matrix of a mirroring estimator."""
+    if features.ndim != 2 or features.shape[1] % 2:
+        raise ValueError(
+            f"features of {features.shape[1:]} columns are not an image's and its mirror's; "
+            "pass the output of cell_extractor()"
+        )
+    return features.shape[1] // 2

@@ -37,6 +37,7 @@ from features import RawPixels
 from features.base import thread_budget
 
 from .base import FeatureClassifier
+from .normal_equations import StreamingRidgeClassifier
 from .registry import register
 
 # Brightness/contrast normalisation adds this to each patch's variance before dividing by the
@@ -52,7 +53,28 @@ PATCHES_PER_CENTROID = 125
 CHUNK_ELEMENTS = 1 << 23
 
 
-class PatchEncoder(TransformerMixin, BaseEstimator):
+class PatchImages:
+    """Rows of pixels seen as images of `image_shape`, and their patches: for transformers with
+    `image_shape`, `stride` and (once fitted) `patch_shape_` attributes."""
+
+    def _images(self, X, fitted):
+        X = check_array(X, dtype=np.float32)
+        shape = tuple(int(s) for s in self.image_shape)
+        if len(shape) != 3 or int(np.prod(shape)) != X.shape[1]:
+            raise ValueError(f"rows of {X.shape[1]} values are not images of shape {shape}")
+        if fitted and shape != self.image_shape_:
+            raise ValueError(f"fitted on images of shape {self.image_shape_}, not {shape}")
+        if not fitted:
+            self.image_shape_ = shape
+        return X.reshape(len(X), *shape)
+
+    def _windows(self, images):
+        """Every patch position as a view (n, rows, cols, channels, ph, pw), at `stride`."""
+        windows = np.lib.stride_tricks.sliding_window_view(images, self.patch_shape_, axis=(1, 2))
+        return windows[:, :: self.stride, :: self.stride]
+
+
+class PatchEncoder(PatchImages, TransformerMixin, BaseEstimator):
     """Learned patch features: normalise, ZCA-whiten, k-means, triangle-encode, quadrant-pool.
 
     Input rows are flattened images of `image_shape` (height, width, channels), as
@@ -84,28 +106,11 @@ class PatchEncoder(TransformerMixin, BaseEstimator):
     # -- fitting -----------------------------------------------------------------------------
     def fit(self, X, y=None):
         images = self._images(X, fitted=False)
-        height, width, _ = self.image_shape_
-        self.patch_shape_ = (max(1, min(self.patch_size, height // 2)),
-                             max(1, min(self.patch_size, width // 2)))
+        self.patch_shape_ = patch_shape(self.image_shape_, self.patch_size)
         windows = self._windows(images)  # (n, rows, cols, channels, ph, pw), a view
-        n, rows, cols = windows.shape[:3]
         rng = check_random_state(self.random_state)
-        n_available = n * rows * cols
-        if n_available <= self.n_patches:
-            picks = np.arange(n_available)
-        else:
-            picks = rng.choice(n_available, self.n_patches, replace=False)
-        image, position = np.divmod(picks, rows * cols)
-        row, col = np.divmod(position, cols)
-        patches = _normalise(windows[image, row, col].reshape(len(picks), -1))
-
-        # ZCA whitening: rotate onto the covariance's eigenvectors, scale each direction to unit
-        # variance (regularised), rotate back - whitened patches stay patch-like.
-        self.mean_ = patches.mean(axis=0)
-        centred = (patches - self.mean_).astype(np.float64)
-        eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred / len(centred))
-        scale = 1 / np.sqrt(np.maximum(eigenvalues, 0) + self.whiten_epsilon)
-        self.whitening_ = ((eigenvectors * scale) @ eigenvectors.T).astype(np.float32)
+        patches = sample_patches(windows, self.n_patches, rng)
+        self.mean_, self.whitening_ = zca_whitening(patches, self.whiten_epsilon)
         whitened = (patches - self.mean_) @ self.whitening_
 
         # Centroids start at random patches, as in the paper: k-means++ seeding cost 3-4x the
@@ -120,6 +125,16 @@ class PatchEncoder(TransformerMixin, BaseEstimator):
         self.n_features_in_ = int(np.prod(self.image_shape_))
         return self
 
+    def n_features_out(self):
+        """How many features `transform` gives: 4 (quadrants) x centroids, the centroids
+        learned once fitted (fewer than asked when there were fewer patches)."""
+        height, width = tuple(self.image_shape)[:2]
+        ph, pw = patch_shape(self.image_shape, self.patch_size)
+        rows = len(range(0, height - ph + 1, self.stride))
+        cols = len(range(0, width - pw + 1, self.stride))
+        centroids = getattr(self, "n_centroids_", self.n_centroids)
+        return len(_bands(rows, 2)) * len(_bands(cols, 2)) * int(centroids)
+
     # -- encoding ----------------------------------------------------------------------------
     def transform(self, X):
         check_is_fitted(self, "centroids_")
@@ -127,23 +142,7 @@ class PatchEncoder(TransformerMixin, BaseEstimator):
         windows = self._windows(images)
         per_image = windows.shape[1] * windows.shape[2] * self.n_centroids_
         chunk = max(1, CHUNK_ELEMENTS // per_image)
-        starts = range(0, len(images), chunk)
-        n_jobs = self.n_jobs or thread_budget()
-        # The chunks share nothing, so threads encode them side by side: NumPy releases the GIL
-        # in the matrix products and in the elementwise work (the distances' square roots, the
-        # triangle code), which costs about as much as the products.
-        # Each thread's BLAS then runs single-threaded (no oversubscription).
-        if n_jobs == 1 or len(starts) == 1:
-            parts = [self._encode(windows[s : s + chunk]) for s in starts]
-        else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            from threadpoolctl import threadpool_limits
-
-            with threadpool_limits(limits=1, user_api="blas"), \
-                    ThreadPoolExecutor(max_workers=min(n_jobs, len(starts))) as pool:
-                parts = list(pool.map(lambda s: self._encode(windows[s : s + chunk]), starts))
-        return np.concatenate(parts)
+        return encode_in_threads(self._encode, windows, chunk, self.n_jobs)
 
     def _encode(self, windows):
         """Triangle codes of every patch in `windows`, summed over each image's quadrants."""
@@ -165,26 +164,64 @@ class PatchEncoder(TransformerMixin, BaseEstimator):
         # Sum-pooling over quadrants (halves, or the whole side when the map is 1 wide). Sums of
         # slices, not np.add.reduceat, which is ~10x slower along a non-last axis (a third of
         # the encoding time at 32x32).
-        bands = [codes[:, r].sum(axis=1) for r in _halves(rows)]
-        return np.stack([band[:, c].sum(axis=1) for band in bands for c in _halves(cols)],
+        bands = [codes[:, r].sum(axis=1) for r in _bands(rows, 2)]
+        return np.stack([band[:, c].sum(axis=1) for band in bands for c in _bands(cols, 2)],
                         axis=1).reshape(n, -1)
 
-    # -- helpers -----------------------------------------------------------------------------
-    def _images(self, X, fitted):
-        X = check_array(X, dtype=np.float32)
-        shape = tuple(int(s) for s in self.image_shape)
-        if len(shape) != 3 or int(np.prod(shape)) != X.shape[1]:
-            raise ValueError(f"rows of {X.shape[1]} values are not images of shape {shape}")
-        if fitted and shape != self.image_shape_:
-            raise ValueError(f"fitted on images of shape {self.image_shape_}, not {shape}")
-        if not fitted:
-            self.image_shape_ = shape
-        return X.reshape(len(X), *shape)
 
-    def _windows(self, images):
-        """Every patch position as a view (n, rows, cols, channels, ph, pw), at `stride`."""
-        windows = np.lib.stride_tricks.sliding_window_view(images, self.patch_shape_, axis=(1, 2))
-        return windows[:, :: self.stride, :: self.stride]
+def encode_in_threads(encode, windows, chunk, n_jobs=None):
+    """`encode` applied to `windows` `chunk` images at a time, the results concatenated.
+
+    The chunks share nothing, so `n_jobs` threads (None: `thread_budget()`) encode them side
+    by side: NumPy releases the GIL in the matrix products and in the elementwise work, which
+    costs about as much as the products. Each thread's BLAS then runs single-threaded (no
+    oversubscription)."""
+    starts = range(0, len(windows), chunk)
+    n_jobs = n_jobs or thread_budget()
+    if n_jobs == 1 or len(starts) <= 1:
+        parts = [encode(windows[s : s + chunk]) for s in starts]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"), \
+                ThreadPoolExecutor(max_workers=min(n_jobs, len(starts))) as pool:
+            parts = list(pool.map(lambda s: encode(windows[s : s + chunk]), starts))
+    return np.concatenate(parts)
+
+
+def patch_shape(image_shape, patch_size):
+    """The patch (height, width) for images of `image_shape`: `patch_size`, capped at half the
+    image side (at least 1 pixel), so small images still get a map of positions to pool over."""
+    height, width = image_shape[:2]
+    return (max(1, min(patch_size, height // 2)), max(1, min(patch_size, width // 2)))
+
+
+def sample_patches(windows, n_patches, rng):
+    """`n_patches` patches at random positions of random images of `windows` (a
+    `sliding_window_view` (n, rows, cols, ...)), every one when there are no more, normalised
+    for brightness and contrast (`_normalise`): an (n_patches, patch values) float32 array."""
+    n, rows, cols = windows.shape[:3]
+    n_available = n * rows * cols
+    if n_available <= n_patches:
+        picks = np.arange(n_available)
+    else:
+        picks = rng.choice(n_available, n_patches, replace=False)
+    image, position = np.divmod(picks, rows * cols)
+    row, col = np.divmod(position, cols)
+    return _normalise(windows[image, row, col].reshape(len(picks), -1))
+
+
+def zca_whitening(patches, epsilon):
+    """(mean, ZCA matrix) of `patches`: rotate onto the covariance's eigenvectors, scale each
+    direction to unit variance (eigenvalues regularised by `epsilon`), rotate back, so
+    whitened patches stay patch-like. Apply as (patches - mean) @ matrix."""
+    mean = patches.mean(axis=0)
+    centred = (patches - mean).astype(np.float64)
+    eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred / len(centred))
+    scale = 1 / np.sqrt(np.maximum(eigenvalues, 0) + epsilon)
+    return mean, ((eigenvectors * scale) @ eigenvectors.T).astype(np.float32)
 
 
 def _normalise(patches):
@@ -196,17 +233,25 @@ def _normalise(patches):
     return patches
 
 
-def _halves(side):
-    """The two halves of a side of the code map as slices; the whole side when it is 1."""
-    return [slice(0, side // 2), slice(side // 2, None)] if side >= 2 else [slice(None)]
+def _bands(side, count):
+    """`count` nearly equal slices of a side of the response map (fewer when it is shorter)."""
+    count = min(count, side)
+    edges = [k * side // count for k in range(count + 1)]
+    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
 
 
 class PatchKMeansImageClassifier(FeatureClassifier):
     """Coates & Ng's learned patch features (`PatchEncoder`), standardised, then multinomial
-    logistic regression with inverse L2 strength `C`.
+    logistic regression with inverse L2 strength `C` (`classifier="logreg"`), or a ridge
+    classifier with penalty `alpha` (`classifier="ridge"`: estimators.normal_equations'
+    StreamingRidgeClassifier, which never holds every image's features, so the paper's largest
+    dictionary, 4,000 centroids (16,000 features), fits in memory on full CIFAR-10: a one-vs-all
+    least-squares classifier, in Rifkin & Klautau's comparison (JMLR 2004) as accurate as the
+    paper's one-vs-all L2-SVM).
 
     The cached extractor is raw pixels; the encoder (whitening, dictionary), the scaler and the
-    classifier are the head, fitted on the training images only. The other parameters are the
+    classifier are the head, fitted on the training images only. `mirror` (off by default)
+    trains on each image and its mirror too (estimators.base). The other parameters are the
     encoder's: see `PatchEncoder`.
 
     C=0.01 was chosen on CIFAR-10: trained on 1,000 official training images per class and
@@ -222,22 +267,30 @@ class PatchKMeansImageClassifier(FeatureClassifier):
         "patch_size": [Interval(Integral, 1, None, closed="left")],
         "stride": [Interval(Integral, 1, None, closed="left")],
         "C": [Interval(Real, 0, None, closed="neither")],
+        "classifier": [StrOptions({"logreg", "ridge"})],
+        "alpha": [Interval(Real, 0, None, closed="neither")],
+        "mirror": ["boolean", StrOptions({"train"})],
     }
 
     def __init__(self, n_centroids="auto", patch_size=6, stride=1, n_patches="auto", C=0.01,
-                 max_iter=1000, random_state=0, n_jobs=None):
+                 max_iter=1000, classifier="logreg", alpha=200.0, mirror=False, random_state=0,
+                 n_jobs=None):
         self.n_centroids = n_centroids
         self.patch_size = patch_size
         self.stride = stride
         self.n_patches = n_patches
         self.C = C
         self.max_iter = max_iter
+        self.classifier = classifier
+        self.alpha = alpha
+        self.mirror = mirror
         self.random_state = random_state
         self.n_jobs = n_jobs
 
     def __benchmark_tags__(self):
         tags = super().__benchmark_tags__()
         tags.parameters.seed = "random_state"
+        tags.parameters.mirror_augmentation = "mirror"
         # A small tuning space for random search (scikit-learn's ParameterSampler format): the
         # regularisation matters most (4K features), then the dictionary size.
         tags.search_space = {"C": loguniform(1e-3, 1e-1), "n_centroids": [200, 400, 800]}
@@ -269,7 +322,8 @@ class PatchKMeansImageClassifier(FeatureClassifier):
         # Set before the head is made: the encoder needs the image shape to see rows as images.
         self.image_shape_ = tuple(image_shape)
         super().fit_features(features, y, image_shape)
-        self.n_iter_ = self.head_[-1].n_iter_
+        if self.classifier == "logreg":
+            self.n_iter_ = self.head_[-1].n_iter_
         return self
 
     def _make_head(self):
@@ -278,6 +332,10 @@ class PatchKMeansImageClassifier(FeatureClassifier):
             stride=self.stride, n_patches=self._dictionary[1], random_state=self.random_state,
             n_jobs=self.n_jobs,
         )
+        if self.classifier == "ridge":
+            return StreamingRidgeClassifier(encoder, alpha=self.alpha,
+                                            paired_halves=bool(self._mirror_mode()),
+                                            random_state=self.random_state)
         return Pipeline([
             ("patches", encoder),
             ("scale", StandardScaler()),

@@ -73,6 +73,6 @@ def check_parameters(estimator, name):
             raise ValueError(f"{name}: {str(exc).splitlines()[0]}") from None
     if isinstance(estimator, FeatureClassifier):
         try:
-            estimator.feature_extractor()
+            estimator.cell_extractor()
         except Exception as exc:  # e.g. an unknown feature name, or a features value of the wrong kind
             raise ValueError(f"{name}: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}") from None

@@ -110,8 +110,12 @@ def identity_problem(value):
 # ---- the modules ---------------------------------------------------------------------------
 
 def extractor_parts(extractor):
-    """The extractor and, for a FeatureUnion or Pipeline, every transformer in it."""
+    """The extractor and, for a FeatureUnion or Pipeline, every transformer in it (and the
+    extractor a `features.mirror.Mirrored` wraps)."""
     found = [extractor]
+    inner = getattr(extractor, "extractor", None)
+    if inner is not None and hasattr(inner, "transform"):
+        found += extractor_parts(inner)
     for attribute in ("transformer_list", "steps"):
         for _, part in getattr(extractor, attribute, None) or ():
             if part not in ("drop", "passthrough", None):

@@ -19,7 +19,7 @@ def test_the_built_in_entries():
         "bagged-trees-color-moments", "bagged-trees-hog-color-lbp", "cnn-airbench", "cnn-fast",
         "cnn-simple", "cnn-vgg", "gboost-hog-color-lbp", "knn-hog", "knn-hog-tuned", "knn-pixels",
         "logreg-hog-color", "logreg-kmeans-patches", "logreg-pixels", "random-forest-hog-color-lbp",
-        "svm-bovw", "svm-bovw-color-hist", "svm-hog-color",
+        "ridge-random-features", "svm-bovw", "svm-bovw-color-hist", "svm-hog-color",
     ]
     assert set(RENAMED.values()) <= set(BUILT_IN)
 
@@ -29,11 +29,12 @@ def test_built_in_estimators_use_the_projects_parameter_names(name):
     estimator = create_estimator(name)
     declared = capabilities(estimator)
     params = estimator.get_params(deep=False)
-    # every built-in seed, thread count and mirror switch is declared, under these names
+    # every built-in seed, thread count and mirror switch is declared, under these names (a
+    # CNN's mirror switch is `flip`, a classical estimator's `mirror`)
     assert ("seed" in declared) == ("random_state" in params)
     assert ("threads" in declared) == ("n_threads" in params)
-    assert ("mirror_augmentation" in declared) == ("flip" in params)
-    assert set(declared.values()) <= {"random_state", "n_threads", "flip"}
+    assert ("mirror_augmentation" in declared) == ("flip" in params or "mirror" in params)
+    assert set(declared.values()) <= {"random_state", "n_threads", "flip", "mirror"}
     if isinstance(estimator, CNNClassifier):
         tags = benchmark_tags(estimator)
         assert tags.family == "cnn" and tags.step_budget is not None and tags.min_input_size >= 8
@@ -44,6 +45,9 @@ def test_mirror_switches_and_seeds_of_the_built_ins():
     assert capability_parameter(create_estimator("cnn-fast"), "mirror_augmentation") == "flip"
     assert capability_parameter(create_estimator("cnn-vgg"), "mirror_augmentation") == "flip"
     assert capability_parameter(create_estimator("cnn-simple"), "mirror_augmentation") is None
+    assert capability_parameter(create_estimator("ridge-random-features"), "mirror_augmentation") == "mirror"
+    assert capability_parameter(create_estimator("logreg-kmeans-patches"), "mirror_augmentation") == "mirror"
+    assert capability_parameter(create_estimator("svm-hog-color"), "mirror_augmentation") is None
     assert capability_parameter(create_estimator("bagged-trees-hog-color-lbp"), "seed") == "random_state"
 
 

@@ -161,3 +161,22 @@ def test_predict_refuses_images_of_another_size():
     estimator = create_estimator("logreg-kmeans-patches", n_centroids=4).fit(X, y)
     with pytest.raises(ValueError, match="resize"):
         estimator.predict(X[:, :8, :8])
+
+
+def test_the_ridge_classifier_streams_the_codes_of_a_large_dictionary():
+    """`classifier="ridge"` (the 4,000-centroid setting's classifier) fits the streamed ridge on
+    the same codes: 4 x centroids features, and digits at least as well as the default."""
+    from sklearn.datasets import load_digits
+
+    from estimators.normal_equations import StreamingRidgeClassifier
+
+    digits = load_digits()
+    X = (digits.images[..., np.newaxis] * (255 / 16)).astype(np.uint8)
+    X_train, X_test, y_train, y_test = train_test_split(X, digits.target, test_size=0.25,
+                                                        stratify=digits.target, random_state=0)
+    estimator = create_estimator("logreg-kmeans-patches", n_centroids=300, classifier="ridge")
+    estimator.fit(X_train, y_train)
+    assert isinstance(estimator.head_, StreamingRidgeClassifier)
+    assert estimator.head_.n_random_features_ == 4 * 300
+    assert np.mean(estimator.predict(X_test) == y_test) >= 0.97
+    np.testing.assert_allclose(estimator.predict_proba(X_test).sum(axis=1), 1, rtol=1e-6)

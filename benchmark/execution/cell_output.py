@@ -67,7 +67,8 @@ def diagnose_fit(estimator, caught, printed):
     training (`convergence_`), that check. `undertrained` is set by a CNN's convergence check
     or by a ConvergenceWarning; `reasons` says why, one line each. (run_cell adds
     `unknown_predictions`, metrics.unknown_predictions, when the estimator predicted labels
-    that are not among its training classes.)"""
+    that are not among its training classes.) `augmentation` is what a classical estimator with
+    a mirror switch did (`augmentation_`: "none", "mirror (train + test)", ...), else None."""
     texts = summarise_warnings([w for w in caught if not issubclass(w.category, NOTICES)])
     notices = summarise_warnings([w for w in caught if issubclass(w.category, NOTICES)])
     convergence = getattr(estimator, "convergence_", None)
@@ -82,4 +83,6 @@ def diagnose_fit(estimator, caught, printed):
         "training": convergence,
         "undertrained": bool(reasons),
         "reasons": reasons,
+        # mirror augmentation of a classical estimator with a mirror switch (estimators.base)
+        "augmentation": getattr(estimator, "augmentation_", None),
     }

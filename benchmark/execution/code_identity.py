@@ -75,7 +75,7 @@ def estimator_identity(estimator, factory=None, keras_backend=None, tuned=False)
         starts.append(factory.__module__)
     if isinstance(estimator, FeatureClassifier):
         try:
-            extractor = estimator.feature_extractor()
+            extractor = estimator.cell_extractor()
         except Exception:  # e.g. an unknown feature name: its cells fail, saying so
             extractor = None
         for part in extractor_parts(extractor) if extractor is not None else ():

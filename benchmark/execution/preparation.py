@@ -11,6 +11,7 @@ import numpy as np
 
 from estimators import FeatureClassifier
 from features.cache import FeatureCache, is_cacheable
+from features.mirror import without_mirror
 
 from benchmark.errors import failure_line
 from benchmark.execution.store import is_output
@@ -57,11 +58,11 @@ def _cacheable_extractors(config):
     extractors = []
     for estimator_name in config.estimators:
         try:
-            template = create_estimator(estimator_name)
+            template = create_estimator(estimator_name, **config.params.get(estimator_name, {}))
         except Exception:  # reported for each dataset, when its cells are made
             continue
         if isinstance(template, FeatureClassifier):
-            extractor = template.feature_extractor()
+            extractor = template.cell_extractor()
             if is_cacheable(extractor):
                 extractors.append(extractor)
     return extractors
@@ -79,6 +80,8 @@ def _prepare(config, dataset_name, extractors, run_dir=None):
     cache = FeatureCache(config.cache_dir)
     if dataset is not None:
         for extractor in extractors:
+            if not dataset.mirror_invariant:  # the runner turns mirroring off there
+                extractor = without_mirror(extractor)
             try:
                 cache.transform(extractor, dataset.images, summary["fingerprint"])
             except Exception:

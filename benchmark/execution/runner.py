@@ -222,7 +222,7 @@ def _tasks(dataset, fingerprint, estimator_name, template, todo, cache, config, 
     X, image_shape, timing = dataset.images, None, (None, "in-fit")
     try:
         if isinstance(template, FeatureClassifier):
-            extractor = template.feature_extractor()
+            extractor = template.cell_extractor()
             if is_cacheable(extractor):
                 X, extracted = cache.transform(extractor, dataset.images, fingerprint)
                 image_shape, timing = dataset.images.shape[1:], (extracted.compute_seconds, extracted.source)

@@ -20,7 +20,8 @@ EVIDENCE_SHOWN = 3  # distinct reasons and warnings listed under a flagged estim
 
 COLUMNS = ["dataset", "estimator", "folds", "budget_folds", "batch_size", "epochs_run",
            "epochs_planned", "steps", "train_accuracy", "undertrained_folds", "check_folds",
-           "training", "check_flagged_folds", "notice_folds", "unrecorded_folds", "evidence"]
+           "training", "check_flagged_folds", "notice_folds", "unrecorded_folds", "evidence",
+           "augmentation"]
 
 
 def training_diagnostics(stored):
@@ -31,7 +32,8 @@ def training_diagnostics(stored):
     (`check_folds`), a one-line `training` summary and `check_flagged_folds`; the folds that kept
     library deprecation notices and those computed without diagnostics (`unrecorded_folds`);
     `evidence`: every distinct reason and warning as (text, [folds]), folds whose texts differ
-    only in figures sharing one (the first fold's figures)."""
+    only in figures sharing one (the first fold's figures); `augmentation`: what a classical
+    estimator with a mirror switch did in its folds ("mirror (train + test)", "none"), else None."""
     groups = {}
     for c in stored.cells:
         if c.status == "ok":
@@ -62,6 +64,9 @@ def training_diagnostics(stored):
             "notice_folds": sum(bool((c.diagnostics or {}).get("notices")) for c in cells),
             "unrecorded_folds": sum(c.diagnostics is None for c in cells),
             "evidence": _evidence(cells),
+            "augmentation": "; ".join(dict.fromkeys(
+                str(c.diagnostics["augmentation"]) for c in cells
+                if (c.diagnostics or {}).get("augmentation"))) or None,
         })
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -108,6 +113,22 @@ def _evidence_lines(evidence, limit=EVIDENCE_SHOWN):
     return out[:limit] + ([f"... and {len(out) - limit} more in the cells' diagnostics"] if len(out) > limit else [])
 
 
+def _augmentation_lines(dataset, estimators, meta):
+    """A line on the classical estimators' mirror augmentation on `dataset`: which trained on
+    mirrors, and which did not because a mirror changes this dataset's labels."""
+    if not len(estimators) or estimators["augmentation"].isna().all():
+        return []
+    described = (meta.get("datasets") or {}).get(dataset) or {}
+    changes_labels = described.get("mirror_invariant") is False
+    parts = []
+    for r in estimators.dropna(subset=["augmentation"]).itertuples():
+        if r.augmentation == "none" and changes_labels:
+            parts.append(f"{esc(r.estimator)}: not applied (a mirror changes this dataset's labels)")
+        else:
+            parts.append(f"{esc(r.estimator)}: {esc(r.augmentation)}")
+    return [f"Mirror augmentation of the classical estimators: {'; '.join(parts)}.", ""]
+
+
 def diagnostics_section(dataset, analysis):
     """The dataset's "Training diagnostics": the CNNs' budgets and convergence checks and every
     warning a fit raised, with the evidence for each estimator marked in the tables, rendered
@@ -137,6 +158,7 @@ def diagnostics_section(dataset, analysis):
     notice = ([f"Library deprecation notices (about the libraries, not this training) are kept in "
                f"the cells of: {', '.join(f'{esc(r.estimator)} ({r.notice_folds} fold(s))' for r in noticed.itertuples())}.", ""]
               if len(noticed) else [])
+    lines += _augmentation_lines(dataset, estimators, analysis.meta)
     unchecked = sorted(estimators[estimators["unrecorded_folds"] > 0]["estimator"]) if len(estimators) else []
     if unchecked:
         lines += [f"No training diagnostics were recorded for {', '.join(map(esc, unchecked))} (cells "

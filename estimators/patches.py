@@ -55,7 +55,7 @@ CHUNK_ELEMENTS = 1 << 23
 
 class PatchImages:
     """Rows of pixels seen as images of `image_shape`, and their patches: for transformers with
-    `image_shape`, `stride` and (once fitted) `patch_shape_` attributes."""
+    `image_shape`, `patch_size`, `stride` and (once fitted) `patch_shape_` attributes."""
 
     def _images(self, X, fitted):
         X = check_array(X, dtype=np.float32)
@@ -67,6 +67,13 @@ class PatchImages:
         if not fitted:
             self.image_shape_ = shape
         return X.reshape(len(X), *shape)
+
+    def _map_shape(self):
+        """(rows, cols) of the patch positions in images of `image_shape` at `stride` (known
+        before fitting: the patch is `patch_shape(image_shape, patch_size)`)."""
+        height, width = tuple(self.image_shape)[:2]
+        ph, pw = patch_shape(self.image_shape, self.patch_size)
+        return len(range(0, height - ph + 1, self.stride)), len(range(0, width - pw + 1, self.stride))
 
     def _windows(self, images):
         """Every patch position as a view (n, rows, cols, channels, ph, pw), at `stride`."""
@@ -128,10 +135,7 @@ class PatchEncoder(PatchImages, TransformerMixin, BaseEstimator):
     def n_features_out(self):
         """How many features `transform` gives: 4 (quadrants) x centroids, the centroids
         learned once fitted (fewer than asked when there were fewer patches)."""
-        height, width = tuple(self.image_shape)[:2]
-        ph, pw = patch_shape(self.image_shape, self.patch_size)
-        rows = len(range(0, height - ph + 1, self.stride))
-        cols = len(range(0, width - pw + 1, self.stride))
+        rows, cols = self._map_shape()
         centroids = getattr(self, "n_centroids_", self.n_centroids)
         return len(_bands(rows, 2)) * len(_bands(cols, 2)) * int(centroids)
 

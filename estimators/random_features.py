@@ -80,10 +80,7 @@ class RandomConvFeatures(PatchImages, TransformerMixin, BaseEstimator):
 
     def n_features_out(self):
         """How many features `transform` gives (known before fitting)."""
-        height, width = tuple(self.image_shape)[:2]
-        ph, pw = patch_shape(self.image_shape, self.patch_size)
-        rows = len(range(0, height - ph + 1, self.stride))
-        cols = len(range(0, width - pw + 1, self.stride))
+        rows, cols = self._map_shape()
         return 2 * len(_bands(rows, self.pooling)) * len(_bands(cols, self.pooling)) * int(self.n_filters)
 
     def fit(self, X, y=None):
@@ -107,7 +104,7 @@ class RandomConvFeatures(PatchImages, TransformerMixin, BaseEstimator):
         spread = (whitened[:SPREAD_PATCHES] @ chosen.T).std(axis=0) + np.float32(1e-6)
         self.weights_ = (weights / spread).astype(np.float32)
         self.offset_ = (mean @ weights / spread).astype(np.float32)
-        rows, cols = self._windows(images[:1]).shape[1:3]
+        rows, cols = self._map_shape()
         regions = [(r, c) for r in _bands(rows, self.pooling) for c in _bands(cols, self.pooling)]
         self.pooling_ = np.zeros((len(regions), rows * cols), np.float32)
         grid = np.arange(rows * cols).reshape(rows, cols)

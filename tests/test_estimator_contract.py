@@ -14,6 +14,7 @@ from estimators import KerasCNN, create_estimator, list_estimators
 from estimators.cnn import CNNClassifier
 from estimators.logistic import LogisticRegressionImageClassifier
 from estimators.patches import PatchKMeansImageClassifier
+from estimators.random_features import RandomFeaturesImageClassifier
 from estimators.tags import benchmark_tags
 from features import HOG, DenseHOG
 
@@ -63,8 +64,8 @@ CNN_REASON = (
 CNN_CANNOT_PASS = ["check_classifiers_train", "check_n_features_in_after_fitting"]
 
 
-# Coates & Ng's patch features normalise each patch for brightness and contrast (the method
-# requires it). The checks' tabular X is read as 1-pixel-high images of a few values, so the
+# Coates & Ng's patch features, and the random convolutional features after them, normalise
+# each patch for brightness and contrast (the method requires it). The checks' tabular X is read as 1-pixel-high images of a few values, so the
 # patches are single pixels or short runs of them, and normalising removes nearly everything:
 # a single pixel becomes 0, two pixels only keep which one is larger. The one check that scores
 # accuracy on such data (make_blobs, > 0.83 required) therefore cannot pass; every other check
@@ -108,7 +109,7 @@ def expected_failed_checks(estimator):
         return {name: CNN_REASON for name in CNN_CANNOT_PASS}
     if uses(estimator, DenseHOG):
         return {name: DENSE_REASON for name in DENSE_CANNOT_PASS}
-    if isinstance(estimator, PatchKMeansImageClassifier):
+    if isinstance(estimator, (PatchKMeansImageClassifier, RandomFeaturesImageClassifier)):
         return {"check_classifiers_train": PATCHES_REASON}
     if not uses_hog(estimator):
         return {}
@@ -193,7 +194,7 @@ def test_fit_features_equals_fit_on_images(name):
     X, y = images_and_labels()
     on_images = create_estimator(name).fit(X[:40], y[:40]).predict_proba(X[40:])
     estimator = create_estimator(name)
-    features = estimator.feature_extractor().transform(X)
+    features = estimator.cell_extractor().transform(X)
     estimator.fit_features(features[:40], y[:40], X.shape[1:])
     np.testing.assert_array_equal(estimator.predict_proba_features(features[40:]), on_images)
 

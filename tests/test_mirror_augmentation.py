@@ -107,7 +107,7 @@ def test_the_runner_mirrors_only_where_a_mirror_keeps_the_labels_and_the_report_
         assert cells["digits", fold].diagnostics["augmentation"] == "none"
         # the test fold's predictions are one per test image: nothing of it was doubled
         assert len(cells["shapes", fold].y_pred) == cells["shapes", fold].n_test == 400
-    report = (tmp_path / "run" / "report.md").read_text()
+    report = (tmp_path / "run" / "report.md").read_text().replace("\\", "")  # Markdown escapes
     assert (f"Mirror augmentation of the classical estimators: {name}: not applied (a mirror "
-            "changes this dataset's labels).") in report.replace("\\[", "[").replace("\\]", "]")
-    assert f"{name}: mirror (train + test)." in report.replace("\\[", "[").replace("\\]", "]")
+            "changes this dataset's labels).") in report
+    assert f"{name}: mirror (train + test)." in report

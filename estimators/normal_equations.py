@@ -182,14 +182,8 @@ class StreamingRidgeClassifier(ClassifierMixin, BaseEstimator):
         available = available_memory()
         if needed <= available:
             return
-        low, high = 0, n_features  # the largest count that fits, by bisection (needs grow with it)
-        while low < high:
-            middle = (low + high + 1) // 2
-            if self.memory_needed(middle, n_holdout, self.chunk_size) <= available:
-                low = middle
-            else:
-                high = middle - 1
-        largest = low
+        largest = next((d for d in range(n_features, 0, -max(1, n_features // 64))
+                        if self.memory_needed(d, n_holdout, self.chunk_size) <= available), 0)
         raise ValueError(
             f"{n_features:,} random features need {needed / 2**30:.1f} GiB for the normal "
             f"equations but {available / 2**30:.1f} GiB is available; use at most "

@@ -117,11 +117,12 @@ def build_config(datasets=None, estimators=None, *, all_datasets=False, file_set
     features are kept (None: the default place), unless `no_cache`. The command line and
     run_benchmark both build their runs here."""
     from benchmark.config import OPTIONS, RunConfig, check_options, tuning_budget, with_defaults
-    from benchmark.execution.selection import estimator_settings, resolve_datasets, resolve_estimators
+    from benchmark.execution.selection import (estimator_settings, resolve_datasets, resolve_estimators,
+                                               unavailable_estimators)
 
     from benchmark.data.groups import check_grouping
     from estimators.keras_backend import DeterminismWarning, determinism_gap
-    from estimators.registry import estimator_family, load_plugins
+    from estimators.registry import KERAS_FAMILIES, estimator_family, load_plugins
 
     budget = options.pop("tune", None)  # False, True or a TuningBudget (run_benchmark's)
     options["tune"] = budget if budget is None or isinstance(budget, bool) else True
@@ -139,7 +140,13 @@ def build_config(datasets=None, estimators=None, *, all_datasets=False, file_set
     chosen = resolve_estimators(values["estimators"], notes=notes)
     kept = {name: params for name, params in (file_settings or {}).items() if name in chosen}
     params = estimator_settings(values["assignments"] or [], chosen, {**kept, **(values["settings"] or {})})
-    has_cnn = any(estimator_family(e) == "cnn" for e in chosen)
+    missing = unavailable_estimators(chosen, params)
+    if missing and values["estimators"]:  # named: the user asked for it, so it is an error
+        name, reason = next(iter(missing.items()))
+        raise UsageError(f"{name} cannot run here: {reason}")
+    chosen = [name for name in chosen if name not in missing]  # the default set: left out, said why
+    params = {name: p for name, p in params.items() if name not in missing}
+    has_cnn = any(estimator_family(e) in KERAS_FAMILIES for e in chosen)
     keras_backend = _check_keras_backend(values["keras_backend"], has_cnn)
     if has_cnn:
         gap = determinism_gap(keras_backend)
@@ -156,6 +163,7 @@ def build_config(datasets=None, estimators=None, *, all_datasets=False, file_set
     recorded = {o.name: values[o.name] for o in OPTIONS if o.record}
     config = RunConfig(names, chosen, **{
         **recorded, **resolved, "n_jobs": n_jobs, "params": params, "unavailable": unavailable,
+        "unavailable_estimators": missing,
         "cache_dir": cache_dir, "folder_cache": folder_cache, "keras_backend": keras_backend,
         "tune": budget.as_dict() if budget is not None else None,
         "locations": {n: os.path.abspath(os.path.expanduser(n[len("folder:"):]))

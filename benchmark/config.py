@@ -409,6 +409,9 @@ def key_options(config):
 
 _DERIVED = (  # fields the run works out from the options (not given as such)
     ("unavailable", dict, field(default_factory=dict)),  # named datasets --all did not run, and why
+    # estimators of the default set that cannot run here (a pretrained network's weights
+    # missing), and why: {name: reason}
+    ("unavailable_estimators", dict, field(default_factory=dict)),
     # keep decoded image folders on disk between runs: True (the default cache folder), a
     # folder's path (--cache-dir DIR: DIR/folders), or False
     ("folder_cache", object, True),

@@ -5,7 +5,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from features import as_image_batch, make_features
+from features import as_image_batch, make_features, pretrained_parts
+from features.backbones import get_backbone
 from features.mirror import with_mirror
 
 from .tags import BenchmarkTagsMixin, benchmark_tags
@@ -43,7 +44,9 @@ class FeatureClassifier(BenchmarkTagsMixin, ClassifierMixin, BaseEstimator):
     features once and call `fit_features` / `predict_features` on rows of that matrix; the
     result is identical to `fit` / `predict` on the images themselves.
 
-    Its tags (estimators.tags) are the family "classical" and nothing declared; subclasses add
+    Its tags (estimators.tags) are the family "classical" ("pretrained", and the data its
+    network was trained on, when its features are a pretrained network's embedding:
+    features.embedding) and nothing declared; subclasses add
     their seed parameter and search space in `__benchmark_tags__`, and the valid values of their
     parameters in scikit-learn's `_parameter_constraints` (scikit-learn's own constraints where a
     parameter is passed on to its model), which are checked before any cell runs
@@ -61,9 +64,29 @@ class FeatureClassifier(BenchmarkTagsMixin, ClassifierMixin, BaseEstimator):
     cell's diagnostics and the report.
     """
 
+    def __benchmark_tags__(self):
+        tags = super().__benchmark_tags__()
+        try:
+            parts = pretrained_parts(self.feature_extractor())
+        except (AttributeError, ValueError):  # no or unknown features: said where they are checked
+            parts = []
+        if parts:  # features from a network trained on external data: a family of its own
+            tags.family = "pretrained"
+            tags.pretrained_on = get_backbone(parts[0].backbone).pretrained_on
+        return tags
+
     def feature_extractor(self):
         """The unfitted, stateless feature extractor this estimator uses."""
         return make_features(self.features)
+
+    def missing_requirements(self):
+        """None when everything this estimator needs is on this machine; else why not, one
+        line (a pretrained network's weight file that is absent and cannot be fetched)."""
+        for part in pretrained_parts(self.feature_extractor()):
+            problem = get_backbone(part.backbone).problem(part.weights_dir)
+            if problem:
+                return problem
+        return None
 
     def cell_extractor(self):
         """The extractor whose output `fit_features` / `predict_features` take: the feature

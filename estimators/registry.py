@@ -330,6 +330,11 @@ def estimator_spec(name):
         raise KeyError(renamed_message(base) or unknown_name_message("estimator", base, _REGISTRY)) from None
 
 
+# the families whose estimators run Keras: a CNN, or a pretrained network (fine-tuned, or
+# computing the embedding its head is fitted on)
+KERAS_FAMILIES = ("cnn", "pretrained")
+
+
 def estimator_family(name):
     """The family of estimator `name` (or variant): "classical", "cnn", ...; a renamed name's is
     its new name's, and UNKNOWN_FAMILY for a name no longer registered, so reports of a run

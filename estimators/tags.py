@@ -14,9 +14,13 @@ dictionaries by hand:
 
 The fields:
 
-* `family`: "classical" or "cnn" (a `CNNClassifier`/`KerasCNN` subclass is "cnn", a
-  `FeatureClassifier` or any other estimator "classical"): drives the scheduling (CNN cells run
-  first), the report's family comparisons, calibration and plots.
+* `family`: "classical", "cnn" or "pretrained" (a `CNNClassifier`/`KerasCNN` subclass is
+  "cnn"; a `FeatureClassifier` on a pretrained network's embedding, features.embedding,
+  "pretrained"; any other estimator "classical"): drives the scheduling (CNN cells run first),
+  the report's family comparisons, calibration and plots. The crossover compares "cnn" with
+  "classical", the from-scratch families; "pretrained" started from external data.
+* `pretrained_on`: the external data a "pretrained" estimator's network was trained on
+  ("ImageNet-1k"), marked beside its name in every leaderboard; None for the others.
 * `parameters`: which of the estimator's parameters play a part the runner knows, by whatever
   name (see estimators.capabilities): `seed`, `threads`, `mirror_augmentation`.
 * `search_space`: the parameters `run --tune` searches and where (estimators.tuning).
@@ -33,7 +37,7 @@ line when the module loads rather than a failure in every cell.
 
 from dataclasses import dataclass, field, fields
 
-FAMILIES = ("classical", "cnn")
+FAMILIES = ("classical", "cnn", "pretrained")
 # the class attributes this declaration replaced: a plug-in still using one would silently
 # lose what it declares, so registering it is an error naming the replacement
 REPLACED_ATTRIBUTES = ("_benchmark_capabilities", "_benchmark_search_space", "step_budget",
@@ -58,6 +62,7 @@ class BenchmarkTags:
     """What the benchmark needs to know about an estimator (see the module docstring)."""
 
     family: str = "classical"
+    pretrained_on: str = None
     parameters: ParameterTags = field(default_factory=ParameterTags)
     search_space: dict = field(default_factory=dict)
     step_budget: object = None  # estimators.budget.StepBudget

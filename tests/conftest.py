@@ -74,6 +74,12 @@ def no_network_and_no_user_data(monkeypatch, tmp_path_factory):
     monkeypatch.delenv(catalog.ENV_DATA_DIR, raising=False)
     monkeypatch.setattr(catalog, "CONFIG_FILE", tmp_path_factory.mktemp("config") / "config.ini")
     monkeypatch.setenv("BENCHMARK_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    # pretrained weights: never fetched, and never taken from the user's Keras cache
+    from features import backbones
+
+    monkeypatch.setattr(backbones, "network_reachable", lambda url, timeout=None: False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path_factory.mktemp("keras")))
+    monkeypatch.delenv("BENCHMARK_WEIGHTS_DIR", raising=False)
 
 
 @pytest.fixture
@@ -85,3 +91,34 @@ def fresh_registry(monkeypatch):
     registry.list_estimators()  # load the real entries first, so the copy holds them all
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     return registry
+
+
+# -- a tiny stand-in for a pretrained backbone: the pretrained family's plumbing (embedding,
+# fine-tuning, the estimator checks) without a real network's cost ------------------------------
+
+def tiny_build(keras, weights_path, size):
+    """A 2-layer network whose kernel is read from `weights_path` (a .npy file): different
+    weight files give different embeddings, as real ones would."""
+    kernel = np.load(weights_path)
+    inputs = keras.Input((size, size, 3))
+    x = keras.layers.Conv2D(4, 3, strides=2, use_bias=False, name="conv")(inputs)
+    x = keras.layers.ReLU(name="relu")(x)
+    model = keras.Model(inputs, x)
+    model.get_layer("conv").set_weights([kernel])
+    return model
+
+
+@pytest.fixture
+def tiny_backbone(monkeypatch, tmp_path):
+    """A backbone called "tiny" (trained at 16x16, 4 features, preprocessing x / 255) whose
+    weight file lies in a folder given as $BENCHMARK_WEIGHTS_DIR; returns that folder."""
+    from features.backbones import BACKBONES, Backbone
+
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    np.save(folder / "tiny.npy", np.random.default_rng(0).normal(size=(3, 3, 3, 4)).astype(np.float32))
+    spec = Backbone("tiny", "Tiny", 16, "tiny.npy", tiny_build, lambda keras: [keras.layers.Rescaling(1 / 255)],
+                    origin="https://example.invalid/tiny.npy")
+    monkeypatch.setitem(BACKBONES, "tiny", spec)
+    monkeypatch.setenv("BENCHMARK_WEIGHTS_DIR", str(folder))
+    return folder

@@ -35,7 +35,7 @@ def test_the_first_two_commands_install_and_run_the_benchmark_then_the_full_test
     first, second = re.findall(r"^```bash\n(.*?)\n```", README.read_text(), re.S | re.M)[:2]
     venv = "python -m venv .venv && . .venv/bin/activate && "
     assert first == venv + "pip install . && python -m benchmark run --all"
-    assert second.startswith(venv + "pip install '.[test,jax]' && python -m pytest ")
+    assert second.startswith(venv + "pip install '.[test,jax,pretrained]' && python -m pytest ")
     # CI runs exactly the README's test command (after a fresh virtual environment)
     ci = (ROOT / ".ci" / "run").read_text().rstrip().splitlines()[-1]
     assert ci.replace("python3 -m", "python -m").replace("pip install -q ", "pip install ") == second

@@ -16,7 +16,7 @@ from estimators.logistic import LogisticRegressionImageClassifier
 from estimators.patches import PatchKMeansImageClassifier
 from estimators.random_features import RandomFeaturesImageClassifier
 from estimators.tags import benchmark_tags
-from features import HOG, DenseHOG
+from features import HOG, DenseHOG, PretrainedEmbedding, pretrained_parts
 
 # scikit-learn's checks feed tabular data X of shape (n, d); our estimators read it as n images
 # of 1 x d pixels. HOG's default cells (a quarter of the shorter side, 2x2 cells a block) do
@@ -143,6 +143,32 @@ def test_the_checks_hog_reads_the_tabular_rows():
     flat = np.repeat(rows[:, :1], 10, axis=1)
     assert not estimator.feature_extractor().transform(flat).any()
     assert clone(estimator).feature_extractor().get_params()["pixels_per_cell"] == (1, 1)  # clone keeps it
+
+
+def for_the_pretrained_checks(name):
+    """A pretrained estimator on the tests' tiny stand-in backbone (conftest.tiny_backbone):
+    the checks are about the estimator's contract, which does not depend on the network, and
+    a real one would make them take many minutes (EfficientNet-Lite0 itself is checked in
+    tests/test_efficientnet_lite.py, and on real images in tests/test_pretrained.py)."""
+    estimator = create_estimator(name)
+    if isinstance(estimator, CNNClassifier):
+        return tiny_cnn(name).set_params(backbone="tiny", head_epochs=1)
+    assert pretrained_parts(estimator.feature_extractor())
+    return estimator.set_params(features=PretrainedEmbedding("tiny"))
+
+
+@parametrize_with_checks(
+    [for_the_pretrained_checks(name) for name in list_estimators(family="pretrained")],
+    expected_failed_checks=expected_failed_checks,
+)
+@pytest.mark.slow
+def test_sklearn_estimator_checks_on_the_pretrained_family(estimator, check, tiny_backbone):
+    check(estimator)
+
+
+def test_every_pretrained_estimator_is_checked():
+    assert set(list_estimators(family="pretrained")) >= {"logreg-imagenet", "svm-imagenet", "knn-imagenet",
+                                                         "finetune-imagenet"}
 
 
 class OneFileCNN(KerasCNN):

@@ -25,7 +25,7 @@ def test_builtin_estimators_are_registered_with_family_and_description():
     assert spec.family == "classical" and "art study" in spec.description
     art = create_estimator("bagged-trees-color-moments")
     assert (art.n_estimators, art.max_depth, art.max_samples, art.max_features) == (21, 7, 0.3, 0.7)
-    assert list_estimators("knn-*") == ["knn-hog", "knn-hog-tuned", "knn-pixels"]
+    assert list_estimators("knn-*") == ["knn-hog", "knn-hog-tuned", "knn-imagenet", "knn-pixels"]
 
 
 def test_unknown_name_suggests_the_closest(clean_registry):
@@ -77,7 +77,7 @@ def test_the_family_follows_the_class_and_family_may_only_confirm_it(fresh_regis
     with pytest.raises(ValueError, match=r"^estimator 'own-cnn-classical': registered with "
                                          r"family='classical' but OwnCNN is of family 'cnn'; drop family=$"):
         register("own-cnn-classical", family="classical")(OwnCNN)
-    with pytest.raises(ValueError, match="family must be one of classical, cnn; got 'big'"):
+    with pytest.raises(ValueError, match="family must be one of classical, cnn, pretrained; got 'big'"):
         register("own-cnn-big", family="big")
     assert estimator_spec("knn-hog").family == "classical"
 

@@ -38,6 +38,14 @@ def _tuned(spec):
         return f"invalid ({type(exc).__name__})"
 
 
+def _family(spec):
+    """The family, with the external data a pretrained estimator's network was trained on."""
+    from estimators.tags import benchmark_tags
+
+    pretrained_on = benchmark_tags(spec.create()).pretrained_on
+    return f"{spec.family} ({pretrained_on})" if pretrained_on else spec.family
+
+
 def _list():
     from tabulate import tabulate
 
@@ -48,8 +56,12 @@ def _list():
 
     specs = [estimator_spec(n) for n in list_estimators()]
     print("Estimators (--tune searches the parameters under 'tuned')")
-    print(tabulate([[s.name, s.family, _tuned(s), s.description] for s in specs],
+    print(tabulate([[s.name, _family(s), _tuned(s), s.description] for s in specs],
                    ["name", "family", "tuned", "description"]))
+    from benchmark.execution.selection import unavailable_estimators
+
+    for name, reason in unavailable_estimators([s.name for s in specs], {}).items():
+        print(f"not available here: {name}: {reason}")
     # old names are refused with their new one; listed here so a script's name can be updated
     print("\nRenamed: " + ", ".join(f"{old} -> {new}" for old, new in sorted(RENAMED.items())))
     print("\nDatasets (`python -m benchmark datasets` says which are on this machine)")

@@ -229,10 +229,10 @@ def _resume_backend(resume):
     KERAS_BACKEND says now: set in the environment before the workers' server starts, so a
     stray value is not one error per CNN cell. UsageError when that backend is not installed."""
     from estimators.keras_backend import check_backend
-    from estimators.registry import estimator_family
+    from estimators.registry import KERAS_FAMILIES, estimator_family
 
     _, config, _ = _resumed(resume)
-    if config.keras_backend is None or not any(estimator_family(e) == "cnn" for e in config.estimators):
+    if config.keras_backend is None or not any(estimator_family(e) in KERAS_FAMILIES for e in config.estimators):
         return
     try:
         os.environ["KERAS_BACKEND"] = check_backend(config.keras_backend)
@@ -314,8 +314,8 @@ def _execute(execution, argv, quiet):
 
         print(recomputed_text(result.recomputed, result.recompute_reasons), file=sys.stderr)
     print(f"Report: {report.path}")
-    for name, reason in config.unavailable.items():  # with the results: stderr is for progress and errors
-        print(f"not run: {name}: {reason}")
+    for name, reason in {**config.unavailable, **config.unavailable_estimators}.items():
+        print(f"not run: {name}: {reason}")  # with the results: stderr is for progress and errors
     if result.failed_cells or result.skipped_datasets:
         # --resume computes failed cells again; a skipped dataset stays skipped until fixed
         retry = (f"; `python -m benchmark run --resume {shlex.quote(str(run_dir))}` retries the failed cells"

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from estimators import FeatureClassifier
+from features import pretrained_parts
 from features.cache import FeatureCache, is_cacheable
 from features.mirror import without_mirror
 
@@ -65,6 +66,12 @@ def _cacheable_extractors(config):
             extractor = template.cell_extractor()
             if is_cacheable(extractor):
                 extractors.append(extractor)
+            if config.n_jobs == 1:
+                # the cells then run in this process too: a pretrained network's embedding gets
+                # the threads a cell gets, since a Keras backend keeps the thread count it
+                # first ran with (estimators.keras_backend) and a CNN cell would get no other
+                for part in pretrained_parts(extractor):
+                    part.set_params(n_jobs=config.threads_per_cell)
     return extractors
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from benchmark import __version__
 from estimators.keras_backend import backend_facts
-from estimators.registry import estimator_family
+from estimators.tags import benchmark_tags
 
 LIBRARIES = ("numpy", "scipy", "scikit-learn", "scikit-image", "pandas", "joblib", "pillow",
              "tabulate", "matplotlib", "scikit-posthocs", "tensorflow", "keras", "jax", "torch")
@@ -70,9 +70,25 @@ def machine():
     }
 
 
+def _tags(create, name, params):
+    """The BenchmarkTags of the run's estimator `name`; the registry's family alone for one
+    that can no longer be made (a plug-in removed before a report is regenerated)."""
+    from estimators.registry import estimator_family
+    from estimators.tags import BenchmarkTags
+
+    try:
+        return benchmark_tags(create(name, **params))
+    except (KeyError, ValueError):
+        return BenchmarkTags(family=estimator_family(name))
+
+
 def run_metadata(result, argv, status, backend=None):
     """The run.json record of a RunResult (or the same fields at the start of a run)."""
+    from benchmark.execution.variants import create_estimator
+
     r = result
+    run_tags = {name: _tags(create_estimator, name, r.config.params.get(name, {}))
+                for name in r.config.estimators}
     return {
         "run_id": Path(r.run_dir).name,
         "status": status,
@@ -83,9 +99,12 @@ def run_metadata(result, argv, status, backend=None):
         "threads": {"workers": r.config.n_jobs, "per_cell": r.config.threads_per_cell},
         "backend": backend,
         "plan": r.plan,
-        # each estimator's family, so a report regenerated where a plug-in is no longer
-        # registered still tells CNNs from classical models
-        "families": {name: estimator_family(name) for name in r.config.estimators},
+        # each estimator's family, and the external data a pretrained one's network was
+        # trained on, so a report regenerated where a plug-in is no longer registered still
+        # tells the families apart (read from the run's own estimators: a variant's features
+        # may make it pretrained)
+        "families": {name: tags.family for name, tags in run_tags.items()},
+        "pretrained_on": {name: tags.pretrained_on for name, tags in run_tags.items() if tags.pretrained_on},
         # the CNNs' Keras backend: its version and what determinism it promises
         "keras_backend": backend_facts(r.config.keras_backend) if r.config.keras_backend else None,
         "datasets": r.datasets,

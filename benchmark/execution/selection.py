@@ -100,6 +100,21 @@ def _distinct(names, notes):
     return kept
 
 
+def unavailable_estimators(names, params):
+    """{name: why, one line} of the estimators (with their settings `params`) that cannot run on
+    this machine: `missing_requirements()` (estimators.base.FeatureClassifier), e.g. a
+    pretrained network's weight file that is absent and cannot be fetched."""
+    from benchmark.execution.variants import create_estimator
+
+    missing = {}
+    for name in names:
+        check = getattr(create_estimator(name, **params.get(name, {})), "missing_requirements", None)
+        problem = check() if check is not None else None
+        if problem:
+            missing[name] = problem
+    return missing
+
+
 def estimator_settings(settings, estimators, given=None):
     """{estimator: {param: value}} from `--set NAME.PARAM=VALUE` items (and an experiment file's
     table, `given`, which --set overrides), each checked on the estimator now: UsageError for a

@@ -191,6 +191,7 @@ def overall_frame(summary):
         f1_macro=("f1_macro_mean", "mean"),
         accuracy=("accuracy_mean", "mean"),
         fit_seconds=("fit_seconds", "mean"),
+        pretrained_on=("pretrained_on", "first"),
     )
     return overall.reset_index().sort_values(["mean_rank", "f1_macro"], ascending=[True, False])
 
@@ -249,7 +250,7 @@ def dataset_table(summary, dataset, metrics=("accuracy", "f1_macro"), score=None
     for _, r in summary[summary["dataset"] == dataset].iterrows():
         rows.append([
             "" if pd.isna(r["rank"]) else int(r["rank"]),
-            escape(r["estimator"]) + (f" {mark}" if is_flagged(r) else ""),
+            escape(marked_name(r)) + (f" {mark}" if is_flagged(r) else ""),
             *(score(r, m) for m in metrics),
             *(probability_score(r, m) for m in probabilistic),
             seconds_text(r["fit_seconds"]),
@@ -262,6 +263,13 @@ def dataset_table(summary, dataset, metrics=("accuracy", "f1_macro"), score=None
                *(PROBABILISTIC[m] for m in probabilistic), "fit s", "predict s", "feature s",
                "folds", "vs best"]
     return rows, headers
+
+
+def marked_name(row):
+    """The estimator's name, with "(pretrained on ImageNet-1k)" for one that starts from a
+    network trained on external data."""
+    pretrained_on = row.get("pretrained_on")
+    return f"{row['estimator']} (pretrained on {pretrained_on})" if isinstance(pretrained_on, str) else row["estimator"]
 
 
 def _mean_or_na(row, metric):
@@ -285,7 +293,7 @@ def versus_best(row):
 
 def overall_table(overall):
     rows = [
-        [i + 1, r["estimator"], f"{r['mean_rank']:.2f}", int(r["datasets"]),
+        [i + 1, marked_name(r), f"{r['mean_rank']:.2f}", int(r["datasets"]),
          f"{r['f1_macro']:.3f}", f"{r['accuracy']:.3f}", seconds_text(r["fit_seconds"])]
         for i, (_, r) in enumerate(overall.iterrows())
     ]

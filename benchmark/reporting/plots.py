@@ -18,6 +18,9 @@ MAX_INCHES = 10  # at DPI 100: at most 1000 px per side
 EPSILON_SECONDS = 1e-3
 
 
+# learning-curve lines by family: from-scratch CNNs dashed, pretrained networks dotted
+FAMILY_STYLES = {"cnn": dict(linestyle="--", marker="s"), "pretrained": dict(linestyle=":", marker="^")}
+
 def _text(s):
     """A title: '$' escaped so mathtext never parses it."""
     return str(s).replace("$", r"\$")
@@ -205,7 +208,7 @@ def training_size_plot(lines, path, title):
     score, cost = fig.subplots(1, 2)
     for estimator, family, x, means, lows, highs, seconds in lines:
         x, means, lows, highs = (np.asarray(a, dtype=float) for a in (x, means, lows, highs))
-        style = dict(linestyle="--", marker="s") if family == "cnn" else dict(linestyle="-", marker="o")
+        style = FAMILY_STYLES.get(family, dict(linestyle="-", marker="o"))
         drawn = score.plot(x, means, label=f"{_name(estimator)} ({_name(family)})", **style)[0]
         ok = np.isfinite(lows) & np.isfinite(highs)
         if ok.any():

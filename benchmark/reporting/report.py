@@ -233,6 +233,7 @@ def _markdown(analysis, plots):
         lines += deduped + ([""] if deduped else [])
     if len(summary):
         lines += _overview(summary, analysis.overall) + _ranking_text(analysis.ranking, plots, alpha, summary)
+        lines += pretrained_note(summary)
         for dataset in summary["dataset"].drop_duplicates():
             lines += _dataset_section(dataset, analysis, plots.get(dataset, {}))
     else:
@@ -242,7 +243,29 @@ def _markdown(analysis, plots):
     if config.get("unavailable"):
         lines += ["## Datasets not run", "", "Named datasets that are not on this machine:", ""]
         lines += [f"- {esc(n)}: {esc(r)}" for n, r in config["unavailable"].items()] + [""]
+    if config.get("unavailable_estimators"):
+        lines += ["## Estimators not run", "", "Estimators of the default set that cannot run on this machine:", ""]
+        lines += [f"- {esc(n)}: {esc(r)}" for n, r in config["unavailable_estimators"].items()] + [""]
     return "\n".join(lines)
+
+
+def pretrained_note(summary):
+    """What a reader must know about the "pretrained" family, when the run has one: it starts
+    from external data, and its score may be inflated where a dataset overlaps that data."""
+    if "pretrained_on" not in summary or not summary["pretrained_on"].notna().any():
+        return []
+    names = summary.loc[summary["pretrained_on"].notna(), ["estimator", "pretrained_on"]].drop_duplicates()
+    listed = ", ".join(f"{esc(r.estimator)} ({esc(r.pretrained_on)})" for r in names.itertuples())
+    return [
+        f"**Pretrained estimators** ({listed}) start from a network trained on data outside this "
+        "benchmark, so they are their own family, beside the from-scratch CNNs and the classical "
+        "models (the crossover compares only those two). Their score can be inflated where a "
+        "dataset overlaps the pretraining data (CIFAR-10's classes are ImageNet classes, and some "
+        "of its images may be near-copies of ImageNet's); this cannot be checked without "
+        "ImageNet, and `--dedupe` and the near-duplicate check cannot see it: they compare this "
+        "dataset's test images with its own training images only.",
+        "",
+    ]
 
 
 def _run_facts(meta, run_dir=None):

@@ -33,6 +33,12 @@ class StoredRun:
         recorded = (self.meta.get("families") or {}).get(estimator)
         return recorded if recorded else estimator_family(estimator)
 
+    def pretrained_on(self, estimator):
+        """The external data `estimator`'s network was trained on ("ImageNet-1k"), as run.json
+        recorded it; None for the from-scratch families and runs from before it was recorded
+        (whose estimators were all from scratch)."""
+        return (self.meta.get("pretrained_on") or {}).get(estimator)
+
     def absent(self):
         """Cells the plan in run.json has but no readable file holds, as failed-like Cells
         with status "missing" (never written: not run yet, or the run was interrupted) or

@@ -81,9 +81,7 @@ def crossover(frame, alpha=ALPHA):
         if cnn.empty or classical.empty:
             continue
         a, b = cnn.iloc[0], classical.iloc[0]
-        folds = sorted(set(a["fold_scores"]) & set(b["fold_scores"]))
-        test = corrected_ttest([a["fold_scores"][f] for f in folds], [b["fold_scores"][f] for f in folds],
-                               a["n_train"], a["n_test"])
+        test = _paired(a, b)
         found = {"size": a["size"], "per_class": a["per_class"], "cnn": a["estimator"],
                  "classical": b["estimator"], "difference": test.mean_difference, "p_value": test.p_value}
         tried.append(found)
@@ -94,6 +92,35 @@ def crossover(frame, alpha=ALPHA):
         return {"reason": f"cannot be tested: the corrected paired t-test needs at least {MIN_FOLDS} "
                           f"folds or repeats, and this run has {folds}", "tried": tried, "untested": True}
     return {"reason": "not reached within the sizes run", "tried": tried}
+
+
+def _paired(a, b):
+    """The corrected paired t-test of two size_frame rows (a minus b) on their common folds."""
+    folds = sorted(set(a["fold_scores"]) & set(b["fold_scores"]))
+    return corrected_ttest([a["fold_scores"][f] for f in folds], [b["fold_scores"][f] for f in folds],
+                           a["n_train"], a["n_test"])
+
+
+def pretrained_gaps(frame):
+    """For one dataset's size_frame: per size, the best pretrained estimator (by mean macro-F1)
+    against the best from-scratch CNN and the best classical estimator, [{"size", "per_class",
+    "pretrained", and for "cnn" and "classical": (estimator, difference, p)}]; [] without a
+    pretrained estimator. The crossover itself stays CNN against classical."""
+    rows = []
+    for order in sorted(frame["order"].unique()) if len(frame) else []:
+        at = frame[frame["order"] == order].sort_values("f1_macro_mean", ascending=False)
+        pretrained = at[at["family"] == "pretrained"]
+        if pretrained.empty:
+            continue
+        best = pretrained.iloc[0]
+        row = {"size": best["size"], "per_class": best["per_class"], "pretrained": best["estimator"]}
+        for family in ("cnn", "classical"):
+            others = at[at["family"] == family]
+            if len(others):
+                test = _paired(best, others.iloc[0])
+                row[family] = (others.iloc[0]["estimator"], test.mean_difference, test.p_value)
+        rows.append(row)
+    return rows
 
 
 def crossovers(frame, alpha=ALPHA):
@@ -161,6 +188,7 @@ def size_section(dataset, analysis, plot=None):
                   f"{esc(last['classical'])} (p = {last['p_value']:.3g}).", ""]
     else:
         lines += [f"**Crossover:** {found['reason']}.", ""]
+    lines += _pretrained_lines(pretrained_gaps(frame))
     doubt = _crossover_doubt(flagged, found)
     if doubt:
         lines += [f"{MARK} {doubt}", ""]
@@ -168,6 +196,25 @@ def size_section(dataset, analysis, plot=None):
         lines += [f"![{esc(dataset)}: macro-F1 and fit time against training images per class]"
                   f"({plot.as_posix()})", ""]
     return lines
+
+
+def _pretrained_lines(gaps):
+    """The pretrained family against both from-scratch families, size by size (a table)."""
+    if not gaps:
+        return []
+
+    def versus(pair):
+        if pair is None:
+            return "-"
+        name, difference, p = pair
+        return f"{difference:+.3f} vs {esc(name)} (p = {p:.2g})"
+
+    rows = [[f"{g['size']} (~{g['per_class']:.0f}/class)" if g["size"] == ALL else str(g["size"]),
+             esc(g["pretrained"]), versus(g.get("cnn")), versus(g.get("classical"))] for g in gaps]
+    return ["The pretrained family (networks trained on external data) against both from-scratch "
+            "families: its best estimator's macro-F1 minus the best CNN's and the best classical "
+            "estimator's on the same folds (corrected paired t-test).", "",
+            table(rows, ["size", "best pretrained", "minus best CNN", "minus best classical"]), ""]
 
 
 def _crossover_doubt(flagged, found):

@@ -121,7 +121,8 @@ class CNNClassifier(BenchmarkTagsMixin, ClassifierMixin, BaseEstimator):
     `batch_size`, `validation_fraction`, `random_state`, `n_threads`, `verbose`. They implement
     `_build(keras, input_shape, n_classes, train_images)` returning a compiled model (the
     schedule's length is `self.budget_.steps`), and may override `_callbacks(keras,
-    has_validation)`, `_predict_proba_batch(model, images)` and `_training_images(images)`.
+    has_validation)`, `_predict_proba_batch(model, images)`, `_training_images(images)` and
+    `_train(keras, model, images, targets, validation)` (one `model.fit`; phases instead).
     Their tags (`__benchmark_tags__`, estimators.tags) say the rest: the family "cnn", the seed
     and threads parameters, the search space, `min_input_size` (the smallest input the
     architecture accepts), `default_min_input` (the smallest default input size, for
@@ -173,6 +174,15 @@ class CNNClassifier(BenchmarkTagsMixin, ClassifierMixin, BaseEstimator):
 
     def _predict_proba_batch(self, model, images):
         return predict_fixed_batches(model, images)
+
+    def _train(self, keras, model, images, targets, validation):
+        """Train the compiled `model` on the training images (validation: the inner split's
+        (images, targets), or None) for the budget's epochs; return the history as {metric:
+        [float per epoch]}. A recipe that trains in phases (estimators.finetune) overrides it."""
+        fitted = model.fit(images, targets, batch_size=self.budget_.batch_size, epochs=self.budget_.epochs,
+                           validation_data=validation, callbacks=self._callbacks(keras, validation is not None),
+                           shuffle=True, verbose=self.verbose)
+        return {key: [float(v) for v in values] for key, values in fitted.history.items()}
 
     def _training_images(self, images):
         """The training images as `model.fit` gets them (a recipe may rearrange them)."""
@@ -227,20 +237,9 @@ class CNNClassifier(BenchmarkTagsMixin, ClassifierMixin, BaseEstimator):
         if gpu_available(keras):  # mixed precision on GPU; the output layers stay float32
             keras.mixed_precision.set_global_policy("mixed_float16")
         model = self._build(keras, images.shape[1:], n_classes, images[train])
-        fitted = model.fit(
-            self._training_images(images[train]),
-            targets[train],
-            batch_size=self.budget_.batch_size,
-            epochs=self.budget_.epochs,
-            validation_data=(images[val], targets[val]) if has_validation else None,
-            callbacks=self._callbacks(keras, has_validation),
-            shuffle=True,
-            verbose=self.verbose,
-        )
+        self.history_ = self._train(keras, model, self._training_images(images[train]), targets[train],
+                                    (images[val], targets[val]) if has_validation else None)
         self.model_ = model
-        self.history_ = {
-            key: [float(v) for v in values] for key, values in fitted.history.items()
-        }
         self.n_epochs_ = len(next(iter(self.history_.values()), []))
         self.convergence_ = check_convergence(self.history_, self.budget_, y_index[train], n_classes,
                                               n_validation=len(val))

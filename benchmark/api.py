@@ -130,6 +130,8 @@ def build_config(datasets=None, estimators=None, *, all_datasets=False, file_set
     given = {**options, "datasets": datasets, "estimators": estimators}
     values = with_defaults(check_options(given, _api_name))
     names, unavailable, notes = resolve_datasets(values["datasets"] or [], all_datasets, values["data_dir"])
+    if values["weights_dir"] is not None:  # before any estimator's weights are looked for
+        values["weights_dir"] = use_weights_dir(values["weights_dir"])
     resolved = {"data_dir": _absolute(values["data_dir"]), "groups_file": _absolute(values["groups_file"]),
                 "experiment": _absolute(values["experiment"]), "plugins": _plugin_paths(values["plugins"])}
     check_grouping(values["groups"], resolved["groups_file"], values["groups_unmatched"], names)
@@ -183,6 +185,17 @@ def cache_places(cache_dir=None, no_cache=False):
     if cache_dir is None:
         return str(default_cache_dir() / "features"), True
     return str(cache_dir), str(Path(cache_dir) / "folders")
+
+
+def use_weights_dir(path):
+    """Make `path` the folder pretrained networks' weight files are looked in first, in this
+    process and the workers it starts ($BENCHMARK_WEIGHTS_DIR, features.backbones); UsageError
+    when it is not a folder."""
+    folder = Path(path).expanduser().resolve()
+    if not folder.is_dir():
+        raise UsageError(f"--weights-dir {path}: not a folder; give the folder that holds the weight files")
+    os.environ["BENCHMARK_WEIGHTS_DIR"] = str(folder)
+    return str(folder)
 
 
 def _absolute(path):

@@ -122,6 +122,9 @@ OPTIONS = (
            help="where the named datasets (cifar10, mnist, ...) are looked for first: original "
            "archives or image folders (default: $IMAGE_BENCHMARK_DATA, else [data] dir in "
            "~/.config/image-benchmark/config.ini)"),
+    Option("weights_dir", "path", metavar="DIR", record=True,
+           help="a folder holding pretrained networks' weight files (docs/pretrained.md), looked "
+           "in before Keras' cache (default: $BENCHMARK_WEIGHTS_DIR)"),
     Option("cache_dir", "path", toml=None, metavar="DIR", record=True, on_resume=OVERRIDES,
            help="where the caches are kept between runs: computed features in DIR, decoded image "
            "folders in DIR/folders (default ~/.cache/image-benchmark/features and .../folders)"),

@@ -160,7 +160,9 @@ def test_run_json_of_earlier_versions_still_reads():
            "dedupe": True, "train_sizes": [10, "max"], "keras_backend": "tensorflow"}
     config = config_from_record(old)
     assert {k: v for k, v in asdict(config).items() if k in old} == old and config.plugins is None
-    assert set(asdict(RunConfig(["faces"], ["knn-pixels"]))) == set(old) | {"plugins"}
+    assert (config.weights_dir, config.unavailable_estimators) == (None, {})
+    assert set(asdict(RunConfig(["faces"], ["knn-pixels"]))) == set(old) | {"plugins", "weights_dir",
+                                                                              "unavailable_estimators"}
     with pytest.raises(ValueError):
         config_from_record({"folds": 3})
 

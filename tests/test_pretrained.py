@@ -247,3 +247,20 @@ def test_the_learning_curve_sets_the_pretrained_family_against_both_from_scratch
     found = crossover(frame)
     assert found.get("cnn", found.get("tried", [{}])[-1].get("cnn")) == "cnn-fast"
     assert pretrained_gaps(frame[frame["family"] != "pretrained"]) == []
+
+
+def test_weights_dir_is_where_the_weights_are_looked_for_first(tiny_backbone, monkeypatch, tmp_path):
+    import os
+
+    from benchmark.api import build_config
+    from benchmark.errors import UsageError
+
+    monkeypatch.delenv("BENCHMARK_WEIGHTS_DIR")
+    name = "knn-hog[features='tiny']"
+    with pytest.raises(UsageError, match=r"cannot run here: Tiny's ImageNet weights \(tiny.npy\) are not in"):
+        build_config(["digits"], [name])
+    config, _ = build_config(["digits"], [name], weights_dir=str(tiny_backbone))
+    assert config.estimators == [name] and config.weights_dir == str(tiny_backbone.resolve())
+    assert os.environ["BENCHMARK_WEIGHTS_DIR"] == str(tiny_backbone.resolve())
+    with pytest.raises(UsageError, match="--weights-dir .*: not a folder"):
+        build_config(["digits"], [name], weights_dir=str(tmp_path / "nowhere"))

@@ -200,6 +200,10 @@ def _check_run_options(values):
             os.environ["KERAS_BACKEND"] = check_backend(values["keras_backend"])
         except ValueError as exc:
             raise UsageError(f"--keras-backend: {exc}") from None
+    if values["weights_dir"] is not None:  # the same: before the workers' server starts
+        from benchmark.api import use_weights_dir
+
+        use_weights_dir(values["weights_dir"])
     from benchmark.data.groups import check_grouping  # the datasets: in build_config, once known
 
     check_grouping(values["groups"], values["groups_file"], values["groups_unmatched"])
@@ -210,7 +214,7 @@ def _check_run_options(values):
 
         data_dirs(values["data_dir"])
     if values["resume"]:  # after every check of the arguments themselves: this one reads the run
-        _resume_backend(values["resume"])
+        _resume_environment(values["resume"])
 
 
 def _check_thread_budget(values, threads):
@@ -224,14 +228,19 @@ def _check_thread_budget(values, threads):
                          f"{cores} cores; lower one of them")
 
 
-def _resume_backend(resume):
+def _resume_environment(resume):
     """A resumed run's CNNs run on the backend it recorded (their cells' keys name it), whatever
-    KERAS_BACKEND says now: set in the environment before the workers' server starts, so a
+    KERAS_BACKEND says now, and its pretrained networks' weights are looked for in the
+    --weights-dir it recorded: set in the environment before the workers' server starts, so a
     stray value is not one error per CNN cell. UsageError when that backend is not installed."""
     from estimators.keras_backend import check_backend
     from estimators.registry import KERAS_FAMILIES, estimator_family
 
+    from benchmark.api import use_weights_dir
+
     _, config, _ = _resumed(resume)
+    if config.weights_dir is not None:
+        use_weights_dir(config.weights_dir)
     if config.keras_backend is None or not any(estimator_family(e) in KERAS_FAMILIES for e in config.estimators):
         return
     try:

@@ -17,9 +17,10 @@ BUILT_IN = [name for name in list_estimators()
 def test_the_built_in_entries():
     assert BUILT_IN == [
         "bagged-trees-color-moments", "bagged-trees-hog-color-lbp", "cnn-airbench", "cnn-fast",
-        "cnn-simple", "cnn-vgg", "gboost-hog-color-lbp", "knn-hog", "knn-hog-tuned", "knn-pixels",
-        "logreg-hog-color", "logreg-kmeans-patches", "logreg-pixels", "random-forest-hog-color-lbp",
-        "ridge-random-features", "svm-bovw", "svm-bovw-color-hist", "svm-hog-color",
+        "cnn-simple", "cnn-vgg", "finetune-imagenet", "gboost-hog-color-lbp", "knn-hog", "knn-hog-tuned",
+        "knn-imagenet", "knn-pixels", "logreg-hog-color", "logreg-imagenet", "logreg-kmeans-patches",
+        "logreg-pixels", "random-forest-hog-color-lbp", "ridge-random-features", "svm-bovw",
+        "svm-bovw-color-hist", "svm-hog-color", "svm-imagenet",
     ]
     assert set(RENAMED.values()) <= set(BUILT_IN)
 
@@ -37,7 +38,7 @@ def test_built_in_estimators_use_the_projects_parameter_names(name):
     assert set(declared.values()) <= {"random_state", "n_threads", "flip", "mirror"}
     if isinstance(estimator, CNNClassifier):
         tags = benchmark_tags(estimator)
-        assert tags.family == "cnn" and tags.step_budget is not None and tags.min_input_size >= 8
+        assert tags.family in ("cnn", "pretrained") and tags.step_budget is not None and tags.min_input_size >= 8
         assert declared["seed"] == "random_state" and declared["threads"] == "n_threads"
 
 
@@ -56,7 +57,8 @@ def test_one_meaning_per_suffix():
     suffixes = {"-hog-color": "hog+color-moments+color-hist",
                 "-hog-color-lbp": "hog+color-moments+color-hist+lbp",
                 "-bovw": "dense-hog", "-bovw-color-hist": "dense-hog+color-hist",
-                "-color-moments": "color-moments", "-pixels": "pixels", "-hog": "hog"}
+                "-color-moments": "color-moments", "-pixels": "pixels", "-hog": "hog",
+                "-imagenet": "efficientnet-lite0"}
     for name in BUILT_IN:
         estimator = create_estimator(name)
         if not hasattr(estimator, "features"):

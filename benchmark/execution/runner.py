@@ -231,7 +231,8 @@ def _tasks(dataset, fingerprint, estimator_name, template, todo, cache, config, 
         cells += [Cell(dataset.name, estimator_name, fold, "failed", error=error, key=key, train_size=size)
                   for fold, _, key, size in todo]
         return []
-    heavy = _keras_backend(template, config) is not None  # a network's training: the longest cells, run first
+    # the longest cells, run first: the "cnn" family's, and any other network's training
+    heavy = estimator_spec(estimator_name).family == "cnn" or _keras_backend(template, config) is not None
     return [
         (CellTask(dataset.name, estimator_name, fold, key, template, split, image_shape, timing,
                   config.threads_per_cell, config.cell_timeout, heavy, tuning=tuning, train_size=size,

@@ -140,10 +140,10 @@ def _described(summary, stored):
         return summary
     at = summary.columns.get_loc("estimator") + 1
     summary.insert(at, "family", summary["estimator"].map(stored.family))
-    summary.insert(at + 1, "pretrained_on", summary["estimator"].map(stored.pretrained_on))
     plan = stored.meta.get("plan") or {}
     sizes = summary["dataset"].map(lambda name: ranked_size(plan.get(name) or {}))
-    summary.insert(at + 2, "train_size", pd.array(sizes.tolist(), dtype="Int64"))
+    summary.insert(at + 1, "train_size", pd.array(sizes.tolist(), dtype="Int64"))
+    summary.insert(at + 2, "pretrained_on", summary["estimator"].map(stored.pretrained_on))
     return summary
 
 

@@ -147,7 +147,7 @@ def trashnet_cv(names, folds=5):
              r["feature_seconds"], None) for _, r in board.iterrows()]
 
 
-def show(title, rows, target=None, seconds=None, memory=None):
+def show(title, rows, target=None, seconds=None, memory=None, best="best classical"):
     """The table, and a PASS/FAIL line for the best estimator against each target given:
     accuracy >= target, feature + fit + predict seconds <= seconds, peak bytes <= memory."""
     from tabulate import tabulate
@@ -160,7 +160,7 @@ def show(title, rows, target=None, seconds=None, memory=None):
     if target is not None and rows:
         name, accuracy, fit_s, predict_s, feature_s, peak = rows[0]
         checks = [accuracy >= target]
-        text = f"best classical {name} {accuracy:.4f} (target >= {target})"
+        text = f"{best} {name} {accuracy:.4f} (target >= {target})"
         if seconds is not None:
             total = fit_s + predict_s + feature_s
             checks.append(total <= seconds)

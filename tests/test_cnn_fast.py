@@ -236,7 +236,8 @@ def test_cnn_airbench_is_opt_in():
 
     default_run = resolve_estimators(None)
     assert "cnn-fast" in default_run and "cnn-airbench" not in default_run
-    assert set(list_estimators()) - set(default_run) == {"cnn-airbench"}
+    # the other opt-in entry: fine-tuning a pretrained network at 224 px (estimators.finetune)
+    assert set(list_estimators()) - set(default_run) == {"cnn-airbench", "finetune-imagenet"}
     assert not estimator_spec("cnn-airbench").default and estimator_spec("cnn-fast").default
     assert resolve_estimators("cnn-airbench") == ["cnn-airbench"]
     assert "cnn-airbench" in resolve_estimators("cnn-*")

@@ -24,7 +24,8 @@ class VGGCNN(CNNClassifier):
     Trained with Adam (`learning_rate`), ReduceLROnPlateau (factor 0.1) and EarlyStopping (best
     weights restored), both watching the loss on the inner validation split carved out of the
     training images - never the test fold. Training batches are augmented (random horizontal
-    flip, rotation, zoom, contrast and brightness, `augment` = 5% each); the augmentation layers
+    flip, rotation, zoom, contrast and brightness, `augment` = 5% each; rotation and zoom as one
+    batched warp, estimators._keras_layers.BatchRotateZoom); the augmentation layers
     are inactive on validation and test images. `flip=False` drops the mirror flip (the runner
     does so on datasets whose labels do not survive a mirror, such as digits).
 
@@ -114,6 +115,8 @@ class VGGCNN(CNNClassifier):
         self.verbose = verbose
 
     def _build(self, keras, input_shape, n_classes, train_images):
+        from ._keras_layers import BatchRotateZoom
+
         layers, l2 = keras.layers, keras.regularizers.L2
         # Batch norm's inference statistics must be mostly data, not their initial values, after
         # one epoch: on small datasets (a few steps per epoch) the momentum is lowered to match.
@@ -124,8 +127,7 @@ class VGGCNN(CNNClassifier):
             a = float(self.augment)
             if self.flip:
                 model.add(layers.RandomFlip("horizontal"))
-            model.add(layers.RandomRotation(a, fill_mode="reflect"))
-            model.add(layers.RandomZoom(a, fill_mode="reflect"))
+            model.add(BatchRotateZoom(a, a, seed=self.seed_, name="rotate_zoom"))
             model.add(layers.RandomContrast(a))
             model.add(layers.RandomBrightness(a, value_range=(0.0, 1.0)))
         for filters, dropout in ((32, 0.25), (64, 0.3), (128, 0.35)):

@@ -19,6 +19,7 @@ from benchmark.cli import main
 from benchmark.execution.cell_record import cell_key
 from benchmark.data.protocols import Split
 from estimators.keras_backend import BACKENDS, backend_facts, check_backend
+from test_batch_warp import scipy_warp, warp_case  # tests/ is on sys.path
 
 pytestmark = pytest.mark.slow  # every test here trains a CNN or starts processes
 
@@ -90,6 +91,37 @@ def test_scikit_learns_contract_checks_pass_for_cnn_fast_on_each_other_backend(b
     assert done.returncode == 0, done.stdout[-3000:]
     summary = done.stdout.strip().splitlines()[-1]  # "50 passed, 4 xfailed, ..." (expected failures)
     assert re.search(r"\b\d+ passed", summary) and not re.search(r"\b\d+ failed", summary), summary
+
+
+WARP = """
+import json, sys
+import numpy as np
+import keras
+from estimators.cnn import keras_for
+keras_for(1)
+from estimators import _keras_layers as L
+images, transforms = (np.asarray(a, np.float32) for a in json.load(open(sys.argv[1])))
+batch = np.repeat(images[:1], 4, axis=0) * 255
+seeded = [keras.ops.convert_to_numpy(L.BatchRotateZoom(0.05, 0.05, seed=7)(batch, training=True)) for _ in range(2)]
+print(json.dumps({"backend": keras.backend.backend(),
+                  "gathers": keras.ops.convert_to_numpy(L.affine_warp(images, transforms)).tolist(),
+                  "warp": keras.ops.convert_to_numpy(L.warp(images, transforms)).tolist(),
+                  "same_seed_same_draw": bool(np.array_equal(*seeded)),
+                  "moved": float(np.abs(seeded[0] - batch).mean())}))
+"""
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_cnn_vggs_rotate_zoom_warp_equals_scipys_on_each_backend(backend, tmp_path):
+    images, transforms = warp_case(seed=2)
+    case = tmp_path / "case.json"
+    case.write_text(json.dumps([images.tolist(), transforms.tolist()]))
+    result = json.loads(in_backend(backend, WARP, str(case)).stdout.strip().splitlines()[-1])
+    assert result["backend"] == backend
+    expected = scipy_warp(images, transforms)
+    for path in ("gathers", "warp"):
+        np.testing.assert_allclose(np.asarray(result[path], np.float32), expected, atol=1e-5, err_msg=path)
+    assert result["same_seed_same_draw"] and result["moved"] > 1
 
 
 def test_unknown_and_missing_backends_are_one_line_usage_errors(tmp_path, capsys, monkeypatch):

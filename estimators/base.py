@@ -72,7 +72,9 @@ class FeatureClassifier(BenchmarkTagsMixin, ClassifierMixin, BaseEstimator):
             parts = []
         if parts:  # features from a network trained on external data: a family of its own
             tags.family = "pretrained"
-            tags.pretrained_on = get_backbone(parts[0].backbone).pretrained_on
+            backbone = get_backbone(parts[0].backbone)
+            tags.pretrained_on = backbone.pretrained_on
+            tags.pretrained_input = int(parts[0].input_size or backbone.input_size)
         return tags
 
     def feature_extractor(self):

@@ -72,7 +72,9 @@ class FineTunedCNN(CNNClassifier):
     def __benchmark_tags__(self):
         tags = super().__benchmark_tags__()
         tags.family = "pretrained"
-        tags.pretrained_on = get_backbone(self.backbone).pretrained_on
+        backbone = get_backbone(self.backbone)
+        tags.pretrained_on = backbone.pretrained_on
+        tags.pretrained_input = int(self.input_size or backbone.input_size)
         tags.parameters.mirror_augmentation = "flip"
         tags.search_space = {}  # each candidate would be a fine-tuning per inner fold
         # the fine-tuning phase: 8 epochs (at least 200 steps) in batches of 32, as few-epoch

@@ -21,6 +21,9 @@ The fields:
   "classical", the from-scratch families; "pretrained" started from external data.
 * `pretrained_on`: the external data a "pretrained" estimator's network was trained on
   ("ImageNet-1k"), marked beside its name in every leaderboard; None for the others.
+* `pretrained_input`: the side, in pixels, to which a "pretrained" estimator's network sees
+  each image resized (the report says where that upsamples a dataset's images, and where it
+  repeats a grayscale channel as colour); None for the others.
 * `parameters`: which of the estimator's parameters play a part the runner knows, by whatever
   name (see estimators.capabilities): `seed`, `threads`, `mirror_augmentation`.
 * `search_space`: the parameters `run --tune` searches and where (estimators.tuning).
@@ -63,6 +66,7 @@ class BenchmarkTags:
 
     family: str = "classical"
     pretrained_on: str = None
+    pretrained_input: int = None
     parameters: ParameterTags = field(default_factory=ParameterTags)
     search_space: dict = field(default_factory=dict)
     step_budget: object = None  # estimators.budget.StepBudget

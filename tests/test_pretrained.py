@@ -214,12 +214,38 @@ def test_the_linear_probe_runs_and_the_report_marks_it_pretrained(tmp_path, caps
     meta = json.loads((out / "run.json").read_text())
     assert meta["families"]["logreg-imagenet"] == "pretrained"
     assert meta["pretrained_on"] == {"logreg-imagenet": "ImageNet-1k"}
+    assert meta["pretrained_input"] == {"logreg-imagenet": 224}
+    assert ("- digits (8x8, grayscale): the pretrained networks saw each image resized up to 224x224 "
+            "(28x) for logreg-imagenet; with its one grayscale channel repeated as red, green and blue.") in report
     import pandas as pd
 
     summary = pd.read_csv(out / "summary.csv")
     probe = summary.set_index("estimator").loc["logreg-imagenet"]
     # ImageNet features of 8x8 digits blown up to 224 px: far above chance (0.1), if below pixels
     assert probe["accuracy_mean"] > 0.6
+
+
+def test_the_report_says_where_a_pretrained_network_saw_images_upsampled_or_grayscale():
+    import pandas as pd
+
+    from benchmark.reporting.report import pretrained_note
+
+    summary = pd.DataFrame({"dataset": ["small", "gray", "large", "large"],
+                            "estimator": ["logreg-imagenet"] * 3 + ["logreg-pixels"],
+                            "pretrained_on": ["ImageNet-1k"] * 3 + [None]})
+    datasets = {"small": {"image_size": "32x32x3"}, "gray": {"image_size": "300x400x1"},
+                "large": {"image_size": "256x256x3"}}
+    lines = pretrained_note(summary, datasets, {"logreg-imagenet": 224})
+    adapted = [line for line in lines if line.startswith("- ")]
+    assert adapted == [
+        "- small (32x32, 3 channels): the pretrained networks saw each image resized up to 224x224 (7x) for "
+        "logreg-imagenet. They were trained on colour photographs at about their input size, so here they "
+        "measure how well their features transfer to images unlike their own.",
+        "- gray (300x400, grayscale): the pretrained networks saw each image with its one grayscale channel "
+        "repeated as red, green and blue. They were trained on colour photographs at about their input "
+        "size, so here they measure how well their features transfer to images unlike their own."]
+    # a run from before the input side was recorded: the note without the lines
+    assert not [line for line in pretrained_note(summary, datasets, {}) if line.startswith("- small")]
 
 
 def test_the_learning_curve_sets_the_pretrained_family_against_both_from_scratch_families():

@@ -105,6 +105,8 @@ def run_metadata(result, argv, status, backend=None):
         # may make it pretrained)
         "families": {name: tags.family for name, tags in run_tags.items()},
         "pretrained_on": {name: tags.pretrained_on for name, tags in run_tags.items() if tags.pretrained_on},
+        "pretrained_input": {name: tags.pretrained_input for name, tags in run_tags.items()
+                             if tags.pretrained_input},
         # the CNNs' Keras backend: its version and what determinism it promises
         "keras_backend": backend_facts(r.config.keras_backend) if r.config.keras_backend else None,
         "datasets": r.datasets,

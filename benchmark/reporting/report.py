@@ -233,7 +233,7 @@ def _markdown(analysis, plots):
         lines += deduped + ([""] if deduped else [])
     if len(summary):
         lines += _overview(summary, analysis.overall) + _ranking_text(analysis.ranking, plots, alpha, summary)
-        lines += pretrained_note(summary)
+        lines += pretrained_note(summary, datasets, meta.get("pretrained_input") or {})
         for dataset in summary["dataset"].drop_duplicates():
             lines += _dataset_section(dataset, analysis, plots.get(dataset, {}))
     else:
@@ -249,13 +249,18 @@ def _markdown(analysis, plots):
     return "\n".join(lines)
 
 
-def pretrained_note(summary):
+def pretrained_note(summary, datasets=None, input_sides=None):
     """What a reader must know about the "pretrained" family, when the run has one: it starts
-    from external data, and its score may be inflated where a dataset overlaps that data."""
+    from external data, its score may be inflated where a dataset overlaps that data, and
+    where its network saw a dataset's images upsampled or with a grayscale channel repeated as
+    colour (`datasets`: run.json's facts; `input_sides`: {estimator: side its network sees})."""
     if "pretrained_on" not in summary or not summary["pretrained_on"].notna().any():
         return []
     names = summary.loc[summary["pretrained_on"].notna(), ["estimator", "pretrained_on"]].drop_duplicates()
     listed = ", ".join(f"{esc(r.estimator)} ({esc(r.pretrained_on)})" for r in names.itertuples())
+    adapted = [line for dataset in summary.loc[summary["pretrained_on"].notna(), "dataset"].drop_duplicates()
+               if (line := _input_adaptation(dataset, (datasets or {}).get(dataset) or {}, input_sides or {},
+                                             names["estimator"]))]
     return [
         f"**Pretrained estimators** ({listed}) start from a network trained on data outside this "
         "benchmark, so they are their own family, beside the from-scratch CNNs and the classical "
@@ -265,7 +270,28 @@ def pretrained_note(summary):
         "ImageNet, and `--dedupe` and the near-duplicate check cannot see it: they compare this "
         "dataset's test images with its own training images only.",
         "",
-    ]
+    ] + adapted + ([""] if adapted else [])
+
+
+def _input_adaptation(dataset, facts, input_sides, estimators):
+    """One list item when the pretrained `estimators`' networks saw `dataset`'s images
+    resized up or their grayscale channel repeated as colour; None when neither happened."""
+    try:
+        height, width, channels = (int(v) for v in str(facts.get("image_size", "")).split("x"))
+    except ValueError:  # not recorded (an older run): nothing to say
+        return None
+    sides = {side: [e for e in estimators if input_sides.get(e) == side]
+             for side in sorted({input_sides[e] for e in estimators if e in input_sides})}
+    changes = [f"resized up to {side}x{side} ({side / min(height, width):.3g}x) for {', '.join(names)}"
+               for side, names in sides.items() if side > min(height, width)]
+    if channels == 1:
+        changes.append("with its one grayscale channel repeated as red, green and blue")
+    if not changes:
+        return None
+    return esc(f"- {dataset} ({height}x{width}, {'grayscale' if channels == 1 else f'{channels} channels'}): "
+               f"the pretrained networks saw each image {'; '.join(changes)}. They were trained on "
+               "colour photographs at about their input size, so here they measure how well their "
+               "features transfer to images unlike their own.")
 
 
 def _run_facts(meta, run_dir=None):

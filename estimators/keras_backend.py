@@ -27,9 +27,12 @@ each other's numbers (their random generators and kernels differ), so a backend 
 what a CNN score depends on, like its thread count.
 """
 
+import contextlib
 import importlib.util
 import os
+import re
 import sys
+import tempfile
 import warnings
 
 DEFAULT = "tensorflow"
@@ -37,6 +40,14 @@ DEFAULT = "tensorflow"
 BACKENDS = {"tensorflow": ("tensorflow", None), "jax": ("jax", "jax"), "torch": ("torch", "torch")}
 
 _threads_set = None  # the thread count this process's backend was given (first call decides)
+
+# What TensorFlow's native libraries write to the process's stderr as they load, before its log
+# level applies (TF_CPP_MIN_LOG_LEVEL=3 does not hold them back in TensorFlow 2.21): absl's
+# preamble and informational lines ("oneDNN custom operations are on", "Could not find cuda
+# drivers").
+NATIVE_STARTUP_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|I\d{4} \d\d:\d\d:[\d.]+ +\d+ \S+:\d+\] )")
 
 
 def check_backend(name):
@@ -82,7 +93,8 @@ def import_keras(n_threads=None):
         os.environ["XLA_FLAGS"] = flags.strip()
     elif name == "torch":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    import keras
+    with _without_native_startup_noise():
+        import keras
 
     if name == "tensorflow":
         _tf_data_without_autotune()
@@ -92,6 +104,34 @@ def import_keras(n_threads=None):
         warnings.warn(f"the {name} backend in this process already uses {_threads_set or 'all'} "
                       f"threads; n_threads={n_threads} cannot change that after the first model ran")
     return keras
+
+
+@contextlib.contextmanager
+def _without_native_startup_noise():
+    """File descriptor 2 caught while the block runs; afterwards everything it received is
+    written back to stderr except `NATIVE_STARTUP_NOISE`'s lines. Written by hand because those
+    lines come from C++ straight to the descriptor, which no Python logging setting reaches
+    (a worker's stderr is captured anyway; this keeps the main process's terminal clean when it
+    loads a network itself, as a pretrained embedding does)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no real descriptor 2 (an embedding host)
+        yield
+        return
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            kept = [line for line in caught.read().decode(errors="replace").splitlines(keepends=True)
+                    if not NATIVE_STARTUP_NOISE.match(line)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
 
 
 def _tf_data_without_autotune():

@@ -150,3 +150,26 @@ def test_matplotlib_keeps_a_writable_config_dir_and_gets_a_temporary_one_when_no
     chosen = matplotlib_dir.use_writable_config_dir()
     assert chosen.name.startswith("benchmark-matplotlib-") and chosen.is_dir()
     assert os.environ["MPLCONFIGDIR"] == str(chosen)
+
+
+def test_tensorflows_native_start_up_lines_are_dropped_and_other_stderr_kept(capfd):
+    """TensorFlow 2.21 writes absl lines to descriptor 2 as it loads, whatever
+    TF_CPP_MIN_LOG_LEVEL says; import_keras drops exactly those (a pretrained embedding loads
+    its network in the main process, whose stderr is the user's terminal)."""
+    from estimators.keras_backend import _without_native_startup_noise
+
+    with _without_native_startup_noise():
+        os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+                    b"I0000 00:00:1796683981.755134    2312 port.cc:153] oneDNN custom operations are on.\n"
+                    b"I0000 00:00:1796683981.755462    2312 cudart_stub.cc:31] Could not find cuda drivers\n"
+                    b"a real problem\n")
+    assert capfd.readouterr().err == "a real problem\n"
+
+
+@pytest.mark.slow
+def test_loading_keras_in_this_process_writes_nothing_to_stderr():
+    done = subprocess.run([sys.executable, "-c", "from estimators.keras_backend import import_keras; "
+                           "print(import_keras(1).backend.backend())"], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0 and done.stdout.strip() == "tensorflow", done.stderr
+    assert done.stderr == ""

@@ -154,6 +154,11 @@ def for_the_pretrained_checks(name):
     if isinstance(estimator, CNNClassifier):
         return tiny_cnn(name).set_params(backbone="tiny", head_epochs=1)
     assert pretrained_parts(estimator.feature_extractor())
+    if "C" in estimator.get_params():
+        # the probe's C (0.003) is chosen for 1,280 ImageNet features; on the tiny random
+        # network's features of scikit-learn's toy sets it would underfit check_classifiers_train's
+        # accuracy floor, and the contract checked here does not depend on C
+        estimator.set_params(C=1.0)
     return estimator.set_params(features=PretrainedEmbedding("tiny"))
 
 
